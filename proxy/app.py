@@ -1,0 +1,77 @@
+"""Application wiring: ``create_app(settings)``.
+
+Everything shared is built here once, at start-up, and never mutated while serving:
+settings, the rails configs (``Guard`` per config id), the upstream client session.
+Per-request state lives in the handler's locals and in per-stream objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from proxy import handlers
+from proxy.configs import ConfigSet
+from proxy.errors import PayloadTooLarge, ProxyError, internal_error
+from proxy.keys import CONFIGS, SETTINGS, STATE, UPSTREAM, ServerState
+from proxy.settings import Settings
+from proxy.upstream import Upstream
+
+log = logging.getLogger("railproxy")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place that turns failures into OpenAI-shaped error bodies."""
+    try:
+        return await handler(request)
+    except ProxyError as e:
+        return e.response()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].server.max_body_bytes
+        return PayloadTooLarge(f"Request body is larger than {limit} bytes.").response()
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return _http_error(e)
+    except ConnectionResetError:
+        raise
+    except Exception:
+        log.exception("unhandled error", extra={"route": request.path})
+        return internal_error()
+
+
+def _http_error(e: web.HTTPException) -> web.Response:
+    kind = ProxyError(e.reason or "Error", code="not_found" if e.status == 404 else None)
+    kind.status = e.status
+    kind.type = "invalid_request_error" if e.status < 500 else "server_error"
+    return kind.response()
+
+
+def create_app(settings: Settings, configs: ConfigSet | None = None) -> web.Application:
+    """Build the aiohttp application. ``configs`` defaults to the settings' own rails."""
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[error_middleware],
+        handler_args={"max_field_size": 16384, "max_headers": 128},
+    )
+    app[SETTINGS] = settings
+    app[UPSTREAM] = Upstream(settings.upstream)
+    app[CONFIGS] = configs or ConfigSet.single(settings.rails_config)
+    app[STATE] = ServerState()
+    app.cleanup_ctx.append(_lifecycle)
+    handlers.add_routes(app)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    await app[UPSTREAM].start()
+    try:
+        yield
+    finally:
+        await app[UPSTREAM].close()
+        await app[CONFIGS].aclose()

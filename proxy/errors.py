@@ -1,0 +1,114 @@
+"""Every error body railproxy writes, in OpenAI's shape.
+
+``{"error": {"message": str, "type": str, "param": str | null, "code": str | null}}``
+
+Exceptions::
+
+    ProxyError(status, message, type, code, param)   raise anywhere in a handler
+     ├── BadRequest        400 invalid_request_error
+     ├── PayloadTooLarge   413
+     ├── Unauthorized      401
+     ├── TooManyRequests   429 (Retry-After)
+     ├── UpstreamUnreachable 502
+     └── UpstreamTimeout   504
+
+The error middleware in ``proxy.app`` turns any ProxyError into a JSON response and any
+other exception into a 500 without a stack trace or message text in the body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+class ProxyError(Exception):
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+    def response(self) -> web.Response:
+        return json_error(self.status, self.body(), self.headers)
+
+
+class BadRequest(ProxyError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class NotFound(ProxyError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class PayloadTooLarge(ProxyError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class Unauthorized(ProxyError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class TooManyRequests(ProxyError):
+    status = 429
+    type = "rate_limit_error"
+    code = "too_many_streams"
+
+
+class UpstreamUnreachable(ProxyError):
+    status = 502
+    type = "upstream_error"
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeout(ProxyError):
+    status = 504
+    type = "upstream_error"
+    code = "upstream_timeout"
+
+
+def error_body(
+    message: str, type_: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def json_error(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps(body),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def internal_error() -> web.Response:
+    """A 500 that reveals nothing about the failure (the log has the details)."""
+    return json_error(500, error_body("Internal proxy error.", "server_error"))

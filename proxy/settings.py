@@ -1,0 +1,164 @@
+"""railproxy's settings: pydantic models loaded from YAML with ``${VAR}`` expansion.
+
+Our own files are strict (``extra="forbid"``): a typo is an error naming the key. Strings
+may hold ``${VAR}`` or ``${VAR:-default}``; expansion happens on parsed scalars (never on
+raw YAML text, so a variable's value cannot inject YAML). An unset variable without a
+default is an error naming the variable and the key that used it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from rails.config import RailsConfig, RailsSection
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class SettingsError(ValueError):
+    """A config file that cannot be used; the message names the key and the value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=8 << 20, ge=1024)
+    max_concurrent_streams: int = Field(default=1024, ge=1)
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    api_keys: tuple[SecretStr, ...] = ()
+
+
+class UpstreamSettings(_Strict):
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key: SecretStr | None = None
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=300.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+    max_event_bytes: int = Field(default=1 << 20, ge=1024)
+    probe_path: str = "/models"
+    probe_ttl_s: float = Field(default=5.0, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8000/v1")
+        return v.rstrip("/")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @property
+    def root_url(self) -> str:
+        """The server root: ``base_url`` without a trailing ``/v1`` (TGI's native routes)."""
+        return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+
+
+class LoggingSettings(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+    include_text: bool = False
+
+
+class Settings(_Strict):
+    server: ServerSettings = ServerSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    logging: LoggingSettings = LoggingSettings()
+    streaming: bool | None = None
+    rails: RailsSection = RailsSection()
+
+    @property
+    def rails_config(self) -> RailsConfig:
+        return RailsConfig(streaming=self.streaming, rails=self.rails)
+
+    def with_overrides(self, **flat: Any) -> Settings:
+        """Apply CLI flags such as ``server.port=9000``; None values are ignored."""
+        data = self.model_dump(mode="python")
+        for dotted, value in flat.items():
+            if value is None:
+                continue
+            section, key = dotted.split(".")
+            data[section][key] = value
+        return _validate(_reveal(data))
+
+
+def load(path: str | Path | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config file (None: all defaults)."""
+    if path is None:
+        return Settings()
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise SettingsError(f"{p}: cannot read: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise SettingsError(f"{p}: not valid YAML: {e}") from e
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{p}: the top level must be a mapping, got {type(raw).__name__}")
+    return _validate(expand(raw, os.environ if env is None else env))
+
+
+def expand(node: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML tree."""
+    if isinstance(node, dict):
+        return {k: expand(v, env, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [expand(v, env, f"{path}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        return _VAR.sub(lambda m: _lookup(m, env, path), node)
+    return node
+
+
+def _lookup(m: re.Match[str], env: Mapping[str, str], path: str) -> str:
+    name, default = m.group(1), m.group(2)
+    if name in env:
+        return env[name]
+    if default is not None:
+        return default
+    raise SettingsError(f"{path}: environment variable {name} is not set (use ${{{name}:-x}})")
+
+
+def _validate(data: dict[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        raise SettingsError(describe(e)) from None
+
+
+def describe(e: ValidationError) -> str:
+    """One line per problem: ``key.path: message (got 'value')``. Secrets are not echoed."""
+    lines = []
+    for err in e.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        shown = "***" if "key" in key else repr(err.get("input"))
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key")
+        else:
+            lines.append(f"{key}: {err['msg']} (got {shown})")
+    return "; ".join(lines)
+
+
+def _reveal(data: Any) -> Any:
+    """model_dump keeps SecretStr objects; unwrap them so the data validates again."""
+    if isinstance(data, dict):
+        return {k: _reveal(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_reveal(v) for v in data]
+    if isinstance(data, SecretStr):
+        return data.get_secret_value()
+    return data

@@ -1,0 +1,162 @@
+"""Server-sent events, sans-IO: ``Decoder.feed(bytes) -> events`` and ``flush()``.
+
+No aiohttp in here. The decoder keeps each event's exact bytes (``Event.raw``) so the relay
+can re-emit upstream events verbatim; it parses only the ``data``/``event``/``id`` fields.
+
+Lines end with ``\\r\\n``, ``\\r`` or ``\\n`` (the SSE spec allows all three); a blank line
+ends an event. A ``\\r`` at the very end of the buffer might be the first half of a ``\\r\\n``
+split across reads, so the decoder waits for the next byte before deciding.
+
+Exceptions::
+
+    SSEError                 anything wrong with the byte stream itself
+     └── EventTooLarge       one event grew past ``max_event_bytes`` without ending
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
+
+
+class SSEError(Exception):
+    """The upstream byte stream is not valid SSE."""
+
+
+class EventTooLarge(SSEError):
+    """One event exceeded the configured size cap."""
+
+
+@dataclass(slots=True)
+class Event:
+    """One SSE event. ``raw`` is what arrived, terminator included.
+
+    ``data`` is the event's data lines joined with ``\\n`` (bytes, not decoded: JSON parsers
+    take bytes and validate UTF-8 themselves), or None when the event has no data field
+    (a comment such as TGI's ``:`` keep-alive, or a bare ``event:``/``id:``).
+    """
+
+    raw: bytes
+    data: bytes | None = None
+    event: str | None = None
+    id: str | None = None
+
+    @property
+    def is_comment(self) -> bool:
+        return self.data is None and self.event is None
+
+
+class Decoder:
+    """Incremental SSE decoder. Feed it bytes as they come; it returns complete events."""
+
+    def __init__(self, max_event_bytes: int = 1 << 20) -> None:
+        self._buf = b""
+        self._max = max_event_bytes
+        self._cr_seen = False
+        self._started = False
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """Add bytes; return every event completed by them, in order."""
+        if not self._started:
+            chunk = self._strip_bom(chunk)
+        if not self._cr_seen and b"\r" in chunk:
+            self._cr_seen = True
+        buf = self._buf + chunk if self._buf else chunk
+        events, rest = (self._split_cr if self._cr_seen else self._split_lf)(buf, final=False)
+        if len(rest) > self._max:
+            raise EventTooLarge(f"an upstream event exceeded {self._max} bytes")
+        self._buf = rest
+        return events
+
+    def flush(self) -> list[Event]:
+        """End of stream: return a last event that lacked its blank line, if it has a field.
+
+        Its ``raw`` gets the missing terminator added, so writing it keeps the output
+        well-framed. A trailing fragment with no complete field is dropped, as the SSE
+        spec's "discard an incomplete event" rule says.
+        """
+        buf, self._buf = self._buf, b""
+        if not buf:
+            return []
+        events, rest = self._split_cr(buf, final=True)
+        if rest:
+            events += self._split_cr(rest + b"\n\n", final=True)[0]
+        return [e for e in events if not e.is_comment or e.raw.strip()]
+
+    @property
+    def pending(self) -> int:
+        """Bytes received but not yet part of a complete event."""
+        return len(self._buf)
+
+    def _strip_bom(self, chunk: bytes) -> bytes:
+        if len(chunk) < 3 and _BOM.startswith(chunk):
+            return chunk  # too short to decide; decide on the next feed
+        self._started = True
+        return chunk[3:] if chunk.startswith(_BOM) else chunk
+
+    @staticmethod
+    def _split_lf(buf: bytes, final: bool) -> tuple[list[Event], bytes]:
+        """Fast path for the common case: ``\\n`` line endings only."""
+        events: list[Event] = []
+        start = 0
+        while (end := buf.find(b"\n\n", start)) != -1:
+            raw = buf[start : end + 2]
+            events.append(_parse(raw, raw[:-2].split(b"\n")))
+            start = end + 2
+        return events, buf[start:]
+
+    @staticmethod
+    def _split_cr(buf: bytes, final: bool) -> tuple[list[Event], bytes]:
+        """General path: any mix of ``\\r\\n``, ``\\r`` and ``\\n``."""
+        events: list[Event] = []
+        lines: list[bytes] = []
+        start = pos = 0
+        while (m := _LINE_END.search(buf, pos)) is not None:
+            if m.group() == b"\r" and m.end() == len(buf) and not final:
+                break  # may be half of a \r\n
+            line, pos = buf[pos : m.start()], m.end()
+            if line:
+                lines.append(line)
+                continue
+            events.append(_parse(buf[start:pos], lines))
+            lines, start = [], pos
+        return events, buf[start:]
+
+
+def _parse(raw: bytes, lines: list[bytes]) -> Event:
+    """Build an Event from its field lines (terminators already removed)."""
+    if len(lines) == 1 and lines[0].startswith(b"data:"):
+        return Event(raw, _value(lines[0], 5))  # the hot path: one data line
+    data: list[bytes] = []
+    event = id_ = None
+    for line in lines:
+        if line.startswith(b":"):
+            continue
+        name, _, _ = line.partition(b":")
+        value = _value(line, len(name) + 1) if b":" in line else b""
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            event = value.decode("utf-8", "replace")
+        elif name == b"id":
+            id_ = value.decode("utf-8", "replace")
+    return Event(raw, b"\n".join(data) if data else None, event, id_)
+
+
+def _value(line: bytes, offset: int) -> bytes:
+    """A field's value: everything after the colon, minus one optional leading space."""
+    return line[offset + 1 :] if line[offset : offset + 1] == b" " else line[offset:]
+
+
+def encode(data: bytes, event: str | None = None) -> bytes:
+    """One event of our own, framed like vLLM/OpenAI (``data: `` with a space)."""
+    head = b"event: " + event.encode() + b"\n" if event else b""
+    return head + b"data: " + data + b"\n\n"
+
+
+def comment(text: str = "") -> bytes:
+    """An SSE comment line, e.g. ``: keep-alive``; clients ignore it."""
+    return b": " + text.encode() + b"\n\n" if text else b":\n\n"

@@ -1,0 +1,159 @@
+"""The one pooled connection to the upstream LLM server.
+
+Owns the app's single ``aiohttp.ClientSession``, decides which headers cross in each
+direction, and turns aiohttp's connection failures into our errors: unreachable -> 502,
+connect or read timeout -> 504. Errors after the response headers arrived are the relay's
+business (they become in-band error events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from proxy.errors import UpstreamTimeout, UpstreamUnreachable
+from proxy.settings import UpstreamSettings
+
+# RFC 9110 7.6.1 hop-by-hop headers, plus ones the transport recomputes.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+# Headers of ours that must not reach the upstream.
+PRIVATE_REQUEST = frozenset({"x-rails-config", "x-railproxy-debug", "accept-encoding", "cookie"})
+# The upstream's framing headers we replace with our own on the way back.
+PRIVATE_RESPONSE = frozenset({"content-encoding", "server", "date", "set-cookie"})
+
+
+def request_headers(
+    incoming: Mapping[str, str], api_key: str | None, request_id: str
+) -> CIMultiDict[str]:
+    """Headers to send upstream: drop hop-by-hop and ours, set auth and X-Request-Id.
+
+    ``Authorization`` is replaced by ``upstream.api_key`` when one is configured,
+    otherwise the client's is forwarded. We always ask for an uncompressed body so the
+    SSE decoder sees plain bytes.
+    """
+    out: CIMultiDict[str] = CIMultiDict()
+    for k, v in incoming.items():
+        lk = k.lower()
+        if lk in HOP_BY_HOP or lk in PRIVATE_REQUEST:
+            continue
+        if lk == "authorization" and api_key is not None:
+            continue
+        out.add(k, v)
+    if api_key is not None:
+        out["Authorization"] = f"Bearer {api_key}"
+    out["X-Request-Id"] = request_id
+    out["Accept-Encoding"] = "identity"
+    return out
+
+
+def response_headers(upstream: CIMultiDictProxy[str]) -> Iterable[tuple[str, str]]:
+    """Upstream response headers worth relaying to the client."""
+    for k, v in upstream.items():
+        lk = k.lower()
+        if lk in HOP_BY_HOP or lk in PRIVATE_RESPONSE:
+            continue
+        yield k, v
+
+
+class Upstream:
+    """The pooled upstream client. Create in ``cleanup_ctx``; never mutated while serving."""
+
+    def __init__(self, settings: UpstreamSettings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        self._probe_at = -1e9
+        self._probe_ok = False
+        self._probe_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        s = self.settings
+        connector = aiohttp.TCPConnector(
+            limit=s.max_connections, limit_per_host=s.max_connections, ttl_dns_cache=60
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=s.connect_timeout_s, sock_read=s.read_timeout_s
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            read_bufsize=1 << 16,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("Upstream.start() was not called")
+        return self._session
+
+    @property
+    def api_key(self) -> str | None:
+        key = self.settings.api_key
+        return key.get_secret_value() if key is not None else None
+
+    def url(self, path: str, native: bool = False) -> str:
+        """``/chat/completions`` -> ``{base_url}/chat/completions``; native routes use the
+        server root (``/generate_stream`` on TGI)."""
+        base = self.settings.root_url if native else self.settings.base_url
+        return base + path
+
+    async def open(
+        self, method: str, url: str, headers: CIMultiDict[str], body: bytes | None
+    ) -> aiohttp.ClientResponse:
+        """Send the request and wait for the response headers."""
+        try:
+            return await self.session.request(
+                method, url, headers=headers, data=body, allow_redirects=False
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError) as e:
+            raise UpstreamTimeout("The upstream server did not answer in time.") from e
+        except aiohttp.ClientError as e:
+            raise UpstreamUnreachable(
+                f"The upstream server could not be reached ({type(e).__name__})."
+            ) from e
+
+    async def ready(self) -> bool:
+        """GET ``{base_url}{probe_path}``; cached for ``probe_ttl_s`` seconds."""
+        ttl = self.settings.probe_ttl_s
+        if time.monotonic() - self._probe_at < ttl:
+            return self._probe_ok
+        async with self._probe_lock:
+            if time.monotonic() - self._probe_at >= ttl:
+                self._probe_ok = await self._probe()
+                self._probe_at = time.monotonic()
+        return self._probe_ok
+
+    async def _probe(self) -> bool:
+        headers = request_headers({}, self.api_key, "readyz")
+        timeout = aiohttp.ClientTimeout(total=min(5.0, self.settings.connect_timeout_s + 2))
+        try:
+            async with self.session.get(
+                self.url(self.settings.probe_path), headers=headers, timeout=timeout
+            ) as resp:
+                return resp.status < 500
+        except (TimeoutError, aiohttp.ClientError):
+            return False

@@ -1,0 +1,122 @@
+"""The Rail contract: what a rail is, what it receives, and what it answers.
+
+A rail is one small class with a pydantic ``Config`` and one async method::
+
+    class Shouty:
+        Config = ShoutyConfig                    # subclass of RailConfig
+        def __init__(self, name: str, config: ShoutyConfig, resources: Resources): ...
+        async def check(self, text: str, ctx: CheckContext) -> Verdict: ...
+
+The constructor compiles (patterns, word sets); ``check`` only judges. Timeouts,
+exceptions, timing and the ``on_error`` fail policy live once, in ``rails.pipeline``,
+never in a rail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
+
+Stage = Literal["input", "output"]
+TextField = Literal["content", "tool_arguments", "reasoning"]
+
+
+class Action(enum.Enum):
+    ALLOW = "allow"
+    BLOCK = "block"
+    MODIFY = "modify"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A rail's answer. ``text`` is set only for MODIFY: the replacement of the judged text."""
+
+    action: Action
+    reason: str = ""
+    text: str | None = None
+
+    @classmethod
+    def allow(cls) -> Verdict:
+        return _ALLOW
+
+    @classmethod
+    def block(cls, reason: str = "") -> Verdict:
+        return cls(Action.BLOCK, reason)
+
+    @classmethod
+    def modify(cls, text: str, reason: str = "") -> Verdict:
+        return cls(Action.MODIFY, reason, text)
+
+
+_ALLOW = Verdict(Action.ALLOW)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What a rail knows besides the text it judges.
+
+    ``stage`` is input or output; ``field`` names what the text is (message content,
+    tool-call arguments, reasoning); ``user_message`` is the last user message of the
+    request (empty when unknown), which judge rails put in their prompt.
+    """
+
+    stage: Stage
+    field: TextField = "content"
+    user_message: str = ""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class RailConfig(BaseModel):
+    """Settings every rail has. Built-in rails subclass this with their own fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = ""
+    timeout_s: float = Field(default=5.0, gt=0)
+    on_error: Literal["allow", "block"] = "block"
+    fields: tuple[TextField, ...] = ("content",)
+
+
+class Resources:
+    """Shared, start-up-built things a rail may use: one pooled HTTP client session.
+
+    The session is created on first use (inside the running loop) and closed by ``aclose``.
+    """
+
+    def __init__(self, connector_limit: int = 100) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._limit = connector_limit
+
+    def http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+@runtime_checkable
+class Rail(Protocol):
+    """One judge of text. ``name`` is the flow name it was configured under."""
+
+    name: str
+    config: RailConfig
+
+    async def check(self, text: str, ctx: CheckContext) -> Verdict: ...
+
+
+class RailType(Protocol):
+    """The class of a rail: its Config model and a constructor."""
+
+    Config: ClassVar[type[RailConfig]]
+
+    def __call__(self, name: str, config: Any, resources: Resources) -> Rail: ...

@@ -1,0 +1,168 @@
+"""The ``pii`` rail: personal data in text, found by pattern and then verified.
+
+Entities and how a candidate is confirmed:
+
+- ``email``: ``local@domain.tld`` (ASCII).
+- ``phone``: ``+`` international / E.164, NANP (``(415) 555-2671``, ``415-555-2671``,
+  ``1-800-555-0199``) and trunk-prefix national forms (``020 7946 0958``); 7 to 15 digits.
+  Bare digit runs (years, order numbers) and dates are not phones.
+- ``credit_card``: a maximal run of 13 to 19 digits, single spaces or dashes allowed
+  between them, passing the Luhn check.
+- ``ssn``: US ``ddd-dd-dddd`` without area 000, 666 or 9xx, group 00 or serial 0000.
+- ``iban``: country code, check digits, 11 to 30 characters (plain or in groups of four),
+  passing the ISO 7064 mod-97 check.
+- ``ip``: IPv4 and IPv6 candidates confirmed by the ``ipaddress`` module.
+
+Reasons name entity kinds ("email address"), never the matched value. Masks default to
+``[EMAIL]``, ``[CREDIT_CARD]``, ...: ``mask_with`` is a template over ``{entity}``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Collection
+from typing import ClassVar, Literal, get_args
+
+from pydantic import Field, field_validator
+
+from rails.base import CheckContext, RailConfig, Resources, Verdict
+from rails.builtin.regex import Action, Detector, accept_all, judge
+
+Entity = Literal["email", "phone", "credit_card", "ssn", "iban", "ip"]
+ENTITIES: tuple[Entity, ...] = get_args(Entity)
+
+
+def luhn_ok(candidate: str) -> bool:
+    """13 to 19 digits (separators ignored), not all the same, with a valid Luhn sum."""
+    digits = [int(c) for c in candidate if c not in " -"]
+    if not 13 <= len(digits) <= 19 or len(set(digits)) == 1:
+        return False
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        total += (d * 2 - 9 if d > 4 else d * 2) if i % 2 else d
+    return total % 10 == 0
+
+
+def iban_ok(candidate: str) -> bool:
+    """15 to 34 characters (spaces ignored) whose ISO 7064 mod-97 remainder is 1."""
+    compact = candidate.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def phone_ok(candidate: str) -> bool:
+    return 7 <= sum(c.isdigit() for c in candidate) <= 15
+
+
+def ipv4_ok(candidate: str) -> bool:
+    try:
+        ipaddress.IPv4Address(candidate)
+    except ValueError:
+        return False
+    return True
+
+
+def ipv6_ok(candidate: str) -> bool:
+    """A valid IPv6 address with two or more groups and a digit, so that ``::``,
+    ``::1`` and C++-style ``A::B`` are not taken for addresses."""
+    groups = [g for g in re.split(r"[:.]", candidate) if g]
+    if len(groups) < 2 or not any(c.isdigit() for c in candidate):
+        return False
+    try:
+        ipaddress.IPv6Address(candidate)
+    except ValueError:
+        return False
+    return True
+
+
+_HEX = "[0-9A-Fa-f]"
+_PATTERNS: dict[Entity, str] = {
+    "credit_card": r"(?<![0-9])(?<![0-9][ -])[0-9](?:[ -]?[0-9]){12,18}(?![ -]?[0-9])",
+    "iban": (
+        r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}"
+        r"(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)(?![A-Za-z0-9])"
+    ),
+    "ssn": r"(?<![0-9-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9-])",
+    "email": (
+        r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@"
+        r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![\w-])"
+    ),
+    "ip": (
+        r"(?<![\w.:])(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}"
+        rf"|(?:{_HEX}{{0,4}}:){{2,7}}(?:{_HEX}{{1,4}}|(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}})?)"
+        r"(?![\w:]|\.[0-9])"
+    ),
+    "phone": (
+        r"(?<![\w+])(?:\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,4}\)?)?(?:[ .-]?[0-9]{2,5}){1,5}"
+        r"|(?:1[ .-]?)?(?:\([0-9]{3}\)[ .-]?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}"
+        r"|0[0-9]{1,4}[ .-][0-9]{3,4}[ .-]?[0-9]{3,4})(?!\w)"
+    ),
+}
+_LABELS: dict[Entity, str] = {
+    "credit_card": "credit card number",
+    "iban": "IBAN",
+    "ssn": "US social security number",
+    "email": "email address",
+    "ip": "IP address",
+    "phone": "phone number",
+}
+
+
+def _ip_ok(candidate: str) -> bool:
+    return ipv6_ok(candidate) if ":" in candidate else ipv4_ok(candidate)
+
+
+_VALIDATORS: dict[Entity, Callable[[str], bool]] = {
+    "credit_card": luhn_ok,
+    "iban": iban_ok,
+    "phone": phone_ok,
+    "ip": _ip_ok,
+}
+
+
+def detectors(entities: Collection[Entity]) -> tuple[Detector, ...]:
+    """Detectors for ``entities``, in overlap priority order (card before phone, ...)."""
+    return tuple(
+        Detector(e, _LABELS[e], re.compile(p), _VALIDATORS.get(e, accept_all))
+        for e, p in _PATTERNS.items()
+        if e in entities
+    )
+
+
+class PiiConfig(RailConfig):
+    entities: list[Entity] = Field(default_factory=lambda: list(ENTITIES), min_length=1)
+    action: Action = "block"
+    mask_with: str = "[{entity}]"
+
+    @field_validator("mask_with")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            value.format(entity="EMAIL")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"must be a template over {{entity}} only: {exc!r}") from None
+        return value
+
+
+class PiiRail:
+    """Blocks text holding any configured entity, or masks each one."""
+
+    type_name: ClassVar[str] = "pii"
+    Config: ClassVar[type[RailConfig]] = PiiConfig
+
+    def __init__(self, name: str, config: PiiConfig, resources: Resources) -> None:
+        self.name = name
+        self.config: RailConfig = config
+        self._detectors = detectors(config.entities)
+        self._masks: dict[str, str] = {
+            e: config.mask_with.format(entity=e.upper()) for e in config.entities
+        }
+        self._action = config.action
+
+    async def check(self, text: str, ctx: CheckContext) -> Verdict:
+        return judge(
+            text, self._detectors, self._action, "PII detected", lambda s: self._masks[s.kind]
+        )

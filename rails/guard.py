@@ -1,0 +1,247 @@
+"""``Guard``: one rails configuration, built once, shared by every request that uses it.
+
+This is both what the proxy runs and railproxy's public Python API::
+
+    guard = Guard.from_config("configs/examples/blocklist.yaml")
+    async for piece in guard.stream(my_llm_text_chunks()):
+        if isinstance(piece, Blocked): ...
+        else: print(piece, end="")
+
+``open_stream`` gives the per-stream engine (``rails.stream.GuardedStream``) that the
+proxy's relay feeds with SSE events; ``stream`` wraps the same engine around any async
+iterator of text. ``check_input`` and ``check_output`` judge complete texts (input rails,
+non-streaming responses) through the same buffer and pipelines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from rails.base import Action, CheckContext, Resources, TextField
+from rails.buffer import RollingBuffer
+from rails.config import RailsConfig
+from rails.pipeline import Outcome, Pipeline, PipelineObserver
+from rails.registry import build_rails
+from rails.stream import Blocked, ChannelKey, GuardedStream, Idle, Rewrite
+from rails.tokens import TokenCounter, counter_for
+
+T = TypeVar("T")
+_WORDS = re.compile(r"\S+\s*|\s+")
+_ALLOW_ALL = Outcome(Action.ALLOW, "")
+
+
+class BlockedError(Exception):
+    """Raised by ``Guard.stream(..., raise_on_block=True)``."""
+
+    def __init__(self, blocked: Blocked) -> None:
+        super().__init__(f"Blocked by {blocked.rail} rails: {blocked.reason}")
+        self.blocked = blocked
+
+
+class Guard:
+    """Input and output pipelines plus the streaming settings of one config."""
+
+    def __init__(
+        self,
+        config: RailsConfig,
+        resources: Resources | None = None,
+        observer: PipelineObserver | None = None,
+    ) -> None:
+        self.config = config
+        self.resources = resources or Resources()
+        built = build_rails(config, self.resources)
+        r = config.rails
+        self.input = Pipeline(built.input, "input", r.input.parallel, observer)
+        self.output = Pipeline(built.output, "output", r.output.parallel, observer)
+        self.streaming = r.output.streaming
+        self._counter: TokenCounter | None = None
+
+    @classmethod
+    def from_config(
+        cls, source: str | Path | Mapping[str, Any], resources: Resources | None = None
+    ) -> Guard:
+        """Build from a YAML file path or a dict in the config file's shape. Keys other
+        than ``streaming`` and ``rails`` (server, upstream, ...) are ignored here."""
+        if isinstance(source, Mapping):
+            data = dict(source)
+        else:
+            data = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
+        picked = {k: data[k] for k in ("streaming", "rails") if k in data}
+        return cls(RailsConfig.model_validate(picked), resources)
+
+    @property
+    def counter(self) -> TokenCounter:
+        """Loaded on first use: a config without output rails never loads tiktoken."""
+        if self._counter is None:
+            self._counter = counter_for(self.streaming.token_unit)
+        return self._counter
+
+    @property
+    def guards_output(self) -> bool:
+        return bool(self.output.rails)
+
+    @property
+    def guards_input(self) -> bool:
+        return bool(self.input.rails)
+
+    def open_stream(
+        self, user_message: str = "", rewrite: Rewrite[T] | None = None
+    ) -> GuardedStream[T]:
+        return GuardedStream(self.output, self.streaming, self.counter, user_message, rewrite)
+
+    async def aclose(self) -> None:
+        await self.resources.aclose()
+
+    # -- complete texts -------------------------------------------------------------
+
+    async def check_input(
+        self, messages: Sequence[Mapping[str, Any]]
+    ) -> tuple[Outcome, list[tuple[int, str]]]:
+        """Judge the request's messages: the last user message, or every message when
+        ``rails.input.messages: all``. Returns the outcome and, for MODIFY, the
+        ``(message index, new text)`` replacements to apply."""
+        if not self.input.rails:
+            return _ALLOW_ALL, []
+        changes: list[tuple[int, str]] = []
+        outcome = _ALLOW_ALL
+        for index in self._input_targets(messages):
+            text = message_text(messages[index])
+            result = await self.input.check(text, CheckContext("input", "content", text))
+            if result.blocked:
+                return result, []
+            if result.action is Action.MODIFY:
+                changes.append((index, result.text))
+                outcome = result
+        return outcome, changes
+
+    def _input_targets(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+        if self.config.rails.input.messages == "all":
+            return list(range(len(messages)))
+        users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+        return users[-1:]
+
+    async def check_output(
+        self, text: str, user_message: str = "", field: TextField = "content"
+    ) -> Outcome:
+        """Judge a complete text in the same windows a stream would get (split on word
+        boundaries); modifications are applied window by window."""
+        if not self.output.wants(field) or not text:
+            return Outcome(Action.ALLOW, text)
+        s = self.streaming
+        buf = RollingBuffer(s.chunk_size, s.context_size, self.counter, s.token_unit)
+        ctx = CheckContext("output", field, user_message)
+        out: list[str] = []
+        modified: Outcome | None = None
+        pieces = [w for w in (buf.push(p) for p in _WORDS.findall(text)) if w] + [buf.flush()]
+        for window in pieces:
+            if window is None:
+                continue
+            context = window.context
+            if modified is not None and context:
+                context = self.counter.tail("".join(out), s.context_size)
+            result = await self.output.check(context + window.new, ctx)
+            if result.blocked:
+                return result
+            if result.action is Action.MODIFY and result.text.startswith(context):
+                out.append(result.text[len(context) :])
+                modified = result
+            elif result.action is Action.MODIFY:
+                return Outcome(Action.BLOCK, result.text, result.rail, result.reason)
+            else:
+                out.append(window.new)
+        final = "".join(out)
+        if modified is None:
+            return Outcome(Action.ALLOW, final)
+        return Outcome(Action.MODIFY, final, modified.rail, modified.reason)
+
+    # -- the Python streaming API -----------------------------------------------------
+
+    async def stream(
+        self,
+        chunks: AsyncIterable[str],
+        user_message: str = "",
+        raise_on_block: bool = False,
+    ) -> AsyncIterator[str | Blocked]:
+        """Guard any async iterator of text with this config's windows, release mode,
+        parallelism and fail policies. Yields released text; on a block, yields a
+        ``Blocked`` (or raises ``BlockedError``) and stops reading ``chunks``."""
+        key: ChannelKey = (0, "content", 0)
+        engine: GuardedStream[str] = self.open_stream(user_message, _replace_text)
+        feeder = _Feeder(engine, chunks, key)
+        try:
+            feeder.start()
+            async for released in engine.releases():
+                if isinstance(released, Idle):
+                    continue
+                if isinstance(released, Blocked):
+                    if raise_on_block:
+                        raise BlockedError(released)
+                    yield released
+                    return
+                for piece in released:
+                    if piece:
+                        yield piece
+            feeder.raise_error()
+        finally:
+            await feeder.aclose()
+            await engine.aclose()
+
+
+def _replace_text(item: str, key: ChannelKey, new: str) -> str:
+    return new
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """The text of a chat message: a string, or the ``text`` parts of a content list."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text", "") for p in content if isinstance(p, Mapping)]
+        return "\n".join(p for p in parts if isinstance(p, str))
+    return ""
+
+
+class _Feeder:
+    """Reads the caller's iterator into the engine in a task of its own."""
+
+    def __init__(self, engine: GuardedStream[str], chunks: AsyncIterable[str], key: ChannelKey):
+        self._engine = engine
+        self._chunks = chunks
+        self._key = key
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            async for chunk in self._chunks:
+                self._engine.push(chunk, [(self._key, chunk)])
+                if self._engine.blocked is not None:
+                    break
+        except Exception as e:
+            self._error = e
+        finally:
+            self._engine.finish()
+            aclose = getattr(self._chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

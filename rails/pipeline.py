@@ -1,0 +1,225 @@
+"""Running a stage's rails on one text: the one place rail failures are handled.
+
+Rails only judge. Here, and nowhere else: each call is bounded by the rail's
+``timeout_s``; exceptions, timeouts and answers that are not a ``Verdict`` become an
+error verdict that the rail's ``on_error`` turns into allow or block; every call is timed
+and reported to the observer; parallel calls are cancelled once one blocks.
+
+Failures never carry exception text into a reason (it may quote user text); the log
+line names the rail and the exception type only.
+
+Per call, the observer hears one of these verdicts::
+
+    allow | block | modify     the rail answered
+    timeout                    timeout_s passed first
+    error                      it raised, or answered something that is not a Verdict
+                               (or MODIFY without text)
+    (nothing)                  it was cancelled: another rail blocked first, or the
+                               caller cancelled the check
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeGuard, get_args
+
+from rails.base import Action, CheckContext, Rail, Stage, TextField, Verdict
+
+log = logging.getLogger("railproxy.rails")
+
+_Failure = Literal["error", "timeout"]
+
+
+class PipelineObserver(Protocol):
+    """Told about every rail call that finished (metrics live behind this)."""
+
+    def rail_done(self, rail: str, stage: Stage, verdict: str, seconds: float) -> None:
+        """``verdict``: "allow", "block", "modify", "error" or "timeout"."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The stage's answer for one text.
+
+    ``action`` is MODIFY only when ``text`` differs from the checked text. ``text`` is the
+    text after modifications (on BLOCK: as it stood when the blocking rail judged it).
+    ``rail`` names the blocking rail, or the last rail that modified the text.
+    """
+
+    action: Action
+    text: str
+    rail: str | None = None
+    reason: str = ""
+
+    @property
+    def blocked(self) -> bool:
+        return self.action is Action.BLOCK
+
+
+class Pipeline:
+    """The rails of one stage, in config order; built once at start-up, shared by streams.
+
+    Only rails whose ``config.fields`` include ``ctx.field`` run. Sequential mode runs
+    them in order, feeding each MODIFY's text to the next and stopping at the first
+    BLOCK. Parallel mode runs them concurrently on the same text; the first BLOCK (in
+    completion order) cancels the rest and wins. If several rails modified, their
+    changes are composed: the first modifier's text (in config order) is kept and the
+    other modifiers run again, sequentially in config order, over the evolving text.
+    """
+
+    def __init__(
+        self,
+        rails: Sequence[Rail],
+        stage: Stage,
+        parallel: bool = False,
+        observer: PipelineObserver | None = None,
+    ) -> None:
+        self._rails = tuple(rails)
+        self._stage: Stage = stage
+        self._parallel = parallel
+        self._observer = observer
+        self._by_field: dict[TextField, tuple[Rail, ...]] = {
+            f: tuple(r for r in self._rails if f in r.config.fields) for f in get_args(TextField)
+        }
+
+    @property
+    def rails(self) -> tuple[Rail, ...]:
+        return self._rails
+
+    def wants(self, field: TextField) -> bool:
+        """Whether any rail judges this field (if not, the caller need not buffer it)."""
+        return bool(self._by_field.get(field))
+
+    async def check(self, text: str, ctx: CheckContext) -> Outcome:
+        """Judge ``text`` with the rails for ``ctx.field``. Never raises for a rail's fault.
+
+        No rails: ALLOW at once. One rail, or sequential mode: no task is created.
+        Cancelling ``check`` cancels (and awaits) any rail tasks it started.
+        """
+        rails = self._by_field.get(ctx.field, ())
+        if not rails:
+            return Outcome(Action.ALLOW, text)
+        if self._parallel and len(rails) > 1:
+            return await self._run_parallel(rails, text, ctx)
+        return await self._run_sequential(rails, ctx, text, text)
+
+    async def _run_sequential(
+        self,
+        rails: Sequence[Rail],
+        ctx: CheckContext,
+        original: str,
+        text: str,
+        modified_by: tuple[str, str] | None = None,
+    ) -> Outcome:
+        """Run ``rails`` in order on the evolving ``text``; stop at the first BLOCK.
+
+        ``original`` is the text the stage was asked to check; ``modified_by`` the
+        (rail, reason) of the last modification made before these rails ran.
+        """
+        for rail in rails:
+            verdict = await self._call(rail, text, ctx)
+            if verdict.action is Action.BLOCK:
+                return Outcome(Action.BLOCK, text, rail.name, verdict.reason)
+            if verdict.action is Action.MODIFY and verdict.text is not None:
+                text, modified_by = verdict.text, (rail.name, verdict.reason)
+        return _finish(original, text, modified_by)
+
+    async def _run_parallel(self, rails: Sequence[Rail], text: str, ctx: CheckContext) -> Outcome:
+        """All rails at once on ``text``; the first BLOCK cancels the others and wins."""
+        tasks = [asyncio.create_task(self._call(rail, text, ctx)) for rail in rails]
+        try:
+            pending: set[asyncio.Task[Verdict]] = set(tasks)
+            while pending:
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for rail, task in zip(rails, tasks, strict=True):
+                    verdict = task.result() if task.done() else None
+                    if verdict is not None and verdict.action is Action.BLOCK:
+                        return Outcome(Action.BLOCK, text, rail.name, verdict.reason)
+        finally:
+            await _cancel(tasks)
+        return await self._compose(rails, [t.result() for t in tasks], text, ctx)
+
+    async def _compose(
+        self, rails: Sequence[Rail], verdicts: list[Verdict], text: str, ctx: CheckContext
+    ) -> Outcome:
+        """Combine parallel answers (none blocked) so that every modification applies.
+
+        The first modifier's text (config order) stands; the other modifiers run again,
+        in config order, over the evolving text, each seeing the changes before it.
+        """
+        modifiers = [
+            (rail, verdict.text, verdict.reason)
+            for rail, verdict in zip(rails, verdicts, strict=True)
+            if verdict.action is Action.MODIFY and verdict.text is not None
+        ]
+        if not modifiers:
+            return Outcome(Action.ALLOW, text)
+        (first, first_text, reason), *rest = modifiers
+        again = [rail for rail, _, _ in rest]
+        return await self._run_sequential(again, ctx, text, first_text, (first.name, reason))
+
+    async def _call(self, rail: Rail, text: str, ctx: CheckContext) -> Verdict:
+        """One bounded, timed, reported rail call; a failure becomes its policy's verdict."""
+        started = time.perf_counter()
+        deadline = asyncio.timeout(rail.config.timeout_s)
+        try:
+            async with deadline:
+                answer: object = await rail.check(text, ctx)
+        except TimeoutError as exc:
+            if deadline.expired():
+                return self._failed(rail, "timeout", started, "timed out")
+            # The rail's own TimeoutError (say, from its HTTP client), not our deadline.
+            return self._failed(rail, "error", started, f"raised {type(exc).__name__}")
+        except Exception as exc:
+            return self._failed(rail, "error", started, f"raised {type(exc).__name__}")
+        if not _is_valid(answer):
+            detail = f"returned an invalid answer ({type(answer).__name__})"
+            return self._failed(rail, "error", started, detail)
+        self._report(rail, answer.action.value, started)
+        return answer
+
+    def _failed(self, rail: Rail, kind: _Failure, started: float, detail: str) -> Verdict:
+        """Report and log a failed call; the verdict its ``on_error`` policy gives.
+
+        ``detail`` names what went wrong without any exception message: those may
+        quote the judged text.
+        """
+        self._report(rail, kind, started)
+        policy = rail.config.on_error
+        log.warning("%s rail %s %s; on_error=%s", self._stage, rail.name, detail, policy)
+        if policy == "allow":
+            return Verdict.allow()
+        return Verdict.block("rail timed out" if kind == "timeout" else "rail error")
+
+    def _report(self, rail: Rail, verdict: str, started: float) -> None:
+        if self._observer is not None:
+            seconds = time.perf_counter() - started
+            self._observer.rail_done(rail.name, self._stage, verdict, seconds)
+
+
+def _is_valid(answer: object) -> TypeGuard[Verdict]:
+    """A Verdict with an Action and a str reason; a MODIFY must carry its text."""
+    if not isinstance(answer, Verdict) or not isinstance(answer.reason, str):
+        return False
+    if answer.action is Action.MODIFY:
+        return isinstance(answer.text, str)
+    return answer.action is Action.ALLOW or answer.action is Action.BLOCK
+
+
+def _finish(original: str, text: str, modified_by: tuple[str, str] | None) -> Outcome:
+    """ALLOW when the text came out unchanged, else MODIFY naming the last modifier."""
+    if text == original or modified_by is None:
+        return Outcome(Action.ALLOW, original)
+    return Outcome(Action.MODIFY, text, *modified_by)
+
+
+async def _cancel(tasks: list[asyncio.Task[Verdict]]) -> None:
+    """Cancel unfinished tasks and wait until they have ended, so none outlives check."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks)

@@ -1,0 +1,301 @@
+"""The per-stream engine: text pieces in, release / hold / abort decisions out.
+
+A ``GuardedStream`` is fed *items* (for the proxy: SSE events; for the Python API: text
+pieces) in arrival order, each carrying the guarded text it contains per *channel*
+(choice index x field x tool-call index). It keeps one ``RollingBuffer`` per channel,
+checks each closed window with the output ``Pipeline`` (one check at a time per channel,
+so a window's context is final when it is judged; channels run concurrently), and tells
+the consumer, through ``releases()``, which items may now be written.
+
+Release rules (DESIGN.md, "Release"):
+
+* ``stream_first: true``: an item is released as soon as every item before it is. Only the
+  end of a choice (its finish item) and the end of the stream wait for the verdicts of
+  every window of the channels they end, so every stream ends with a verdict.
+* ``stream_first: false``: an item is held until every window holding its text passed,
+  then released in order. Items without guarded text follow the same FIFO (so output
+  order is input order); ``bypass`` items (SSE comments) are released at once.
+
+Items are released strictly in order. A block (or an error whose policy is block) ends
+the stream: ``releases()`` yields a ``Blocked`` and stops; held items are dropped.
+A MODIFY verdict rewrites the held items of that window through the caller's ``rewrite``
+callback; where the text was already released (stream_first true) it counts as a block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from rails.base import Action, CheckContext, TextField
+from rails.buffer import RollingBuffer, Window
+from rails.config import OutputStreaming
+from rails.pipeline import Outcome, Pipeline
+from rails.tokens import TokenCounter
+
+log = logging.getLogger("railproxy.guard")
+T = TypeVar("T")
+ChannelKey = tuple[int, TextField, int]
+"""(choice index, field, tool-call index; 0 unless the field is tool_arguments)."""
+
+Rewrite = Callable[[T, ChannelKey, str], T]
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A stream ended by a rail. ``offset`` is the token offset (in its channel) where the
+    blocked window's new text starts; ``released`` says whether some of the blocked text
+    had already reached the client (stream_first true)."""
+
+    rail: str
+    reason: str
+    offset: int = 0
+    channel: ChannelKey = (0, "content", 0)
+    released: bool = False
+
+
+class Idle:
+    """Yielded by ``releases()`` when items have been held longer than ``keepalive_s``."""
+
+
+IDLE = Idle()
+
+
+@dataclass(slots=True)
+class _Held(Generic[T]):
+    item: T
+    gates: list[tuple[_Channel[T], int]]
+
+
+@dataclass(slots=True)
+class _Piece(Generic[T]):
+    entry: _Held[T]
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class _Channel(Generic[T]):
+    key: ChannelKey
+    buffer: RollingBuffer
+    passed: int = 0
+    pending: list[_Piece[T]] = field(default_factory=list)
+    last: asyncio.Task[None] | None = None
+    closed: bool = False
+    modified_tail: str | None = None
+
+
+class GuardedStream(Generic[T]):
+    """One stream's state. Build with ``rails.guard.Guard.open_stream``."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        streaming: OutputStreaming,
+        counter: TokenCounter,
+        user_message: str = "",
+        rewrite: Rewrite[T] | None = None,
+    ) -> None:
+        self._pipeline = pipeline
+        self._cfg = streaming
+        self._counter = counter
+        self._user_message = user_message
+        self._rewrite = rewrite
+        self._queue: deque[_Held[T]] = deque()
+        self._bypass: list[T] = []
+        self._channels: dict[ChannelKey, _Channel[T]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Event()
+        self._finished = False
+        self.blocked: Blocked | None = None
+        self.windows_checked = 0
+
+    # -- input side --------------------------------------------------------------------
+
+    def push(
+        self,
+        item: T,
+        texts: Sequence[tuple[ChannelKey, str]] = (),
+        *,
+        ends: Sequence[int] = (),
+        end: bool = False,
+        bypass: bool = False,
+    ) -> None:
+        """Add one item. ``ends`` lists choice indexes this item finishes; ``end`` marks the
+        end of the whole stream (usage chunk, ``[DONE]``, an error event)."""
+        if self.blocked is not None:
+            return
+        if bypass:
+            self._bypass.append(item)
+            self._changed.set()
+            return
+        entry: _Held[T] = _Held(item, [])
+        for key, text in texts:
+            self._feed(entry, self._channel(key), text)
+        if end:
+            self._close(list(self._channels.values()), entry)
+        elif ends:
+            self._close([c for c in self._channels.values() if c.key[0] in ends], entry)
+        self._queue.append(entry)
+        self._changed.set()
+
+    def finish(self) -> None:
+        """No more input: check every channel's final partial window."""
+        if not self._finished:
+            self._finished = True
+            self._close(list(self._channels.values()), None)
+            self._changed.set()
+
+    async def aclose(self) -> None:
+        """Cancel every pending check and wait for them (nothing may outlive the stream)."""
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    @property
+    def held(self) -> int:
+        return len(self._queue)
+
+    # -- output side -------------------------------------------------------------------
+
+    async def releases(self) -> AsyncIterator[list[T] | Blocked | Idle]:
+        """Yield batches of releasable items in order; a ``Blocked`` ends the iteration;
+        ``IDLE`` marks ``keepalive_s`` of holding without a release."""
+        while True:
+            self._changed.clear()
+            batch = self._ready()  # items whose windows passed go out even if a later one blocked
+            if batch:
+                yield batch
+                continue
+            if self.blocked is not None:
+                yield self.blocked
+                return
+            if self._finished and not self._queue and not self._busy():
+                return
+            if not await self._wait():
+                yield IDLE
+
+    async def _wait(self) -> bool:
+        try:
+            async with asyncio.timeout(self._cfg.keepalive_s):
+                await self._changed.wait()
+        except TimeoutError:
+            return not self._queue
+        return True
+
+    def _ready(self) -> list[T]:
+        out, self._bypass = self._bypass, []
+        q = self._queue
+        while q and all(ch.passed >= off for ch, off in q[0].gates):
+            out.append(q.popleft().item)
+        return out
+
+    def _busy(self) -> bool:
+        return any(not t.done() for t in self._tasks)
+
+    # -- channels and windows -----------------------------------------------------------
+
+    def _channel(self, key: ChannelKey) -> _Channel[T]:
+        ch = self._channels.get(key)
+        if ch is None:
+            s = self._cfg
+            buf = RollingBuffer(s.chunk_size, s.context_size, self._counter, s.token_unit)
+            ch = self._channels[key] = _Channel(key, buf)
+        return ch
+
+    def _feed(self, entry: _Held[T], ch: _Channel[T], text: str) -> None:
+        if ch.closed:
+            return
+        start = ch.buffer.total_tokens
+        window = ch.buffer.push(text)
+        end = ch.buffer.total_tokens
+        if not self._pipeline.wants(ch.key[1]):
+            ch.passed = end
+            return
+        if self._rewrite is not None and not self._cfg.stream_first:
+            ch.pending.append(_Piece(entry, start, end))
+        if not self._cfg.stream_first:
+            entry.gates.append((ch, end))
+        if window is not None:
+            self._schedule(ch, window)
+
+    def _close(self, channels: list[_Channel[T]], entry: _Held[T] | None) -> None:
+        for ch in channels:
+            if not ch.closed:
+                ch.closed = True
+                window = ch.buffer.flush()
+                if window is not None and self._pipeline.wants(ch.key[1]):
+                    self._schedule(ch, window)
+            if entry is not None:
+                entry.gates.append((ch, ch.buffer.total_tokens))
+
+    def _schedule(self, ch: _Channel[T], window: Window) -> None:
+        task = asyncio.create_task(self._check(ch, window, ch.last))
+        ch.last = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _check(
+        self, ch: _Channel[T], window: Window, prev: asyncio.Task[None] | None
+    ) -> None:
+        if prev is not None and not prev.done():
+            await asyncio.wait([prev])
+        if self.blocked is not None:
+            return
+        try:
+            await self._judge(ch, window)
+        except Exception:
+            # An engine fault must not leave items gated forever: fail closed.
+            log.exception("guard engine failure")
+            self.blocked = Blocked("railproxy", "internal guard error", window.start, ch.key)
+        self._changed.set()
+
+    async def _judge(self, ch: _Channel[T], window: Window) -> None:
+        context = window.context
+        if ch.modified_tail is not None and self._cfg.context_size:
+            context = self._counter.tail(ch.modified_tail, self._cfg.context_size)
+        ctx = CheckContext("output", ch.key[1], self._user_message)
+        outcome = await self._pipeline.check(context + window.new, ctx)
+        self.windows_checked += 1
+        self._apply(ch, window, context, outcome)
+
+    def _apply(self, ch: _Channel[T], window: Window, context: str, outcome: Outcome) -> None:
+        if outcome.action is Action.MODIFY:
+            outcome = self._modify(ch, window, context, outcome)
+        if outcome.blocked:
+            self.blocked = Blocked(
+                outcome.rail or "",
+                outcome.reason,
+                window.start,
+                ch.key,
+                released=self._cfg.stream_first,
+            )
+            return
+        ch.passed = window.end
+        ch.pending = [p for p in ch.pending if p.end > window.end]
+        if ch.modified_tail is not None and outcome.action is Action.ALLOW:
+            ch.modified_tail = self._trim(ch.modified_tail + window.new)
+
+    def _modify(self, ch: _Channel[T], window: Window, context: str, outcome: Outcome) -> Outcome:
+        """Rewrite the held items of a modified window, or turn the modify into a block."""
+        new = outcome.text[len(context) :] if outcome.text.startswith(context) else None
+        if new is None or self._rewrite is None or self._cfg.stream_first:
+            reason = outcome.reason or "text modified after release"
+            return Outcome(Action.BLOCK, outcome.text, outcome.rail, reason)
+        pieces = [p for p in ch.pending if p.end <= window.end]
+        for i, piece in enumerate(pieces):
+            piece.entry.item = self._rewrite(piece.entry.item, ch.key, new if i == 0 else "")
+        tail = (ch.modified_tail if ch.modified_tail is not None else context) + new
+        ch.modified_tail = self._trim(tail)
+        return outcome
+
+    def _trim(self, tail: str) -> str:
+        return tail[-max(4096, 16 * self._cfg.context_size) :]

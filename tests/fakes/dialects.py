@@ -1,0 +1,495 @@
+"""How each fake upstream dialect renders a stream, byte for byte (sans-IO: no aiohttp here).
+
+A stream is planned as abstract `Step`s (one content / reasoning / tool-call delta of one
+choice). A `Renderer` turns the plan into `Frame`s: the exact bytes of each SSE event, tagged
+with the part of the stream it belongs to, so the server can pace deltas and inject faults
+between events without knowing any dialect.
+
+Sources (see /work/shared/reference/wire-formats.md, sections 1 and 2):
+
+- vLLM: `data: <json>\\n\\n`; JSON compact as pydantic's `model_dump_json`; a role chunk per
+  choice, content chunks, a finish chunk with `stop_reason`, an optional usage chunk with
+  `choices: []`, `data: [DONE]`. In-band errors are `json.dumps` output (with spaces).
+- TGI (axum 0.7): `data:<json>\\n\\n` with no space; serde field order (`object` first, from the
+  internally tagged enum); `id: ""`, `system_fingerprint` and `usage: null` on every chat chunk;
+  the EOS token chunk carries `content: ""` and the finish reason. Native `/generate_stream`
+  has no `[DONE]`.
+- llama.cpp server: `data: <json>\\n\\n` in its insertion order (`choices` first); a role-only
+  first chunk, a finish chunk with `delta: {}`; no usage in streams.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+FrameKind = Literal["head", "delta", "comment", "tail", "done"]
+StepKind = Literal["content", "reasoning", "tool_name", "tool_args"]
+Json = dict[str, Any]
+
+LOGPROB = -0.25  # exactly representable, so every dialect prints it the same way
+TGI_FINGERPRINT = "3.3.6-native"
+LLAMACPP_FINGERPRINT = "b6881-8b11deea4"
+KEEPALIVE = b":\n\n"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One SSE event as written on the wire (one `resp.write`)."""
+
+    kind: FrameKind
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Step:
+    """One delta of one choice. `text` is the tool name for `tool_name` steps."""
+
+    choice: int
+    kind: StepKind
+    text: str
+    tool: int = 0
+    last: bool = False
+
+
+@dataclass
+class Stream:
+    """Per-response values every chunk of a stream repeats, plus running token counts."""
+
+    model: str
+    id: str
+    n: int = 1
+    created: int = 0
+    prompt_tokens: int = 1
+    finish_reason: str = "stop"
+    include_usage: bool = False
+    continuous_usage: bool = False
+    logprobs: bool = False
+    details: bool = False
+    reasoning_field: str = "reasoning"
+    tokens: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.tokens = [0] * self.n
+        self.texts = [""] * self.n
+
+    def completion_tokens(self) -> int:
+        """Deltas generated so far, over all choices."""
+        return sum(self.tokens)
+
+
+class Renderer(Protocol):
+    """One dialect of one endpoint. `head`/`finish`/`usage` return None when not sent."""
+
+    prefix: bytes
+    done: bytes | None
+    headers: dict[str, str]
+
+    def head(self, s: Stream, choice: int) -> Json | None: ...
+    def step(self, s: Stream, step: Step) -> Json: ...
+    def finish(self, s: Stream, choice: int) -> Json | None: ...
+    def usage(self, s: Stream) -> Json | None: ...
+    def error(self, message: str) -> bytes: ...
+    def complete(self, s: Stream, outputs: list[Json]) -> Json: ...
+
+
+def compact(obj: Any) -> bytes:
+    """Serialize like pydantic's `model_dump_json` / serde_json: no spaces, raw UTF-8."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def render(r: Renderer, s: Stream, steps: Iterable[Step], keepalive: bool = False) -> list[Frame]:
+    """Render a whole stream. With `keepalive`, a `:` comment precedes every other delta."""
+    frames = [Frame("head", _event(r, h)) for c in range(s.n) if (h := r.head(s, c)) is not None]
+    for i, step in enumerate(steps):
+        if keepalive and i % 2 == 0:
+            frames.append(Frame("comment", KEEPALIVE))
+        s.tokens[step.choice] += 1
+        if step.kind == "content":
+            s.texts[step.choice] += step.text
+        frames.append(Frame("delta", _event(r, r.step(s, step))))
+    tails = [r.finish(s, c) for c in range(s.n)] + [r.usage(s)]
+    frames += [Frame("tail", _event(r, t)) for t in tails if t is not None]
+    if r.done is not None:
+        frames.append(Frame("done", r.done))
+    return frames
+
+
+def _event(r: Renderer, obj: Json) -> bytes:
+    return r.prefix + compact(obj) + b"\n\n"
+
+
+def _token_logprobs(text: str, with_bytes: bool) -> Json:
+    entry: Json = {"token": text, "logprob": LOGPROB}
+    if with_bytes:
+        entry["bytes"] = list(text.encode())
+    entry["top_logprobs"] = []
+    return {"content": [entry]}
+
+
+def _tool_call(step: Step, tool_id: str, args_with_name: str | None = None) -> Json:
+    """OpenAI/vLLM tool-call delta: id, type and name first, argument fragments after."""
+    if step.kind == "tool_name":
+        fn: Json = {"name": step.text}
+        if args_with_name is not None:
+            fn["arguments"] = args_with_name
+        return {"id": tool_id, "type": "function", "index": step.tool, "function": fn}
+    return {"index": step.tool, "function": {"arguments": step.text}}
+
+
+def _openai_delta(s: Stream, step: Step, tool_id: str) -> Json:
+    if step.kind == "content":
+        return {"content": step.text}
+    if step.kind == "reasoning":
+        return {s.reasoning_field: step.text}
+    return {"tool_calls": [_tool_call(step, tool_id)]}
+
+
+def chat_finish_reason(s: Stream, has_tools: bool) -> str:
+    """vLLM and llama.cpp report `tool_calls` when tools were streamed and the model stopped."""
+    return "tool_calls" if has_tools and s.finish_reason == "stop" else s.finish_reason
+
+
+class VllmChat:
+    """vLLM `/v1/chat/completions` (serving.py `chat_completion_stream_generator`)."""
+
+    prefix = b"data: "
+    done: bytes | None = b"data: [DONE]\n\n"
+    headers = {"Content-Type": "text/event-stream; charset=utf-8"}
+    object = "chat.completion.chunk"
+
+    def __init__(self, has_tools: bool = False) -> None:
+        self.has_tools = has_tools
+
+    def _chunk(self, s: Stream, choice: dict[str, Any], c: int) -> Json:
+        obj: Json = {"id": s.id, "object": self.object, "created": s.created, "model": s.model}
+        obj["choices"] = [choice]
+        if s.continuous_usage:
+            obj["usage"] = vllm_usage(s.prompt_tokens, s.tokens[c])
+        return obj
+
+    def head(self, s: Stream, choice: int) -> Json | None:
+        delta = {"role": "assistant", "content": ""}
+        body = {"index": choice, "delta": delta, "logprobs": None, "finish_reason": None}
+        return self._chunk(s, body, choice)
+
+    def step(self, s: Stream, step: Step) -> Json:
+        lp = _token_logprobs(step.text, True) if s.logprobs and step.kind == "content" else None
+        delta = _openai_delta(s, step, f"chatcmpl-tool-{uuid.uuid4().hex}")
+        body = {"index": step.choice, "delta": delta, "logprobs": lp, "finish_reason": None}
+        return self._chunk(s, body, step.choice)
+
+    def finish(self, s: Stream, choice: int) -> Json | None:
+        reason = chat_finish_reason(s, self.has_tools)
+        body = {"index": choice, "delta": {"content": ""}, "logprobs": None}
+        body |= {"finish_reason": reason, "stop_reason": None}
+        return self._chunk(s, body, choice)
+
+    def usage(self, s: Stream) -> Json | None:
+        if not s.include_usage:
+            return None
+        obj: Json = {"id": s.id, "object": self.object, "created": s.created, "model": s.model}
+        return obj | {"choices": [], "usage": vllm_usage(s.prompt_tokens, s.completion_tokens())}
+
+    def error(self, message: str) -> bytes:
+        return b"data: " + vllm_error(message, 500).encode() + b"\n\n"
+
+    def complete(self, s: Stream, outputs: list[Json]) -> Json:
+        """The non-streaming response; `outputs` holds each choice's `message` or `text`."""
+        reason = chat_finish_reason(s, self.has_tools)
+        tail = {"logprobs": None, "finish_reason": reason, "stop_reason": None}
+        choices = [{"index": i} | out | tail for i, out in enumerate(outputs)]
+        obj = "chat.completion" if self.object == "chat.completion.chunk" else self.object
+        head: Json = {"id": s.id, "object": obj, "created": s.created, "model": s.model}
+        return head | {
+            "choices": choices,
+            "usage": vllm_usage(s.prompt_tokens, s.completion_tokens()),
+        }
+
+
+class VllmCompletions(VllmChat):
+    """vLLM `/v1/completions`: no role chunk; `finish_reason` rides on the last text chunk."""
+
+    object = "text_completion"
+
+    def head(self, s: Stream, choice: int) -> Json | None:
+        return None
+
+    def step(self, s: Stream, step: Step) -> Json:
+        return self._text_chunk(s, step.choice, step.text, s.tokens[step.choice], step.last)
+
+    def _text_chunk(self, s: Stream, c: int, text: str, offset: int, last: bool) -> Json:
+        lp = None
+        if s.logprobs and text:
+            lp = {"text_offset": [offset], "token_logprobs": [LOGPROB], "tokens": [text]}
+            lp["top_logprobs"] = [{text: LOGPROB}]
+        reason = s.finish_reason if last else None
+        body = {"index": c, "text": text, "logprobs": lp, "finish_reason": reason}
+        return self._chunk(s, body | {"stop_reason": None}, c)
+
+    def finish(self, s: Stream, choice: int) -> Json | None:
+        # Only a choice that produced no text needs a separate finishing chunk.
+        return None if s.tokens[choice] else self._text_chunk(s, choice, "", 0, True)
+
+
+def vllm_usage(prompt: int, completion: int) -> Json:
+    """vLLM's `UsageInfo` field order: prompt, total, completion."""
+    return {
+        "prompt_tokens": prompt,
+        "total_tokens": prompt + completion,
+        "completion_tokens": completion,
+    }
+
+
+def vllm_error(message: str, status: int, compact_json: bool = False) -> str:
+    """vLLM `ErrorResponse`; `json.dumps` in-band (spaces), compact in HTTP bodies."""
+    kind = {400: "BadRequestError", 404: "NotFoundError", 501: "NotImplementedError"}
+    info = {"message": message, "type": kind.get(status, "InternalServerError")}
+    obj = {"error": info | {"param": None, "code": status}}
+    return (
+        json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+        if compact_json
+        else json.dumps(obj)
+    )
+
+
+class TgiChat:
+    """TGI `/v1/chat/completions` (router/src/lib.rs `ChatCompletionChunk`)."""
+
+    prefix = b"data:"
+    done: bytes | None = b"data:[DONE]\n\n"
+    headers = {
+        "Content-Type": "text/event-stream",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    }
+
+    def _chunk(self, s: Stream, choices: list[Json], usage: Json | None = None) -> Json:
+        obj: Json = {"object": "chat.completion.chunk", "id": "", "created": s.created}
+        obj |= {"model": s.model, "system_fingerprint": TGI_FINGERPRINT}
+        return obj | {"choices": choices, "usage": usage}
+
+    def head(self, s: Stream, choice: int) -> Json | None:
+        return None
+
+    def step(self, s: Stream, step: Step) -> Json:
+        delta: Json = {"role": "assistant"}
+        if step.kind == "content":
+            delta["content"] = step.text
+        elif step.kind == "reasoning":
+            delta[s.reasoning_field] = step.text
+        else:
+            delta["tool_calls"] = [self._tool(step)]
+        lp = _token_logprobs(step.text, False) if s.logprobs and step.kind == "content" else None
+        body = {"index": step.choice, "delta": delta, "logprobs": lp, "finish_reason": None}
+        return self._chunk(s, [body])
+
+    @staticmethod
+    def _tool(step: Step) -> Json:
+        name = step.text if step.kind == "tool_name" else None
+        args = "" if step.kind == "tool_name" else step.text
+        fn = {"name": name, "arguments": args}
+        return {"index": step.tool, "id": "", "type": "function", "function": fn}
+
+    def finish(self, s: Stream, choice: int) -> Json | None:
+        delta = {"role": "assistant", "content": ""}
+        body = {"index": choice, "delta": delta, "logprobs": None, "finish_reason": s.finish_reason}
+        return self._chunk(s, [body])
+
+    def usage(self, s: Stream) -> Json | None:
+        return self._chunk(s, [], tgi_usage(s)) if s.include_usage else None
+
+    def error(self, message: str) -> bytes:
+        return (
+            b"data:" + compact({"error": {"message": message, "http_status_code": 422}}) + b"\n\n"
+        )
+
+    def complete(self, s: Stream, outputs: list[Json]) -> Json:
+        """TGI `ChatCompletion` / `CompletionFinal` (the `object` tag first)."""
+        chat = "message" in outputs[0]
+        reason = s.finish_reason if chat else tgi_native_reason(s.finish_reason)
+        choices = [
+            {"index": i} | out | {"logprobs": None, "finish_reason": reason}
+            for i, out in enumerate(outputs)
+        ]
+        obj: Json = {"object": "chat.completion" if chat else "text_completion", "id": ""}
+        obj |= {"created": s.created, "model": s.model, "system_fingerprint": TGI_FINGERPRINT}
+        return obj | {"choices": choices, "usage": tgi_usage(s)}
+
+
+def tgi_usage(s: Stream) -> Json:
+    """TGI counts the EOS token as generated when the stream ended on it."""
+    completion = s.completion_tokens() + (s.n if s.finish_reason == "stop" else 0)
+    prompt = s.prompt_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def tgi_native_reason(reason: str) -> str:
+    """TGI's `FinishReason` as `to_string()` spells it: `stop` is `eos_token` there."""
+    return "eos_token" if reason == "stop" else reason
+
+
+class TgiCompletions(TgiChat):
+    """TGI `/v1/completions`: intermediate `finish_reason: ""`, a final chunk with usage."""
+
+    def step(self, s: Stream, step: Step) -> Json:
+        body = {"index": step.choice, "text": step.text, "logprobs": None, "finish_reason": ""}
+        obj: Json = {"object": "text_completion", "id": "", "created": s.created}
+        return obj | {"choices": [body], "model": s.model, "system_fingerprint": TGI_FINGERPRINT}
+
+    def finish(self, s: Stream, choice: int) -> Json | None:
+        reason = tgi_native_reason(s.finish_reason)
+        body = {"index": choice, "text": "", "logprobs": None, "finish_reason": reason}
+        obj: Json = {"object": "text_completion", "id": "", "created": s.created, "model": s.model}
+        obj |= {"system_fingerprint": TGI_FINGERPRINT, "choices": [body]}
+        return obj | {"usage": tgi_usage(s)}
+
+    def usage(self, s: Stream) -> Json | None:
+        return None
+
+
+class TgiGenerateStream:
+    """TGI native `/generate_stream` (`StreamResponse`): token events, no `[DONE]`.
+
+    Token ids are `100 + position`; the EOS token (`id` 2, `</s>`, `special: true`) ends the
+    stream when the finish reason is `eos_token`, otherwise the last text token carries
+    `generated_text` (and `details` when the request asked for them).
+    """
+
+    prefix = b"data:"
+    done: bytes | None = None
+    headers = TgiChat.headers
+
+    def head(self, s: Stream, choice: int) -> Json | None:
+        return None
+
+    def _event(self, s: Stream, token: Json, final: bool) -> Json:
+        generated = s.texts[0] if final else None
+        details = self._details(s) if final and s.details else None
+        return {
+            "index": s.tokens[0],
+            "token": token,
+            "generated_text": generated,
+            "details": details,
+        }
+
+    def _details(self, s: Stream) -> Json:
+        reason = tgi_native_reason(s.finish_reason)
+        generated = s.tokens[0]
+        return {
+            "finish_reason": reason,
+            "generated_tokens": generated,
+            "seed": None,
+            "input_length": s.prompt_tokens,
+        }
+
+    def step(self, s: Stream, step: Step) -> Json:
+        token = {"id": 100 + s.tokens[0], "text": step.text, "logprob": LOGPROB, "special": False}
+        return self._event(s, token, step.last and s.finish_reason != "stop")
+
+    def finish(self, s: Stream, choice: int) -> Json | None:
+        if s.finish_reason != "stop" and s.tokens[0]:
+            return None
+        s.tokens[0] += 1
+        token = {"id": 2, "text": "</s>", "logprob": LOGPROB, "special": True}
+        return self._event(s, token, True)
+
+    def usage(self, s: Stream) -> Json | None:
+        return None
+
+    def error(self, message: str) -> bytes:
+        return b"data:" + compact({"error": message, "error_type": "generation"}) + b"\n\n"
+
+    def complete(self, s: Stream, outputs: list[Json]) -> Json:
+        """TGI `/generate`: `{"generated_text"}` plus `details` when asked for."""
+        body: Json = {"generated_text": outputs[0].get("text", "")}
+        if s.details:
+            body["details"] = self._details(s) | {"prefill": [], "tokens": []}
+        return body
+
+
+class LlamaCppChat:
+    """llama.cpp server `/v1/chat/completions` (nlohmann ordered_json, `choices` first)."""
+
+    prefix = b"data: "
+    done: bytes | None = b"data: [DONE]\n\n"
+    headers = {"Content-Type": "text/event-stream"}
+    object = "chat.completion.chunk"
+
+    def __init__(self, has_tools: bool = False) -> None:
+        self.has_tools = has_tools
+
+    def _chunk(self, s: Stream, choice: Json) -> Json:
+        obj: Json = {"choices": [choice], "created": s.created, "id": s.id, "model": s.model}
+        return obj | {"system_fingerprint": LLAMACPP_FINGERPRINT, "object": self.object}
+
+    def head(self, s: Stream, choice: int) -> Json | None:
+        return self._chunk(
+            s, {"finish_reason": None, "index": choice, "delta": {"role": "assistant"}}
+        )
+
+    def step(self, s: Stream, step: Step) -> Json:
+        delta = _openai_delta(s, step, uuid.uuid4().hex)
+        body: Json = {"finish_reason": None, "index": step.choice, "delta": delta}
+        if s.logprobs and step.kind == "content":
+            body["logprobs"] = _token_logprobs(step.text, True)
+        return self._chunk(s, body)
+
+    def finish(self, s: Stream, choice: int) -> Json | None:
+        reason = chat_finish_reason(s, self.has_tools)
+        return self._chunk(s, {"finish_reason": reason, "index": choice, "delta": {}})
+
+    def usage(self, s: Stream) -> Json | None:
+        return None
+
+    def error(self, message: str) -> bytes:
+        return b"data: " + compact(llamacpp_error(message, 500)) + b"\n\n"
+
+    def complete(self, s: Stream, outputs: list[Json]) -> Json:
+        """llama.cpp's non-streaming OpenAI response (usage: completion, prompt, total)."""
+        reason = chat_finish_reason(s, self.has_tools)
+        choices = [{"finish_reason": reason, "index": i} | out for i, out in enumerate(outputs)]
+        done = s.completion_tokens()
+        usage = {"completion_tokens": done, "prompt_tokens": s.prompt_tokens}
+        obj = "chat.completion" if self.object == "chat.completion.chunk" else self.object
+        body: Json = {"choices": choices, "created": s.created, "model": s.model}
+        body |= {"system_fingerprint": LLAMACPP_FINGERPRINT, "object": obj}
+        return body | {"usage": usage | {"total_tokens": done + s.prompt_tokens}, "id": s.id}
+
+
+class LlamaCppCompletions(LlamaCppChat):
+    """llama.cpp `/v1/completions`: text chunks, then a finishing chunk with empty text."""
+
+    object = "text_completion"
+
+    def head(self, s: Stream, choice: int) -> Json | None:
+        return None
+
+    def step(self, s: Stream, step: Step) -> Json:
+        return self._chunk(
+            s, {"text": step.text, "index": step.choice, "logprobs": None, "finish_reason": None}
+        )
+
+    def finish(self, s: Stream, choice: int) -> Json | None:
+        body = {"text": "", "index": choice, "logprobs": None, "finish_reason": s.finish_reason}
+        return self._chunk(s, body)
+
+
+def llamacpp_error(message: str, status: int) -> Json:
+    """llama.cpp `format_error_response` (code, message, type)."""
+    kind = "invalid_request_error" if 400 <= status < 500 else "server_error"
+    return {"error": {"code": status, "message": message, "type": kind}}
+
+
+def tgi_error(message: str, status: int) -> Json:
+    """TGI `ErrorResponse` for HTTP errors, typed as `InferError::error_type` spells it."""
+    kind = {422: "validation", 424: "generation", 429: "overloaded"}.get(status, "generation")
+    return {"error": message, "error_type": kind}

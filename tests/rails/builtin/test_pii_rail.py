@@ -1,0 +1,142 @@
+"""The pii rail: candidates found by pattern, confirmed by checksum or parser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from rails.base import Action, CheckContext, Resources, Verdict
+from rails.builtin.pii import PiiConfig, PiiRail, iban_ok, luhn_ok
+
+OUT = CheckContext(stage="output")
+
+
+async def judge(text: str, **config: Any) -> Verdict:
+    rail = PiiRail("pii", PiiConfig.model_validate(config), Resources())
+    return await rail.check(text, OUT)
+
+
+@pytest.mark.parametrize(
+    ("number", "valid"),
+    [
+        ("4111 1111 1111 1111", True),
+        ("4111-1111-1111-1111", True),
+        ("4111 1111 1111 1112", False),
+        ("378282246310005", True),
+        ("378282246310006", False),
+        ("6011111111111117", True),
+        ("0000 0000 0000 0000", False),
+        ("4111", False),
+    ],
+)
+def test_luhn(number: str, valid: bool) -> None:
+    assert luhn_ok(number) is valid
+
+
+@pytest.mark.parametrize(
+    ("iban", "valid"),
+    [
+        ("DE89 3704 0044 0532 0130 00", True),
+        ("DE89370400440532013000", True),
+        ("DE89 3704 0044 0532 0130 01", False),
+        ("GB82WEST12345698765432", True),
+        ("GB82WEST12345698765433", False),
+        ("GB82WEST", False),
+    ],
+)
+def test_iban_mod97(iban: str, valid: bool) -> None:
+    assert iban_ok(iban) is valid
+
+
+@pytest.mark.parametrize(
+    ("entity", "text", "found"),
+    [
+        ("email", "mail jane.doe+x@example.co.uk now", True),
+        ("email", "Write to ops@corp.example.", True),
+        ("email", "user@localhost", False),
+        ("email", "see example.com", False),
+        ("phone", "call +1 415 555 2671", True),
+        ("phone", "E.164: +14155552671", True),
+        ("phone", "call (415) 555-2671 today", True),
+        ("phone", "call 415-555-2671", True),
+        ("phone", "call 415.555.2671", True),
+        ("phone", "call 1-800-555-0199", True),
+        ("phone", "+44 20 7946 0958", True),
+        ("phone", "020 7946 0958", True),
+        ("phone", "back in 2024", False),
+        ("phone", "order 1234567890", False),
+        ("phone", "on 2024-01-15", False),
+        ("phone", "pages 100-2000", False),
+        ("phone", "+5 12", False),
+        ("credit_card", "card 4111 1111 1111 1111 exp", True),
+        ("credit_card", "card 4111-1111-1111-1111", True),
+        ("credit_card", "card 4111111111111111", True),
+        ("credit_card", "amex 3782 822463 10005", True),
+        ("credit_card", "card 4111 1111 1111 1112", False),
+        ("credit_card", "id 41111111111111110000000", False),
+        ("ssn", "ssn 123-45-6789", True),
+        ("ssn", "ssn 000-12-3456", False),
+        ("ssn", "ssn 666-12-3456", False),
+        ("ssn", "ssn 912-12-3456", False),
+        ("ssn", "ssn 123-00-4567", False),
+        ("ssn", "ssn 123-45-0000", False),
+        ("ssn", "ssn 123456789", False),
+        ("ssn", "tel 0123-45-6789", False),
+        ("iban", "IBAN DE89 3704 0044 0532 0130 00.", True),
+        ("iban", "IBAN DE89370400440532013000", True),
+        ("iban", "IBAN DE89 3704 0044 0532 0130 01", False),
+        ("iban", "code DE12ABC", False),
+        ("ip", "from 192.168.1.20.", True),
+        ("ip", "host 2001:db8::8a2e:370:7334", True),
+        ("ip", "mapped ::ffff:192.0.2.1", True),
+        ("ip", "bad 999.1.1.1", False),
+        ("ip", "version 1.2.3", False),
+        ("ip", "at 12:30:45", False),
+        ("ip", "use std::vector", False),
+        ("ip", "slice x[::2]", False),
+        ("ip", "mac 00:1A:2B:3C:4D:5E", False),
+        ("ip", "semver 1.2.3.4.5", False),
+    ],
+)
+async def test_detection(entity: str, text: str, found: bool) -> None:
+    verdict = await judge(text, entities=[entity])
+    assert verdict.action is (Action.BLOCK if found else Action.ALLOW), verdict
+
+
+@pytest.mark.parametrize(
+    ("config", "text", "masked"),
+    [
+        ({}, "mail a@b.io or call +1 415 555 2671", "mail [EMAIL] or call [PHONE]"),
+        ({}, "pay 4111 1111 1111 1111 now", "pay [CREDIT_CARD] now"),
+        ({}, "ssn 123-45-6789, ip 10.0.0.1", "ssn [SSN], ip [IP]"),
+        ({}, "to DE89 3704 0044 0532 0130 00!", "to [IBAN]!"),
+        ({"mask_with": "<{entity}>"}, "ssn 123-45-6789", "ssn <SSN>"),
+        ({"mask_with": "***"}, "a@b.io and c@d.io", "*** and ***"),
+        ({"entities": ["email"]}, "a@b.io 123-45-6789", "[EMAIL] 123-45-6789"),
+    ],
+)
+async def test_mask(config: dict[str, Any], text: str, masked: str) -> None:
+    verdict = await judge(text, action="mask", **config)
+    assert verdict.action is Action.MODIFY
+    assert verdict.text == masked
+
+
+async def test_reason_names_kinds_not_values() -> None:
+    text = "card 4111 1111 1111 1111 or a@b.io, card 5555 5555 5555 4444"
+    verdict = await judge(text)
+    assert verdict == Verdict.block("PII detected: credit card number, email address")
+
+
+async def test_clean_text_is_allowed() -> None:
+    assert await judge("The meeting is at 10:30 in room 4, year 2024.") == Verdict.allow()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"entities": []}, {"entities": ["passport"]}, {"mask_with": "{name}"}, {"mask": "x"}],
+)
+def test_config_errors(config: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        PiiConfig.model_validate(config)

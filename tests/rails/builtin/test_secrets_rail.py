@@ -1,0 +1,106 @@
+"""The secrets rail. Fake credentials are assembled at run time so that no
+credential-shaped string sits in the repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rails.base import Action, CheckContext, Resources, Verdict
+from rails.builtin.secrets import SecretsConfig, SecretsRail
+
+OUT = CheckContext(stage="output")
+
+AWS = "AKIA" + "IOSFODNN7EXAMPLE"
+GITHUB = "ghp" + "_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z00"
+GITHUB_PAT = "github" + "_pat_" + "11ABCDEFG0" + "x" * 12 + "_" + "y" * 59
+SLACK = "xox" + "b-1234567890-0987654321-" + "AbCdEfGhIjKlMnOpQrStUvWx"
+STRIPE = "sk" + "_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+OPENAI = "sk" + "-proj-" + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
+GOOGLE = "AIza" + "SyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"
+JWT = (
+    "eyJ"
+    + "hbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+)
+BEARER = "Authorization: Bearer " + "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+KEY_BODY = "MIIEowIBAAKCAQEA7v1" + "\n" + "q2w3e4r5t6y7u8i9o0p"
+PRIVATE_KEY = f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----"
+
+
+async def judge(text: str, **config: Any) -> Verdict:
+    rail = SecretsRail("secrets", SecretsConfig.model_validate(config), Resources())
+    return await rail.check(text, OUT)
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        (f"key={AWS}", "AWS access key ID"),
+        (f"id {'ASIA' + 'Y34FZKBOKMUTVV7A'} ok", "AWS access key ID"),
+        (f"token {GITHUB}", "GitHub token"),
+        (f"token {GITHUB.replace('ghp', 'ghs')}", "GitHub token"),
+        (f"token {GITHUB_PAT}", "GitHub token"),
+        (f"slack {SLACK}", "Slack token"),
+        (f"stripe {STRIPE}", "Stripe live key"),
+        (f"stripe {STRIPE.replace('sk', 'rk', 1)}", "Stripe live key"),
+        (f"OPENAI_API_KEY={OPENAI}", "OpenAI-style API key"),
+        (f"key: {GOOGLE}", "Google API key"),
+        (f"here:\n{PRIVATE_KEY}\n", "private key"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1r", "private key"),
+        (f"cookie={JWT}", "JWT"),
+        (f"Authorization: Bearer {JWT}", "JWT"),
+        (BEARER, "bearer token"),
+    ],
+)
+async def test_detects(text: str, label: str) -> None:
+    assert await judge(text) == Verdict.block(f"secret detected: {label}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "uses sk-learn-compatible-classifier-models",
+        "the task-force met",
+        "AKIA1234 is too short",
+        f"{AWS}X is too long",
+        "ghp_short",
+        "sk" + "_test_" + "4eC39HqLyjWDarjtT1zdp7dc",
+        "eyJhbGciOi.abc.def",
+        "send a Bearer token in the header",
+        "Bearer authentication-without-digits-here",
+        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq",
+        "xoxb-short",
+    ],
+)
+async def test_ignores(text: str) -> None:
+    assert await judge(text) == Verdict.allow()
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"key={AWS} end", "key=[REDACTED] end"),
+        (BEARER, "Authorization: Bearer [REDACTED]"),
+        (f"a {PRIVATE_KEY} b", "a [REDACTED] b"),
+        ("x -----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN", "x [REDACTED]"),
+        (f"{GITHUB} and {STRIPE}", "[REDACTED] and [REDACTED]"),
+    ],
+)
+async def test_mask(text: str, masked: str) -> None:
+    verdict = await judge(text, action="mask")
+    assert verdict.action is Action.MODIFY
+    assert verdict.text == masked
+    assert verdict.reason.startswith("secret detected: ")
+
+
+async def test_reason_never_holds_the_value() -> None:
+    verdict = await judge(f"{AWS} {OPENAI}")
+    assert verdict.reason == "secret detected: AWS access key ID, OpenAI-style API key"
+    assert AWS not in verdict.reason
+
+
+async def test_kinds_limit_detection() -> None:
+    assert await judge(f"key={AWS}", kinds=["jwt"]) == Verdict.allow()
+    masked = await judge(f"key={AWS}", kinds=["aws_access_key"], action="mask", mask_with="*")
+    assert masked.text == "key=*"

@@ -1,0 +1,103 @@
+"""Token counters: cl100k counts and suffixes, NeMo's delta unit."""
+
+from __future__ import annotations
+
+import pytest
+import tiktoken
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rails.tokens import ENCODING_NAME, DeltaCounter, TiktokenCounter, counter_for
+
+TIK = TiktokenCounter()
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("", 0),
+        (" a", 1),
+        (" a a a", 3),
+        ("hello world", 2),
+        # Special-token text counts as ordinary text and never raises.
+        ("<|endoftext|>", 7),
+        (" 😀", 1),
+        ("😀", 2),
+    ],
+)
+def test_tiktoken_count(text: str, tokens: int) -> None:
+    assert TIK.count(text) == tokens
+
+
+@pytest.mark.parametrize(
+    ("text", "n", "tail"),
+    [
+        ("", 3, ""),
+        (" a b c", 0, ""),
+        (" a b c", -1, ""),
+        (" a b c", 1, " c"),
+        (" a b c", 2, " b c"),
+        (" a b c", 3, " a b c"),
+        (" a b c", 10, " a b c"),
+        ("hello world", 1, " world"),
+        # "世" is split over two tokens (b"\xe4\xb8", b"\x96"): the last token alone
+        # starts mid-character, so the suffix widens to the whole character.
+        ("界世", 1, "世"),
+        # " 😀" is one token whose first byte is the space.
+        ("ab 😀", 1, " 😀"),
+        ("<|endoftext|>", 2, "|>"),
+    ],
+)
+def test_tiktoken_tail(text: str, n: int, tail: str) -> None:
+    assert TIK.tail(text, n) == tail
+
+
+def test_tail_widens_to_whole_character() -> None:
+    # Precondition of the table row above: the last token is a lone continuation byte.
+    assert TIK.count("界世") == 3
+    assert TIK.count("世") == 2
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(text=st.text(max_size=40), n=st.integers(min_value=-1, max_value=30))
+def test_tail_is_a_suffix_holding_the_last_tokens(text: str, n: int) -> None:
+    tail = TIK.tail(text, n)
+    assert text.endswith(tail)
+    if n <= 0:
+        assert tail == ""
+    elif TIK.count(text) <= n:
+        assert tail == text
+    else:
+        # Shortest such suffix: dropping its first char loses part of the n-th token.
+        assert len(tail.encode()) >= _last_token_bytes(text, n)
+        assert len(tail[1:].encode()) < _last_token_bytes(text, n)
+
+
+def _last_token_bytes(text: str, n: int) -> int:
+    enc = tiktoken.get_encoding(ENCODING_NAME)
+    return sum(len(enc.decode_single_token_bytes(t)) for t in enc.encode_ordinary(text)[-n:])
+
+
+@pytest.mark.parametrize(
+    ("text", "n", "count", "tail"),
+    [
+        ("", 1, 0, ""),
+        ("x", 1, 1, "x"),
+        ("a long delta", 1, 1, "a long delta"),
+        ("a long delta", 0, 1, ""),
+    ],
+)
+def test_delta_counter(text: str, n: int, count: int, tail: str) -> None:
+    counter = DeltaCounter()
+    assert counter.count(text) == count
+    assert counter.tail(text, n) == tail
+
+
+@pytest.mark.parametrize(("unit", "kind"), [("token", TiktokenCounter), ("delta", DeltaCounter)])
+def test_counter_for(unit: str, kind: type[object]) -> None:
+    assert isinstance(counter_for(unit), kind)  # type: ignore[arg-type]
+
+
+def test_counter_for_rejects_unknown_unit() -> None:
+    with pytest.raises(ValueError, match="'word'"):
+        counter_for("word")  # type: ignore[arg-type]

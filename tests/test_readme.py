@@ -1,0 +1,26 @@
+"""README's two commands stay the ones that work: CI runs README's test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def sh_blocks(text: str) -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", text, re.S)
+
+
+def test_quick_start_installs_and_runs_the_demo() -> None:
+    first = sh_blocks((ROOT / "README.md").read_text())[0].strip()
+    assert first == "pip install . && railproxy demo"
+
+
+def test_ci_runs_readmes_test_command() -> None:
+    test_line = sh_blocks((ROOT / "README.md").read_text())[1].strip()
+    install, run = test_line.split(" && ")
+    assert install == "pip install -e '.[test]'"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert run.replace("python -m pytest", "python -m pytest") in ci
+    assert "'.[dev]'" in ci  # dev extras include the test extras
