@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,7 @@ from aiohttp import web
 from fakes.upstream import FakeUpstream
 
 from proxy.app import create_app
+from proxy.loader import load_config
 from proxy.server import bound_port
 from proxy.settings import Settings
 
@@ -63,11 +65,17 @@ async def proxy(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
     sessions: list[aiohttp.ClientSession] = []
 
     async def start(
-        upstream: dict[str, Any] | None = None, target: str | None = None, **sections: Any
+        upstream: dict[str, Any] | None = None,
+        target: str | None = None,
+        config_dir: Path | None = None,
+        **sections: Any,
     ) -> Proxy:
         up = {"base_url": (target or fake.base_url) + "/v1", **(upstream or {})}
-        settings = Settings.model_validate({"upstream": up, **sections})
-        app = create_app(settings)
+        if config_dir is not None:
+            loaded = load_config(str(config_dir), **{"upstream.base_url": up["base_url"]})
+            app = create_app(loaded.settings, loaded.configs)
+        else:
+            app = create_app(Settings.model_validate({"upstream": up, **sections}))
         runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
         await runner.setup()
         runners.append(runner)
