@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from proxy import handlers
+from proxy import __version__, handlers
 from proxy.configs import ConfigSet
 from proxy.errors import PayloadTooLarge, ProxyError, internal_error
-from proxy.keys import CONFIGS, SETTINGS, STATE, UPSTREAM, ServerState
+from proxy.keys import CONFIGS, METRICS, SETTINGS, STATE, UPSTREAM, ServerState
+from proxy.metrics import Metrics
+from proxy.observe import observe
 from proxy.settings import Settings
 from proxy.upstream import Upstream
 
@@ -52,20 +54,32 @@ def _http_error(e: web.HTTPException) -> web.Response:
     return kind.response()
 
 
-def create_app(settings: Settings, configs: ConfigSet | None = None) -> web.Application:
-    """Build the aiohttp application. ``configs`` defaults to the settings' own rails."""
+def create_app(
+    settings: Settings, configs: ConfigSet | None = None, metrics: Metrics | None = None
+) -> web.Application:
+    """Build the aiohttp application. ``configs`` defaults to the settings' own rails;
+    ``metrics`` to a fresh registry (tests and several apps in one process)."""
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[error_middleware],
+        middlewares=[observe, error_middleware],
         handler_args={"max_field_size": 16384, "max_headers": 128},
     )
     app[SETTINGS] = settings
     app[UPSTREAM] = Upstream(settings.upstream)
     app[CONFIGS] = configs or ConfigSet.single(settings.rails_config)
     app[STATE] = ServerState()
+    app[METRICS] = metrics or Metrics()
+    _register(app[METRICS], app[CONFIGS])
     app.cleanup_ctx.append(_lifecycle)
     handlers.add_routes(app)
     return app
+
+
+def _register(metrics: Metrics, configs: ConfigSet) -> None:
+    """Start-up facts as metrics, and every rail call reported to the metrics."""
+    configs.observe(metrics)
+    metrics.build_info.labels(__version__).set(1)
+    metrics.set_configs({cid: configs.get(cid).digest for cid in configs.ids})
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -18,6 +18,7 @@ from proxy.errors import BadRequest
 from rails.base import Resources
 from rails.config import RailsConfig
 from rails.guard import Guard
+from rails.pipeline import PipelineObserver
 
 DEFAULT_ID = "default"
 HEADER = "X-Rails-Config"
@@ -59,6 +60,10 @@ class ConfigSet:
                 code="unknown_config",
             )
         return wanted, guard, changed
+
+    def observe(self, observer: PipelineObserver) -> None:
+        for guard in self._guards.values():
+            guard.observe(observer)
 
     async def aclose(self) -> None:
         for guard in self._guards.values():

@@ -4,6 +4,7 @@ open the upstream, hand the response to the relay (streams) or judge it whole.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass
@@ -15,10 +16,18 @@ from aiohttp import web
 
 from proxy import requests as req
 from proxy.configs import HEADER as CONFIG_HEADER
-from proxy.errors import BadRequest, TooManyRequests, json_error
-from proxy.keys import CONFIGS, SETTINGS, STATE, UPSTREAM
+from proxy.errors import (
+    BadRequest,
+    TooManyRequests,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    json_error,
+)
+from proxy.keys import CONFIGS, METRICS, SETTINGS, STATE, UPSTREAM
 from proxy.protocol import CHAT, COMPLETIONS, TGI_NATIVE, Dialect, Envelope, abort_body
-from proxy.relay import Relay
+from proxy.record import RECORD, RequestRecord
+from proxy.relay import Relay, RelayResult, RelaySpec
+from proxy.sse import Event
 from proxy.upstream import request_headers, response_headers
 from proxy.writer import SSEWriter
 from rails.guard import Guard
@@ -37,6 +46,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/rails/configs", list_configs)
+    app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_route("*", "/v1/{tail:.*}", passthrough)
 
 
@@ -54,6 +64,8 @@ class Call:
     request_id: str
     config_id: str
     guard: Guard
+    record: RequestRecord
+    strip_usage: bool = False
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -88,6 +100,11 @@ async def readyz(request: web.Request) -> web.Response:
     if not await request.app[UPSTREAM].ready():
         return web.json_response({"status": "upstream unavailable"}, status=503)
     return web.json_response({"status": "ready"})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body, content_type = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def list_configs(request: web.Request) -> web.Response:
@@ -129,9 +146,32 @@ async def _prepare(request: web.Request, dialect: Dialect, path: str, native: bo
     config_id, guard, changed = request.app[CONFIGS].pick(body, request.headers.get(CONFIG_HEADER))
     if changed:
         raw = orjson.dumps(body)
+    rid = request_id(request)
+    record = request[RECORD]
+    record.request_id, record.config, record.stream = rid, config_id, stream
+    call = Call(request, dialect, path, native, body, raw, stream, rid, config_id, guard, record)
+    if stream and not native and request.app[SETTINGS].upstream.request_usage:
+        _ask_for_usage(call)
+    return call
+
+
+def request_id(request: web.Request) -> str:
+    """The client's ``X-Request-Id`` when it is a sane token, else a new one."""
     rid = request.headers.get("X-Request-Id", "")
-    rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
-    return Call(request, dialect, path, native, body, raw, stream, rid, config_id, guard)
+    return rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+
+
+def _ask_for_usage(call: Call) -> None:
+    """Ask the upstream for a usage chunk (token accounting) when the client did not;
+    the relay then keeps that chunk from the client."""
+    options = call.body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        return
+    if options is not None and not isinstance(options, dict):
+        return  # the upstream will reject it; do not hide that
+    call.body["stream_options"] = {**(options or {}), "include_usage": True}
+    call.raw = orjson.dumps(call.body)
+    call.strip_usage = True
 
 
 def _require_streaming_rails(call: Call) -> None:
@@ -169,9 +209,20 @@ async def _input_rails(call: Call) -> Blocked | None:
 
 async def _forward(call: Call) -> web.StreamResponse:
     request, up = call.request, call.request.app[UPSTREAM]
+    metrics = request.app[METRICS]
     headers = request_headers(request.headers, up.api_key, call.request_id)
-    resp = await up.open("POST", up.url(call.path, call.native), headers, call.raw)
+    call.record.upstream_sent()
     try:
+        resp = await up.open("POST", up.url(call.path, call.native), headers, call.raw)
+    except UpstreamTimeout:
+        metrics.upstream_errors.labels("timeout").inc()
+        raise
+    except UpstreamUnreachable:
+        metrics.upstream_errors.labels("connect").inc()
+        raise
+    try:
+        if resp.status >= 400:
+            metrics.upstream_errors.labels("status").inc()
         if resp.status >= 300 or not _is_sse(resp) or not call.stream:
             return await _whole(call, resp)
         return await _stream(call, resp)
@@ -184,25 +235,61 @@ def _is_sse(resp: aiohttp.ClientResponse) -> bool:
 
 
 async def _stream(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:
-    settings = call.request.app[SETTINGS]
-    guard = call.guard
+    app = call.request.app
+    guard, metrics = call.guard, app[METRICS]
     writer = SSEWriter([*response_headers(resp.headers), ("X-Request-Id", call.request_id)])
     engine = None
     if guard.guards_output:
         user = req.last_user_text(call.dialect.name, call.body)
         engine = guard.open_stream(user, call.dialect.rewrite)
-    await writer.prepare(call.request)
-    relay = Relay(
-        resp,
-        writer,
+    spec = RelaySpec(
         call.dialect,
-        settings.upstream.max_event_bytes,
+        app[SETTINGS].upstream.max_event_bytes,
         guard.config.rails.abort,
-        engine,
+        strip_usage=call.strip_usage,
+        hold=engine is not None and not guard.streaming.stream_first,
     )
-    await relay.run()
+    await writer.prepare(call.request)
+    relay = Relay(resp, writer, spec, call.record, metrics, engine)
+    metrics.active_streams.inc()
+    try:
+        await relay.run()
+    except (asyncio.CancelledError, ConnectionResetError):
+        metrics.disconnects.inc()
+        call.record.outcome = "client_disconnected"
+        raise
+    finally:
+        metrics.active_streams.dec()
+    _account(call, relay.result, spec)
     await writer.write_eof()
     return writer
+
+
+def _account(call: Call, result: RelayResult, spec: RelaySpec) -> None:
+    """A finished stream's counters: outcome, blocks, tokens, windows, usage."""
+    metrics, record = call.request.app[METRICS], call.record
+    record.outcome = result.outcome
+    kind = _UPSTREAM_ERROR_KINDS.get(result.outcome)
+    if kind is not None:
+        metrics.upstream_errors.labels(kind).inc()
+    if result.blocked is not None:
+        metrics.streams_blocked.labels(result.blocked.rail).inc()
+        record.blocked(result.blocked.rail, result.blocked.reason)
+    metrics.tokens.labels("relayed").inc(result.text_events)
+    if spec.hold:
+        metrics.tokens.labels("held").inc(result.text_events)
+    metrics.windows.inc(result.windows)
+    if record.completion_tokens is None:
+        record.completion_tokens = result.text_events
+
+
+_UPSTREAM_ERROR_KINDS = {
+    "in_band_error": "in_band",
+    "eof": "eof",
+    "disconnected": "eof",
+    "too_large": "eof",
+    "timeout": "timeout",
+}
 
 
 async def _whole(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:
@@ -210,12 +297,20 @@ async def _whole(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse
     body = await resp.read()
     headers = {k: v for k, v in response_headers(resp.headers)}
     headers["X-Request-Id"] = call.request_id
+    if resp.status < 300:
+        _whole_usage(call.record, body)
     if resp.status < 300 and call.guard.guards_output and resp.content_type == "application/json":
         judged = await _judge_whole(call, body)
         if isinstance(judged, web.StreamResponse):
             return judged
         body = judged
     return web.Response(status=resp.status, body=body, headers=headers)
+
+
+def _whole_usage(record: RequestRecord, body: bytes) -> None:
+    found = CHAT.usage(Event(b"", body))
+    if found is not None:
+        record.prompt_tokens, record.completion_tokens = found
 
 
 async def _judge_whole(call: Call, body: bytes) -> bytes | web.StreamResponse:
@@ -241,6 +336,9 @@ async def _respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
     """Input blocks and non-streaming output blocks: HTTP 400 with the abort body, or for
     ``abort.style: content_filter`` a 200 carrying the refusal."""
     abort = call.guard.config.rails.abort
+    call.request.app[METRICS].streams_blocked.labels(blocked.rail).inc()
+    call.record.blocked(blocked.rail, blocked.reason)
+    call.record.outcome = "blocked"
     if abort.style != "content_filter" or call.dialect is TGI_NATIVE:
         body = abort_body(blocked)
         if call.dialect is TGI_NATIVE:
@@ -265,8 +363,8 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     tail = request.match_info["tail"]
     req.check_path(tail)
     up = request.app[UPSTREAM]
-    rid = request.headers.get("X-Request-Id", "")
-    rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+    rid = request_id(request)
+    request[RECORD].request_id = rid
     headers = request_headers(request.headers, up.api_key, rid)
     url = up.url("/" + tail) + (f"?{request.query_string}" if request.query_string else "")
     body = await request.read() if request.can_read_body else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ import orjson
 from proxy.sse import Event, encode
 from rails.stream import Blocked, ChannelKey
 
+_TEXT = re.compile(rb'"(?:content|reasoning|reasoning_content|arguments|text)"\s*:\s*"[^"]')
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
 DONE = b"[DONE]"
 DONE_EVENT = b"data: [DONE]\n\n"
 
@@ -119,6 +122,40 @@ class Dialect:
         if b'"error"' in data[:48] or b'"object":"error"' in data:
             return self.parse(ev).kind
         return Kind.DATA
+
+    @staticmethod
+    def carries_text(ev: Event) -> bool:
+        """Whether an event holds generated text, judged from its bytes without parsing
+        (the pass-through path's timing and counting only)."""
+        return ev.data is not None and _TEXT.search(ev.data) is not None
+
+    @staticmethod
+    def usage(ev: Event) -> tuple[int, int] | None:
+        """(prompt_tokens, completion_tokens) if the event reports usage."""
+        if ev.data is None or _USAGE.search(ev.data) is None:
+            return None
+        try:
+            usage = orjson.loads(ev.data).get("usage")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        if not isinstance(usage, dict):
+            return None
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            return prompt, completion
+        return None
+
+    @staticmethod
+    def is_usage_only(ev: Event) -> bool:
+        """A ``choices: []`` chunk carrying usage (vLLM's and TGI's final usage chunk)."""
+        data = ev.data
+        if data is None or _USAGE.search(data) is None:
+            return False
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(obj, dict) and obj.get("choices") == [] and bool(obj.get("usage"))
 
     def final_text(self, body: dict[str, Any]) -> list[tuple[int, str]]:
         """(choice index, text) of a non-streaming response."""

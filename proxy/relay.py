@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from proxy.metrics import Metrics
 from proxy.protocol import Dialect, Envelope, Kind
+from proxy.record import RequestRecord
 from proxy.sse import Decoder, Event, SSEError, comment
 from proxy.writer import SSEWriter
 from rails.config import Abort
@@ -37,10 +39,10 @@ log = logging.getLogger("railproxy.relay")
 class RelayResult:
     """How a stream ended, for logs and metrics."""
 
-    outcome: str = "ok"  # ok | blocked | upstream_error | in_band_error | eof | too_large
+    outcome: str = "ok"  # ok | blocked | in_band_error | eof | timeout | disconnected | too_large
     blocked: Blocked | None = None
-    first_write_at: float | None = None
-    events: int = 0
+    text_events: int = 0  # events carrying generated text written to the client
+    windows: int = 0
     envelope: Envelope = field(default_factory=Envelope)
 
 
@@ -72,11 +74,30 @@ class _Ending:
 
     @property
     def outcome(self) -> str:
+        """ok | in_band_error | eof | timeout | disconnected | too_large"""
         if self.failure is not None:
-            return "too_large" if self.failure[1] == "event_too_large" else "upstream_error"
+            return _FAILURES.get(self.failure[1], "eof")
         if self.in_band_error:
             return "in_band_error"
         return "ok" if self.done else "eof"
+
+
+_FAILURES = {
+    "event_too_large": "too_large",
+    "upstream_timeout": "timeout",
+    "upstream_disconnected": "disconnected",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySpec:
+    """What the handler decided for one stream."""
+
+    dialect: Dialect
+    max_event_bytes: int
+    abort: Abort
+    strip_usage: bool = False  # railproxy asked for usage; the client did not
+    hold: bool = False  # stream_first false: time how long events are held
 
 
 class Relay:
@@ -86,16 +107,18 @@ class Relay:
         self,
         upstream: aiohttp.ClientResponse,
         writer: SSEWriter,
-        dialect: Dialect,
-        max_event_bytes: int,
-        abort: Abort,
+        spec: RelaySpec,
+        record: RequestRecord,
+        metrics: Metrics,
         guard: GuardedStream[Event] | None = None,
     ) -> None:
         self._up = upstream
         self._writer = writer
-        self._dialect = dialect
-        self._decoder = Decoder(max_event_bytes)
-        self._abort = abort
+        self._spec = spec
+        self._dialect = spec.dialect
+        self._decoder = Decoder(spec.max_event_bytes)
+        self._record = record
+        self._metrics = metrics
         self._guard = guard
         self._ending = _Ending()
         self.result = RelayResult()
@@ -117,15 +140,38 @@ class Relay:
 
     async def _passthrough(self) -> None:
         fast_kind, note, ending = self._dialect.fast_kind, self._ending.note, self._ending
+        carries = self._dialect.carries_text
         async with contextlib.aclosing(self._events()) as batches:
             async for events in batches:
+                out: list[bytes] = []
+                texts = 0
                 for ev in events:
-                    note(fast_kind(ev))
-                await self._write(b"".join(ev.raw for ev in events), len(events))
+                    kind = fast_kind(ev)
+                    note(kind)
+                    if kind is Kind.DATA:
+                        if carries(ev):
+                            texts += 1
+                        if self._usage(ev):
+                            continue
+                    out.append(ev.raw)
+                if texts:
+                    self._record.upstream_content()
+                await self._write(b"".join(out), texts)
                 if ending.done:
                     break
         await self._write(ending.closing_bytes(self._dialect), 0)
         self.result.outcome = ending.outcome
+
+    def _usage(self, ev: Event) -> bool:
+        """Record usage the event reports; True when the event must not reach the client
+        (a usage-only chunk railproxy asked for on the client's behalf)."""
+        data = ev.data
+        if data is None or (b'"usage":{' not in data and b'"usage": {' not in data):
+            return False
+        found = self._dialect.usage(ev)
+        if found is not None:
+            self._record.prompt_tokens, self._record.completion_tokens = found
+        return self._spec.strip_usage and self._dialect.is_usage_only(ev)
 
     # -- guarded ----------------------------------------------------------------------
 
@@ -139,13 +185,24 @@ class Relay:
                 if isinstance(released, Idle):
                     await self._writer.send(comment("keep-alive"))
                     continue
-                await self._write(b"".join(ev.raw for ev in released), len(released))
+                await self._write_released(released)
             self.result.outcome = self._ending.outcome
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+            self.result.windows = guard.windows_checked
             await guard.aclose()
+
+    async def _write_released(self, events: list[Event]) -> None:
+        texts = 0
+        now = time.monotonic()
+        for ev in events:
+            if ev.has_text:
+                texts += 1
+                if ev.arrived:
+                    self._metrics.holdback.observe(now - ev.arrived)
+        await self._write(b"".join(ev.raw for ev in events), texts)
 
     async def _read_into(self, guard: GuardedStream[Event]) -> None:
         parse, env, note = self._dialect.parse, self.result.envelope, self._ending.note
@@ -161,6 +218,10 @@ class Relay:
                         if p.obj is not None:
                             env.learn(p.obj)
                             env.choices.update(key[0] for key, _ in p.texts)
+                            if self._usage(ev):
+                                continue
+                        if p.texts:
+                            self._mark_text(ev)
                         guard.push(ev, p.texts, ends=p.ends, end=p.end)
                     if guard.blocked is not None or self._ending.done:
                         return
@@ -170,12 +231,18 @@ class Relay:
         finally:
             guard.finish()
 
+    def _mark_text(self, ev: Event) -> None:
+        ev.has_text = True
+        self._record.upstream_content()
+        if self._spec.hold:
+            ev.arrived = time.monotonic()
+
     async def _block(self, blocked: Blocked, reader: asyncio.Task[None]) -> None:
         reader.cancel()
         self._up.close()  # stop the upstream generating for nobody, before we write
         self.result.outcome = "blocked"
         self.result.blocked = blocked
-        s = self._abort
+        s = self._spec.abort
         await self._writer.send(
             self._dialect.abort(blocked, s.style, s.refusal_message, self.result.envelope)
         )
@@ -205,10 +272,11 @@ class Relay:
             message = f"The upstream connection failed mid-stream ({type(e).__name__})."
             self._ending.failure = (message, "upstream_disconnected")
 
-    async def _write(self, data: bytes, events: int) -> None:
+    async def _write(self, data: bytes, texts: int) -> None:
+        """Write bytes; ``texts`` counts the events among them that carry generated text."""
         if not data:
             return
-        if self.result.first_write_at is None:
-            self.result.first_write_at = time.monotonic()
-        self.result.events += events
         await self._writer.send(data)
+        if texts:
+            self.result.text_events += texts
+            self._record.client_content(self._metrics)

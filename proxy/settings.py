@@ -36,6 +36,8 @@ class ServerSettings(_Strict):
     max_body_bytes: int = Field(default=8 << 20, ge=1024)
     max_concurrent_streams: int = Field(default=1024, ge=1)
     drain_timeout_s: float = Field(default=30.0, ge=0)
+    workers: int = Field(default=1, ge=1, le=64)
+    reload_poll_s: float = Field(default=2.0, ge=0)
     api_keys: tuple[SecretStr, ...] = ()
 
 
@@ -46,6 +48,10 @@ class UpstreamSettings(_Strict):
     read_timeout_s: float = Field(default=300.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)
     max_event_bytes: int = Field(default=1 << 20, ge=1024)
+    # Ask for a usage chunk on streams whose client did not (exact token accounting);
+    # the chunk is kept from that client. Off by default: it changes the upstream's bytes
+    # (vLLM drops system_fingerprint from the finish chunk when usage is on).
+    request_usage: bool = False
     probe_path: str = "/models"
     probe_ttl_s: float = Field(default=5.0, ge=0)
 

@@ -43,6 +43,10 @@ class Event:
     data: bytes | None = None
     event: str | None = None
     id: str | None = None
+    # Set by the relay, not the decoder: the event carries generated text, and when it
+    # arrived (for hold-back timing).
+    has_text: bool = False
+    arrived: float = 0.0
 
     @property
     def is_comment(self) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -82,6 +83,17 @@ class Guard:
         if self._counter is None:
             self._counter = counter_for(self.streaming.token_unit)
         return self._counter
+
+    @property
+    def digest(self) -> str:
+        """A short hash of this config's content (shown in ``railproxy_config_info``)."""
+        data = self.config.model_dump_json().encode()
+        return hashlib.sha256(data).hexdigest()[:12]
+
+    def observe(self, observer: PipelineObserver | None) -> None:
+        """Report every rail call of both stages to ``observer`` (start-up only)."""
+        self.input.observe(observer)
+        self.output.observe(observer)
 
     @property
     def guards_output(self) -> bool:

@@ -87,6 +87,10 @@ class Pipeline:
             f: tuple(r for r in self._rails if f in r.config.fields) for f in get_args(TextField)
         }
 
+    def observe(self, observer: PipelineObserver | None) -> None:
+        """Attach the observer (metrics); done once at start-up, before serving."""
+        self._observer = observer
+
     @property
     def rails(self) -> tuple[Rail, ...]:
         return self._rails

@@ -24,3 +24,15 @@ def test_ci_runs_readmes_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert run.replace("python -m pytest", "python -m pytest") in ci
     assert "'.[dev]'" in ci  # dev extras include the test extras
+
+
+def test_python_api_example_runs() -> None:
+    import subprocess
+    import sys
+
+    code = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)[-1]
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "[blocked by banned]" in result.stdout
+    assert "Our plan is" in result.stdout

@@ -1,0 +1,181 @@
+"""Every Prometheus metric railproxy exports, against an injected registry.
+
+Names follow Prometheus practice: prefix ``railproxy_``, base units (seconds), ``_total``
+on counters, labels of low cardinality only (route templates, config ids, rail names,
+fixed verdict/kind sets; never request ids, text or raw model names).
+
+With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set), values are written to
+that directory and ``render`` merges every worker's files into one scrape.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from rails.base import Stage
+
+LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# 100 µs (a local rail, the relay's own cost) to 30 s
+FINE: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025)
+FINE = (*FINE, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+VERDICTS = ("allow", "block", "modify", "error", "timeout")
+UPSTREAM_ERRORS = ("connect", "timeout", "status", "in_band", "eof")
+
+
+class Metrics:
+    """The metric objects, created once per process at start-up."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "railproxy_requests",
+            "Requests answered, by route and HTTP status.",
+            ["route", "code"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "railproxy_request_duration_seconds",
+            "Request arrival to last byte written.",
+            ["route"],
+            buckets=LATENCY,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "railproxy_time_to_first_token_seconds",
+            "Request arrival to the first content byte written to the client.",
+            ["route", "config"],
+            buckets=LATENCY,
+            registry=r,
+        )
+        self.upstream_ttft = Histogram(
+            "railproxy_upstream_time_to_first_token_seconds",
+            "Request sent upstream to the first content delta received from it.",
+            ["route"],
+            buckets=LATENCY,
+            registry=r,
+        )
+        self.added_ttft = Histogram(
+            "railproxy_added_time_to_first_token_seconds",
+            "Time to first token added by railproxy: client TTFT minus upstream TTFT.",
+            ["route", "config"],
+            buckets=FINE,
+            registry=r,
+        )
+        self.inter_token = Histogram(
+            "railproxy_inter_token_seconds",
+            "Gaps between content writes to the client.",
+            ["route"],
+            buckets=LATENCY,
+            registry=r,
+        )
+        self.rail_duration = Histogram(
+            "railproxy_rail_duration_seconds",
+            "One rail's check of one text.",
+            ["rail", "stage"],
+            buckets=FINE,
+            registry=r,
+        )
+        self.rail_verdicts = Counter(
+            "railproxy_rail_verdicts",
+            "Rail verdicts: allow, block, modify, error, timeout.",
+            ["rail", "stage", "verdict"],
+            registry=r,
+        )
+        self.streams_blocked = Counter(
+            "railproxy_streams_blocked",
+            "Streams (and requests) ended by a rail.",
+            ["rail"],
+            registry=r,
+        )
+        self.active_streams = Gauge(
+            "railproxy_active_streams",
+            "Streams being relayed now.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.tokens = Counter(
+            "railproxy_tokens",
+            "Generated tokens: relayed to clients, and held back before release "
+            "(stream_first false).",
+            ["direction"],
+            registry=r,
+        )
+        self.windows = Counter(
+            "railproxy_windows_checked",
+            "Rolling-buffer windows judged by output rails.",
+            registry=r,
+        )
+        self.holdback = Histogram(
+            "railproxy_holdback_seconds",
+            "How long an event was held before release (stream_first false).",
+            buckets=LATENCY,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "railproxy_upstream_errors",
+            "Upstream failures: connect, timeout, status (non-2xx), in_band, eof.",
+            ["kind"],
+            registry=r,
+        )
+        self.disconnects = Counter(
+            "railproxy_client_disconnects",
+            "Clients that went away before their response ended.",
+            registry=r,
+        )
+        self.usage_tokens = Counter(
+            "railproxy_usage_tokens",
+            "Prompt and completion tokens per config (for billing).",
+            ["kind", "config"],
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "railproxy_config_reloads",
+            "Config reload attempts, by result (ok, error).",
+            ["result"],
+            registry=r,
+        )
+        self.config_info = Gauge(
+            "railproxy_config_info",
+            "The rails configs loaded, with a hash of their content.",
+            ["config", "hash"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.build_info = Gauge(
+            "railproxy_build_info",
+            "railproxy's version (value 1).",
+            ["version"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+
+    # -- recording ------------------------------------------------------------------
+
+    def rail_done(self, rail: str, stage: Stage, verdict: str, seconds: float) -> None:
+        """``rails.pipeline.PipelineObserver``: one rail call finished."""
+        self.rail_duration.labels(rail, stage).observe(seconds)
+        self.rail_verdicts.labels(rail, stage, verdict).inc()
+
+    def set_configs(self, hashes: dict[str, str]) -> None:
+        self.config_info.clear()
+        for config, digest in hashes.items():
+            self.config_info.labels(config, digest).set(1)
+
+    def render(self) -> tuple[bytes, str]:
+        """The scrape body and its content type; merged over workers when multiprocess."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return generate_latest(merged), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

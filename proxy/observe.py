@@ -1,0 +1,56 @@
+"""The observing middleware: one ``RequestRecord`` per request, and when the request
+ends, its request metrics and its one JSON log line (ids, timings, counts; no text)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from proxy.keys import METRICS
+from proxy.metrics import Metrics
+from proxy.record import RECORD, RequestRecord
+
+log = logging.getLogger("railproxy.access")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+CLIENT_CLOSED = 499  # nginx's convention for "client closed the request"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    record = RequestRecord(_route(request), time.monotonic())
+    request[RECORD] = record
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except (asyncio.CancelledError, ConnectionResetError):
+        status = CLIENT_CLOSED
+        raise
+    finally:
+        record.status = status
+        _finish(request.app[METRICS], record)
+
+
+def _route(request: web.Request) -> str:
+    """The matched route's template (bounded label values), never the raw path."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _finish(metrics: Metrics, record: RequestRecord) -> None:
+    duration = time.monotonic() - record.started
+    metrics.requests.labels(record.route, str(record.status)).inc()
+    metrics.request_duration.labels(record.route).observe(duration)
+    if record.prompt_tokens is not None:
+        metrics.usage_tokens.labels("prompt", record.config).inc(record.prompt_tokens)
+    if record.completion_tokens is not None:
+        metrics.usage_tokens.labels("completion", record.config).inc(record.completion_tokens)
+    level = logging.DEBUG if record.route in QUIET_ROUTES else logging.INFO
+    if log.isEnabledFor(level):
+        log.log(level, "request", extra=record.log_fields(duration))

@@ -1,0 +1,103 @@
+"""Per-request record: what one request did, for its metrics and its log line.
+
+The metrics middleware creates one per request (``request[RECORD]``), handlers and the
+relay fill it in, and the middleware turns it into metrics and one JSON log line when the
+request ends. No request or response text is ever stored here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from proxy.metrics import Metrics
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    route: str
+    started: float
+    request_id: str = ""
+    config: str = ""
+    status: int = 0
+    stream: bool = False
+    outcome: str = ""
+    sent_upstream: float | None = None
+    upstream_first: float | None = None
+    client_first: float | None = None
+    last_write: float | None = None
+    completion_tokens: int | None = None
+    prompt_tokens: int | None = None
+    blocked_rail: str = ""
+    blocked_reason: str = ""
+
+    def upstream_sent(self) -> None:
+        self.sent_upstream = time.monotonic()
+
+    def upstream_content(self) -> None:
+        """The first content delta arrived from upstream (later calls are ignored)."""
+        if self.upstream_first is None:
+            self.upstream_first = time.monotonic()
+
+    def client_content(self, metrics: Metrics) -> None:
+        """Content was just written to the client: first-token or inter-token timing."""
+        now = time.monotonic()
+        if self.client_first is None:
+            self.client_first = now
+            self._observe_first(metrics)
+        elif self.last_write is not None:
+            metrics.inter_token.labels(self.route).observe(now - self.last_write)
+        self.last_write = now
+
+    def _observe_first(self, metrics: Metrics) -> None:
+        ttft = self.ttft
+        metrics.ttft.labels(self.route, self.config).observe(ttft if ttft is not None else 0.0)
+        up = self.upstream_ttft
+        if up is not None and ttft is not None:
+            metrics.upstream_ttft.labels(self.route).observe(up)
+            metrics.added_ttft.labels(self.route, self.config).observe(max(0.0, ttft - up))
+
+    def blocked(self, rail: str, reason: str) -> None:
+        self.blocked_rail, self.blocked_reason = rail, reason
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.client_first is None else self.client_first - self.started
+
+    @property
+    def upstream_ttft(self) -> float | None:
+        if self.upstream_first is None or self.sent_upstream is None:
+            return None
+        return self.upstream_first - self.sent_upstream
+
+    def log_fields(self, duration: float) -> dict[str, Any]:
+        """The request log line's fields: ids, timings, counts; never text."""
+        fields: dict[str, Any] = {
+            "request_id": self.request_id,
+            "route": self.route,
+            "config": self.config,
+            "status": self.status,
+            "stream": self.stream,
+            "duration_s": round(duration, 6),
+        }
+        optional = {
+            "outcome": self.outcome,
+            "ttft_s": _round(self.ttft),
+            "upstream_ttft_s": _round(self.upstream_ttft),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "blocked_rail": self.blocked_rail,
+            "blocked_reason": self.blocked_reason,
+        }
+        fields.update({k: v for k, v in optional.items() if v not in (None, "")})
+        return fields
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+RECORD = web.RequestKey("railproxy.record", RequestRecord)
