@@ -11,8 +11,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from proxy import __version__, handlers
+from proxy.auth import ApiKeyAuth
 from proxy.configs import ConfigSet
 from proxy.errors import PayloadTooLarge, ProxyError, internal_error
 from proxy.keys import CONFIGS, METRICS, SETTINGS, STATE, UPSTREAM, ServerState
@@ -59,9 +61,13 @@ def create_app(
 ) -> web.Application:
     """Build the aiohttp application. ``configs`` defaults to the settings' own rails;
     ``metrics`` to a fresh registry (tests and several apps in one process)."""
+    middlewares: list[Middleware] = [observe, error_middleware]
+    keys = tuple(k.get_secret_value().encode() for k in settings.server.api_keys)
+    if keys:
+        middlewares.append(ApiKeyAuth(keys))
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[observe, error_middleware],
+        middlewares=middlewares,
         handler_args={"max_field_size": 16384, "max_headers": 128},
     )
     app[SETTINGS] = settings

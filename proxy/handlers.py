@@ -28,7 +28,7 @@ from proxy.protocol import CHAT, COMPLETIONS, TGI_NATIVE, Dialect, Envelope, abo
 from proxy.record import RECORD, RequestRecord
 from proxy.relay import Relay, RelayResult, RelaySpec
 from proxy.sse import Event
-from proxy.upstream import request_headers, response_headers
+from proxy.upstream import response_headers
 from proxy.writer import SSEWriter
 from rails.guard import Guard
 from rails.stream import Blocked
@@ -210,7 +210,7 @@ async def _input_rails(call: Call) -> Blocked | None:
 async def _forward(call: Call) -> web.StreamResponse:
     request, up = call.request, call.request.app[UPSTREAM]
     metrics = request.app[METRICS]
-    headers = request_headers(request.headers, up.api_key, call.request_id)
+    headers = up.headers(request.headers, call.request_id, _auth_on(request))
     call.record.upstream_sent()
     try:
         resp = await up.open("POST", up.url(call.path, call.native), headers, call.raw)
@@ -228,6 +228,10 @@ async def _forward(call: Call) -> web.StreamResponse:
         return await _stream(call, resp)
     finally:
         resp.close()
+
+
+def _auth_on(request: web.Request) -> bool:
+    return bool(request.app[SETTINGS].server.api_keys)
 
 
 def _is_sse(resp: aiohttp.ClientResponse) -> bool:
@@ -365,7 +369,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     up = request.app[UPSTREAM]
     rid = request_id(request)
     request[RECORD].request_id = rid
-    headers = request_headers(request.headers, up.api_key, rid)
+    headers = up.headers(request.headers, rid, _auth_on(request))
     url = up.url("/" + tail) + (f"?{request.query_string}" if request.query_string else "")
     body = await request.read() if request.can_read_body else None
     resp = await up.open(request.method, url, headers, body)

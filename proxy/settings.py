@@ -38,7 +38,19 @@ class ServerSettings(_Strict):
     drain_timeout_s: float = Field(default=30.0, ge=0)
     workers: int = Field(default=1, ge=1, le=64)
     reload_poll_s: float = Field(default=2.0, ge=0)
+    # Client API keys (Authorization: Bearer <key>); a list, or one comma-separated string
+    # so a single environment variable can hold several. Empty: no client authentication.
     api_keys: tuple[SecretStr, ...] = ()
+    metrics_auth: bool = False  # /metrics needs a client key too
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.split(",")
+        if isinstance(v, list | tuple):
+            return tuple(k.strip() for k in v if not isinstance(k, str) or k.strip())
+        return v
 
 
 class UpstreamSettings(_Strict):

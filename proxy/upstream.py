@@ -42,20 +42,24 @@ PRIVATE_RESPONSE = frozenset({"content-encoding", "server", "date", "set-cookie"
 
 
 def request_headers(
-    incoming: Mapping[str, str], api_key: str | None, request_id: str
+    incoming: Mapping[str, str],
+    api_key: str | None,
+    request_id: str,
+    keep_client_auth: bool = True,
 ) -> CIMultiDict[str]:
     """Headers to send upstream: drop hop-by-hop and ours, set auth and X-Request-Id.
 
-    ``Authorization`` is replaced by ``upstream.api_key`` when one is configured,
-    otherwise the client's is forwarded. We always ask for an uncompressed body so the
-    SSE decoder sees plain bytes.
+    ``Authorization`` is replaced by ``upstream.api_key`` when one is configured; else the
+    client's is forwarded, unless it was railproxy's own client key (``keep_client_auth``
+    false when railproxy authenticates clients: their key is not the upstream's business).
+    We always ask for an uncompressed body so the SSE decoder sees plain bytes.
     """
     out: CIMultiDict[str] = CIMultiDict()
     for k, v in incoming.items():
         lk = k.lower()
         if lk in HOP_BY_HOP or lk in PRIVATE_REQUEST:
             continue
-        if lk == "authorization" and api_key is not None:
+        if lk == "authorization" and (api_key is not None or not keep_client_auth):
             continue
         out.add(k, v)
     if api_key is not None:
@@ -109,6 +113,13 @@ class Upstream:
         if self._session is None:
             raise RuntimeError("Upstream.start() was not called")
         return self._session
+
+    def headers(
+        self, incoming: Mapping[str, str], request_id: str, client_keys: bool
+    ) -> CIMultiDict[str]:
+        """``request_headers`` with this upstream's key; ``client_keys``: railproxy
+        authenticates its clients (so their Authorization is not forwarded)."""
+        return request_headers(incoming, self.api_key, request_id, not client_keys)
 
     @property
     def api_key(self) -> str | None:
