@@ -161,11 +161,11 @@ class Guard:
             result = await self.output.check(context + window.new, ctx)
             if result.blocked:
                 return result
-            if result.action is Action.MODIFY and result.text.startswith(context):
-                out.append(result.text[len(context) :])
+            if result.action is Action.MODIFY:
+                # Nothing is released yet: the change may reach into the context too.
+                done = "".join(out)
+                out = [done[: len(done) - len(context)], result.text]
                 modified = result
-            elif result.action is Action.MODIFY:
-                return Outcome(Action.BLOCK, result.text, result.rail, result.reason)
             else:
                 out.append(window.new)
         final = "".join(out)
@@ -189,17 +189,18 @@ class Guard:
         feeder = _Feeder(engine, chunks, key)
         try:
             feeder.start()
-            async for released in engine.releases():
-                if isinstance(released, Idle):
-                    continue
-                if isinstance(released, Blocked):
-                    if raise_on_block:
-                        raise BlockedError(released)
-                    yield released
-                    return
-                for piece in released:
-                    if piece:
-                        yield piece
+            async with contextlib.aclosing(engine.releases()) as releases:
+                async for released in releases:
+                    if isinstance(released, Idle):
+                        continue
+                    if isinstance(released, Blocked):
+                        if raise_on_block:
+                            raise BlockedError(released)
+                        yield released
+                        return
+                    for piece in released:
+                        if piece:
+                            yield piece
             feeder.raise_error()
         finally:
             await feeder.aclose()
@@ -240,6 +241,7 @@ class _Feeder:
                 self._engine.push(chunk, [(self._key, chunk)])
                 if self._engine.blocked is not None:
                     break
+                await asyncio.sleep(0)  # let checks run even if the source never waits
         except Exception as e:
             self._error = e
         finally:
@@ -255,5 +257,4 @@ class _Feeder:
     async def aclose(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])

@@ -25,10 +25,9 @@ callback; where the text was already released (stream_first true) it counts as a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -77,6 +76,7 @@ class _Piece(Generic[T]):
     entry: _Held[T]
     start: int
     end: int
+    text: str = ""
 
 
 @dataclass(slots=True)
@@ -88,6 +88,7 @@ class _Channel(Generic[T]):
     last: asyncio.Task[None] | None = None
     closed: bool = False
     modified_tail: str | None = None
+    checked: deque[str] = field(default_factory=deque)  # delta unit: checked pieces
 
 
 class GuardedStream(Generic[T]):
@@ -156,9 +157,8 @@ class GuardedStream(Generic[T]):
         tasks = [t for t in self._tasks if not t.done()]
         for t in tasks:
             t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        if tasks:
+            await asyncio.wait(tasks)
 
     @property
     def held(self) -> int:
@@ -166,7 +166,7 @@ class GuardedStream(Generic[T]):
 
     # -- output side -------------------------------------------------------------------
 
-    async def releases(self) -> AsyncIterator[list[T] | Blocked | Idle]:
+    async def releases(self) -> AsyncGenerator[list[T] | Blocked | Idle, None]:
         """Yield batches of releasable items in order; a ``Blocked`` ends the iteration;
         ``IDLE`` marks ``keepalive_s`` of holding without a release."""
         while True:
@@ -208,7 +208,7 @@ class GuardedStream(Generic[T]):
         if ch is None:
             s = self._cfg
             buf = RollingBuffer(s.chunk_size, s.context_size, self._counter, s.token_unit)
-            ch = self._channels[key] = _Channel(key, buf)
+            ch = self._channels[key] = _Channel(key, buf, checked=deque(maxlen=s.context_size))
         return ch
 
     def _feed(self, entry: _Held[T], ch: _Channel[T], text: str) -> None:
@@ -221,7 +221,7 @@ class GuardedStream(Generic[T]):
             ch.passed = end
             return
         if self._rewrite is not None and not self._cfg.stream_first:
-            ch.pending.append(_Piece(entry, start, end))
+            ch.pending.append(_Piece(entry, start, end, text))
         if not self._cfg.stream_first:
             entry.gates.append((ch, end))
         if window is not None:
@@ -261,7 +261,10 @@ class GuardedStream(Generic[T]):
     async def _judge(self, ch: _Channel[T], window: Window) -> None:
         context = window.context
         if ch.modified_tail is not None and self._cfg.context_size:
-            context = self._counter.tail(ch.modified_tail, self._cfg.context_size)
+            if self._cfg.token_unit == "delta":
+                context = "".join(ch.checked)
+            else:
+                context = self._counter.tail(ch.modified_tail, self._cfg.context_size)
         ctx = CheckContext("output", ch.key[1], self._user_message)
         outcome = await self._pipeline.check(context + window.new, ctx)
         self.windows_checked += 1
@@ -280,6 +283,7 @@ class GuardedStream(Generic[T]):
             )
             return
         ch.passed = window.end
+        ch.checked.extend(p.text for p in ch.pending if p.end <= window.end and p.text)
         ch.pending = [p for p in ch.pending if p.end > window.end]
         if ch.modified_tail is not None and outcome.action is Action.ALLOW:
             ch.modified_tail = self._trim(ch.modified_tail + window.new)
@@ -292,7 +296,8 @@ class GuardedStream(Generic[T]):
             return Outcome(Action.BLOCK, outcome.text, outcome.rail, reason)
         pieces = [p for p in ch.pending if p.end <= window.end]
         for i, piece in enumerate(pieces):
-            piece.entry.item = self._rewrite(piece.entry.item, ch.key, new if i == 0 else "")
+            piece.text = new if i == 0 else ""
+            piece.entry.item = self._rewrite(piece.entry.item, ch.key, piece.text)
         tail = (ch.modified_tail if ch.modified_tail is not None else context) + new
         ch.modified_tail = self._trim(tail)
         return outcome
