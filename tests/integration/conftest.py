@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from fakes.upstream import FakeUpstream
 
+from fakes.upstream import FakeUpstream
 from proxy.app import create_app
 from proxy.loader import load_config
 from proxy.server import bound_port

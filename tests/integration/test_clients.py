@@ -7,8 +7,9 @@ import asyncio
 
 import openai
 import pytest
-from fakes.upstream import FakeUpstream, Script
 from huggingface_hub import AsyncInferenceClient, InferenceClient
+
+from fakes.upstream import FakeUpstream, Script
 from integration.conftest import ProxyFactory
 
 TEXT = ["Hello", ",", " wor", "ld", " — ünïcode 🚀", "!"]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from fakes.upstream import FakeUpstream, Script
 from integration.conftest import ProxyFactory, chat_body
 

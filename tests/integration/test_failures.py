@@ -8,10 +8,10 @@ import socket
 import time
 
 import pytest
+
 from fakes.faults import Fault, FaultKind
 from fakes.upstream import FakeUpstream, Script
 from integration.conftest import ProxyFactory, chat_body, events
-
 from proxy.keys import STATE
 
 

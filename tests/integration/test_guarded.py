@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 import pytest
+
 from fakes.upstream import FakeUpstream, Script
 from integration.conftest import ProxyFactory, chat_body, events
 

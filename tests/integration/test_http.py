@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from fakes.upstream import FakeUpstream
 from integration.conftest import ProxyFactory, chat_body
 

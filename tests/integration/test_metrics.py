@@ -7,9 +7,10 @@ import json
 import logging
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from fakes.upstream import FakeUpstream, Script
 from integration.conftest import Proxy, ProxyFactory, chat_body, events
-from prometheus_client.parser import text_string_to_metric_families
 
 BLOCKING = {
     "rails": {

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+
 from fakes.upstream import FakeUpstream, Script
 from integration.conftest import ProxyFactory, chat_body, events
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from fakes.upstream import FakeUpstream, Script
 from integration.conftest import ProxyFactory, chat_body
 
