@@ -225,6 +225,7 @@ class Relay:
                         guard.push(ev, p.texts, ends=p.ends, end=p.end)
                     if guard.blocked is not None or self._ending.done:
                         return
+                    await guard.room()
             closing = self._ending.closing_bytes(self._dialect)
             if closing:
                 guard.push(Event(closing), end=True)

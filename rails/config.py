@@ -37,6 +37,9 @@ class OutputStreaming(_Strict):
     stream_first: bool = True
     token_unit: Literal["token", "delta"] = "token"
     keepalive_s: float = Field(default=10.0, gt=0)
+    # Backpressure: past this many held events, railproxy stops reading from the upstream
+    # until the client or the rails catch up (memory per stream stays bounded).
+    max_held_events: int = Field(default=2048, ge=16)
 
 
 class InputRails(_Strict):

@@ -112,6 +112,7 @@ class GuardedStream(Generic[T]):
         self._channels: dict[ChannelKey, _Channel[T]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
+        self._progress = asyncio.Event()  # a release happened or a check finished
         self._finished = False
         self.blocked: Blocked | None = None
         self.windows_checked = 0
@@ -194,9 +195,27 @@ class GuardedStream(Generic[T]):
     def _ready(self) -> list[T]:
         out, self._bypass = self._bypass, []
         q = self._queue
-        while q and all(ch.passed >= off for ch, off in q[0].gates):
+        while q and self._passed(q[0]):
             out.append(q.popleft().item)
+        if out:
+            self._progress.set()
         return out
+
+    @staticmethod
+    def _passed(entry: _Held[T]) -> bool:
+        return all(ch.passed >= off for ch, off in entry.gates)
+
+    async def room(self) -> None:
+        """Backpressure for the producer: wait while more than ``max_held_events`` items
+        are held and holding them will end without more input (the consumer is writing,
+        or a check is running). When the head item needs more text to complete its
+        window, return at once: waiting then would never end."""
+        limit = self._cfg.max_held_events
+        while len(self._queue) > limit and self.blocked is None:
+            if not self._passed(self._queue[0]) and not self._busy():
+                return
+            self._progress.clear()
+            await self._progress.wait()
 
     def _busy(self) -> bool:
         return any(not t.done() for t in self._tasks)
@@ -257,6 +276,7 @@ class GuardedStream(Generic[T]):
             log.exception("guard engine failure")
             self.blocked = Blocked("railproxy", "internal guard error", window.start, ch.key)
         self._changed.set()
+        self._progress.set()
 
     async def _judge(self, ch: _Channel[T], window: Window) -> None:
         context = window.context
