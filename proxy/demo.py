@@ -74,10 +74,13 @@ def _make_handler(delay_s: float, chat: bool) -> Any:
             return web.json_response(_complete(pieces, chat))
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await resp.prepare(request)
-        for chunk in _chunks(pieces, chat):
-            await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
-            await asyncio.sleep(delay_s)
-        await resp.write(b"data: [DONE]\n\n")
+        try:
+            for chunk in _chunks(pieces, chat):
+                await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+                await asyncio.sleep(delay_s)
+            await resp.write(b"data: [DONE]\n\n")
+        except ConnectionResetError:
+            pass  # the proxy closed the request (a block or a client that left): stop
         return resp
 
     return handler
