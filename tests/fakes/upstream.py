@@ -149,6 +149,11 @@ class FakeUpstream:
         self._handlers: set[asyncio.Task[Any]] = set()
 
     @property
+    def active_handlers(self) -> int:
+        """Generation handlers still running (a request the proxy has not let go of)."""
+        return sum(1 for t in self._handlers if not t.done())
+
+    @property
     def sent(self) -> list[bytes]:
         """The exact response body bytes written for each request, in `requests` order."""
         return [bytes(r.sent) for r in self.requests]

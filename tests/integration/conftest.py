@@ -22,6 +22,7 @@ from aiohttp import web
 
 from fakes.upstream import FakeUpstream
 from proxy.app import create_app
+from proxy.keys import STATE, UPSTREAM
 from proxy.loader import load_config
 from proxy.server import bound_port
 from proxy.settings import Settings
@@ -60,7 +61,15 @@ async def fake() -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
-async def proxy(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
+def started_apps() -> list[web.Application]:
+    """Every proxy app a test started (for leak checks)."""
+    return []
+
+
+@pytest.fixture
+async def proxy(
+    fake: FakeUpstream, started_apps: list[web.Application]
+) -> AsyncIterator[ProxyFactory]:
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
@@ -82,6 +91,7 @@ async def proxy(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
         sessions.append(session)
+        started_apps.append(app)
         return Proxy(f"http://127.0.0.1:{bound_port(runner)}", session, app)
 
     try:
@@ -92,6 +102,54 @@ async def proxy(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
         for r in runners:
             await r.cleanup()
         await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def no_leaks(
+    fake: FakeUpstream, proxy: ProxyFactory, started_apps: list[web.Application]
+) -> AsyncIterator[None]:
+    """After the test: no task, stream or upstream connection of its requests remains.
+
+    Waits (bounded) for the proxy to settle, then asserts: asyncio tasks back to the
+    baseline, no stream counted active, no pooled upstream connection still acquired,
+    and no fake-upstream handler still serving a request.
+    """
+    baseline = _tasks()
+    yield
+    for _ in range(100):  # settle for up to 2 s: closing takes a few loop turns
+        if not _leaks(fake, started_apps, baseline):
+            break
+        await asyncio.sleep(0.02)
+    assert _leaks(fake, started_apps, baseline) == []
+
+
+def _leaks(fake: FakeUpstream, apps: list[web.Application], baseline: int) -> list[str]:
+    found = []
+    if (tasks := _tasks()) > baseline:
+        names = [_name(t) for t in asyncio.all_tasks()]
+        found.append(f"{tasks - baseline} extra tasks: {sorted(n for n in names if n)}")
+    for app in apps:
+        if app[STATE].active_streams:
+            found.append(f"{app[STATE].active_streams} active streams")
+        connector = app[UPSTREAM].session.connector
+        # aiohttp keeps connections in use in a private set; the public API has no count.
+        in_use = len(getattr(connector, "_acquired", ()))
+        if in_use:
+            found.append(f"{in_use} upstream connections in use")
+    if fake.active_handlers:
+        found.append(f"{fake.active_handlers} upstream handlers running")
+    return found
+
+
+def _name(task: asyncio.Task[Any]) -> str:
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", "") if coro is not None else ""
+
+
+def _tasks() -> int:
+    """Tasks that belong to requests: not aiohttp's per-connection handler (kept alive
+    by keep-alive connections, which are pooled on purpose)."""
+    return sum(1 for t in asyncio.all_tasks() if _name(t) != "RequestHandler.start")
 
 
 def chat_body(stream: bool = True, **extra: Any) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from fakes.upstream import FakeUpstream, Script
 from integration.conftest import ProxyFactory, chat_body, events
 from proxy.keys import STATE
 
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -18,6 +18,8 @@ ABORT = (
     b'"param": "banned", "code": "content_blocked"}}\n\ndata: [DONE]\n\n'
 )
 
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
 
 def rails(
     stream_first: bool = True, chunk: int = 10, context: int = 4, **extra: Any

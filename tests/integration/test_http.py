@@ -12,6 +12,8 @@ from integration.conftest import ProxyFactory, chat_body
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
 
 async def test_sse_response_headers(fake: FakeUpstream, proxy: ProxyFactory) -> None:
     p = await proxy()

@@ -13,6 +13,8 @@ from integration.conftest import ProxyFactory, chat_body, events
 
 WORDS = [f" w{i}" for i in range(40)]
 
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
 
 def config(
     rails: dict[str, dict[str, Any]],
