@@ -17,7 +17,7 @@ from proxy import __version__, handlers
 from proxy.auth import ApiKeyAuth
 from proxy.configs import ConfigSet
 from proxy.errors import PayloadTooLarge, ProxyError, internal_error
-from proxy.keys import CONFIGS, METRICS, SETTINGS, STATE, UPSTREAM, ServerState
+from proxy.keys import CONFIGS, METRICS, SETTINGS, STATE, UPSTREAM, ReloadHook, ServerState
 from proxy.metrics import Metrics
 from proxy.observe import observe
 from proxy.settings import Settings
@@ -76,6 +76,7 @@ def create_app(
     app[STATE] = ServerState()
     app[METRICS] = metrics or Metrics()
     _register(app[METRICS], app[CONFIGS])
+    app[STATE].reload_hooks.append(_reload_hook(app[METRICS]))
     app.cleanup_ctx.append(_lifecycle)
     handlers.add_routes(app)
     return app
@@ -86,6 +87,19 @@ def _register(metrics: Metrics, configs: ConfigSet) -> None:
     configs.observe(metrics)
     metrics.build_info.labels(__version__).set(1)
     metrics.set_configs({cid: configs.get(cid).digest for cid in configs.ids})
+
+
+def _reload_hook(metrics: Metrics) -> ReloadHook:
+    """Count reloads, and register a new config set's rails with the metrics."""
+    for result in ("ok", "error"):
+        metrics.config_reloads.labels(result)  # both series exist before the first reload
+
+    def on_reload(result: str, configs: ConfigSet | None) -> None:
+        metrics.config_reloads.labels(result).inc()
+        if configs is not None:
+            _register(metrics, configs)
+
+    return on_reload
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -6,10 +6,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
+from proxy import workers
 from proxy.app import create_app
 from proxy.loader import LoadedConfig, load_config
 from proxy.logs import configure_logging
+from proxy.reload import ReloadSource
 from proxy.server import run, serve_forever
 from proxy.settings import SettingsError
 
@@ -38,22 +42,36 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--config", help="rails config for the demo (default: the demo's own)")
     demo.set_defaults(func=_demo)
+    chat = sub.add_parser("chat", help="an interactive chat through railproxy")
+    where = chat.add_mutually_exclusive_group()
+    where.add_argument("--base-url", help="a running railproxy (default http://127.0.0.1:8080/v1)")
+    where.add_argument("--config", help="start the proxy in-process with this config")
+    chat.add_argument("--model", help="default: the first id from GET {base}/models")
+    chat.add_argument(
+        "--streaming",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="stream replies (the default) or ask for whole ones",
+    )
+    chat.add_argument("--config-id", help="send X-Rails-Config: ID (pick a rails config)")
+    chat.set_defaults(func=_chat)
     return p
 
 
 def _load(args: argparse.Namespace) -> LoadedConfig | None:
     try:
-        return load_config(
-            args.config,
-            **{
-                "server.host": getattr(args, "host", None),
-                "server.port": getattr(args, "port", None),
-                "upstream.base_url": getattr(args, "upstream", None),
-            },
-        )
+        return load_config(args.config, **_overrides(args))
     except (SettingsError, ValueError) as e:
         print(f"railproxy: invalid config: {e}", file=sys.stderr)
         return None
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "server.host": getattr(args, "host", None),
+        "server.port": getattr(args, "port", None),
+        "upstream.base_url": getattr(args, "upstream", None),
+    }
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -69,10 +87,36 @@ def _serve(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     configure_logging(loaded.settings.logging)
-    app = create_app(loaded.settings, loaded.configs)
     s = loaded.settings.server
-    run(serve_forever(app, s.host, s.port, lambda port: _announce(s.host, port)))
+    if s.workers > 1 and not workers.in_worker():
+        return workers.supervise(_serve_args(args), s)
+    if workers.in_worker():
+        workers.exit_with_supervisor()
+    app = create_app(loaded.settings, loaded.configs)
+    reload = _reload_source(args, s.reload_poll_s)
+
+    def announce(port: int) -> None:
+        _announce(s.host, port)
+
+    run(serve_forever(app, s.host, s.port, announce, reuse_port=s.workers > 1, reload=reload))
     return 0
+
+
+def _reload_source(args: argparse.Namespace, poll_s: float) -> ReloadSource | None:
+    """SIGHUP and file changes reload ``--config`` with the same flags."""
+    if not args.config:
+        return None
+
+    def load() -> LoadedConfig:
+        return load_config(args.config, **_overrides(args))
+
+    return ReloadSource(Path(args.config), load, poll_s)
+
+
+def _serve_args(args: argparse.Namespace) -> list[str]:
+    """``serve`` with the flags given, less ``--port`` (a supervisor gives each worker one)."""
+    flags = {"--config": args.config, "--host": args.host, "--upstream": args.upstream}
+    return ["serve", *[x for k, v in flags.items() if v is not None for x in (k, v)]]
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -80,6 +124,12 @@ def _demo(args: argparse.Namespace) -> int:
 
     run(run_demo(args.port, args.config))
     return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from proxy.chat import main as chat_main
+
+    return chat_main(args)
 
 
 def _announce(host: str, port: int) -> None:

@@ -1,45 +1,82 @@
-"""Running an app: the event loop (uvloop when installed), the listening socket, and
-shutdown on SIGINT/SIGTERM."""
+"""Running an app: the event loop (uvloop when installed), the listening socket, signals.
+
+``serve_forever`` serves one app until SIGTERM or SIGINT, then drains (``proxy.drain``) and
+returns; a second SIGINT during the drain cuts it short. SIGHUP reloads the config
+(``proxy.reload``) when the app was started from a file, and is ignored otherwise. Several
+worker processes (``server.workers``) are ``proxy.workers``' business; each runs this.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 from aiohttp import web
 
+from proxy.drain import GRACE_S, Drain, InFlight
+from proxy.keys import SETTINGS, STATE
+from proxy.reload import Reloader, ReloadSource
 
-def run(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` to completion with uvloop when it is installed (see bench/)."""
+log = logging.getLogger("railproxy")
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T]) -> T | None:
+    """Run ``main`` to completion with uvloop when it is installed (see bench/); None when
+    interrupted by a KeyboardInterrupt before ``main`` handles signals itself."""
     factory = None
     with contextlib.suppress(ImportError):
         import uvloop
 
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner, contextlib.suppress(KeyboardInterrupt):
-        runner.run(main)
+        return runner.run(main)
+    return None
 
 
 async def serve_forever(
-    app: web.Application, host: str, port: int, ready: Callable[[int], None]
+    app: web.Application,
+    host: str,
+    port: int,
+    ready: Callable[[int], None],
+    *,
+    reuse_port: bool = False,
+    reload: ReloadSource | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM, then shut down cleanly. ``ready`` gets the bound port.
+    """Serve until SIGINT/SIGTERM, drain, clean up. ``ready`` gets the bound port.
 
     ``handler_cancellation`` makes aiohttp cancel a handler whose client went away, so a
     stream waiting on a slow upstream notices the disconnect at once, not at its next write.
+    ``reuse_port`` lets several worker processes listen on one port (SO_REUSEPORT).
     """
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
-        ready(bound_port(runner))
-        await _wait_for_signal()
-    finally:
-        await runner.cleanup()
+    inflight = InFlight.attach(app)
+    runner = web.AppRunner(
+        app, handler_cancellation=True, access_log=None, shutdown_timeout=GRACE_S
+    )
+    reloader: Reloader | None = None
+    with _Signals() as signals:
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port)
+            await site.start()
+            if reload is not None:
+                reloader = Reloader(app, reload, inflight)
+                signals.on_hangup = reloader.reload
+            ready(bound_port(runner))
+            async with _watching(reloader):
+                await signals.stop.wait()
+            timeout = app[SETTINGS].server.drain_timeout_s
+            drain = Drain(runner, inflight, app[STATE], timeout)
+            signals.on_interrupt = drain.hurry
+            await drain.run()
+        finally:
+            await runner.cleanup()
+            if reloader is not None:
+                await reloader.aclose()
 
 
 def bound_port(runner: web.AppRunner) -> int:
@@ -49,13 +86,50 @@ def bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("server has no TCP address")
 
 
-async def _wait_for_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+@contextlib.asynccontextmanager
+async def _watching(reloader: Reloader | None) -> AsyncIterator[None]:
+    """Poll the config file in the background while the body runs."""
+    task = asyncio.create_task(reloader.watch()) if reloader is not None else None
     try:
-        await stop.wait()
+        yield
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class _Signals:
+    """SIGTERM/SIGINT set ``stop``; later SIGINTs call ``on_interrupt``; SIGHUP calls
+    ``on_hangup``. Installed on the running loop for the ``with`` block's duration."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.on_interrupt: Callable[[], object] = lambda: None
+        self.on_hangup: Callable[[], object] = _no_reload
+
+    def __enter__(self) -> _Signals:
+        loop = asyncio.get_running_loop()
+        for sig in self.SIGNALS:
+            loop.add_signal_handler(sig, self._handle, sig)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self.SIGNALS:
             loop.remove_signal_handler(sig)
+
+    def _handle(self, sig: signal.Signals) -> None:
+        if sig is signal.SIGHUP:
+            self.on_hangup()
+        elif not self.stop.is_set():
+            log.info("stopping", extra={"signal": sig.name})
+            self.stop.set()
+        elif sig is signal.SIGINT:
+            self.on_interrupt()
+
+
+def _no_reload() -> None:
+    log.warning("SIGHUP ignored: railproxy was not started from a config file")
