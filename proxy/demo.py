@@ -41,6 +41,7 @@ ANSWERS = [
     (re.compile(r"falcon", re.I), "Project Falcon is our secret plan to launch next spring."),
     (re.compile(r"contact|email|e-mail", re.I), "Write to jane.doe@example.com and we reply."),
 ]
+CLIENT_GONE = web.RequestKey("railproxy.demo.client_gone", bool)
 DEFAULT_ANSWER = (
     "Hello! I am the railproxy demo model. Every word you read went through the "
     "proxy's rolling buffer and its output rails before reaching you."
@@ -80,7 +81,8 @@ def _make_handler(delay_s: float, chat: bool) -> Any:
                 await asyncio.sleep(delay_s)
             await resp.write(b"data: [DONE]\n\n")
         except ConnectionResetError:
-            pass  # the proxy closed the request (a block or a client that left): stop
+            # The proxy closed the request (a block, or a client that left): stop quietly.
+            request[CLIENT_GONE] = True
         return resp
 
     return handler
