@@ -88,6 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     configure_logging(loaded.settings.logging)
     s = loaded.settings.server
+    _warn_if_open(s.host, bool(s.api_keys))
     if s.workers > 1 and not workers.in_worker():
         return workers.supervise(_serve_args(args), s)
     if workers.in_worker():
@@ -100,6 +101,16 @@ def _serve(args: argparse.Namespace) -> int:
 
     run(serve_forever(app, s.host, s.port, announce, reuse_port=s.workers > 1, reload=reload))
     return 0
+
+
+def _warn_if_open(host: str, has_keys: bool) -> None:
+    """An empty key list (e.g. an unset variable) means no client authentication: say so
+    when the proxy listens beyond loopback."""
+    if not has_keys and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "server.api_keys is empty: any client that reaches this address may use the proxy",
+            extra={"host": host},
+        )
 
 
 def _reload_source(args: argparse.Namespace, poll_s: float) -> ReloadSource | None:
