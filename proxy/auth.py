@@ -1,7 +1,8 @@
 """Client authentication: ``Authorization: Bearer <key>`` against ``server.api_keys``.
 
 Keys are compared in constant time (``hmac.compare_digest`` against every configured key,
-whether or not an earlier one matched). Health and readiness stay open for probes, and
+whether or not an earlier one matched). Health and readiness stay open for probes, the
+playground page too (it holds no secrets; its own requests carry the key typed in), and
 ``/metrics`` too unless ``server.metrics_auth`` is set. A missing or wrong key is a 401 in
 OpenAI's error shape; the key a client sent is never logged or echoed.
 """
@@ -17,7 +18,7 @@ from proxy.errors import Unauthorized
 from proxy.keys import SETTINGS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/ui"})  # /ui: a static page, no secrets
 
 
 def key_matches(presented: str, keys: tuple[bytes, ...]) -> bool:

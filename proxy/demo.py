@@ -134,7 +134,8 @@ async def run_demo(port: int, config: str | None = None) -> None:
     up_url = f"http://127.0.0.1:{bound_port(upstream)}/v1"
     try:
         if config is None:
-            settings = Settings.model_validate({**DEMO_RAILS, "upstream": {"base_url": up_url}})
+            demo = {**DEMO_RAILS, "upstream": {"base_url": up_url}, "server": {"playground": True}}
+            settings = Settings.model_validate(demo)
             configs = ConfigSet.single(settings.rails_config)
         else:
             loaded = load_config(config, **{"upstream.base_url": up_url})
@@ -149,6 +150,7 @@ def _print_usage(port: int) -> None:
     base = f"http://127.0.0.1:{port}/v1"
     print(
         f"""railproxy demo: proxy at {base} (demo upstream behind it)
+  playground: http://127.0.0.1:{port}/ui (the built-in demo config turns it on)
 
   curl -N {base}/chat/completions -H 'Content-Type: application/json' \\
     -d '{{"model": "{MODEL}", "stream": true,

@@ -26,7 +26,8 @@ from typing import Any
 import orjson
 
 from proxy.sse import Event, encode
-from rails.stream import Blocked, ChannelKey
+from rails.base import ChannelKey
+from rails.stream import Blocked
 
 _TEXT = re.compile(rb'"(?:content|reasoning|reasoning_content|arguments|text)"\s*:\s*"[^"]')
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')

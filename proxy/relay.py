@@ -11,6 +11,11 @@ Either way the stream always ends well-framed: ``[DONE]`` from upstream, or our 
 event (then ``[DONE]``) when the upstream ended early, timed out or sent an event over the
 size cap; or the abort event when a rail blocked. On a block, a client disconnect or any
 exit, the upstream response is closed at once, which makes vLLM and TGI stop generating.
+
+With a debug channel (the playground's, ``proxy.debug``), the same task that writes the
+released events also writes, in order with them, a ``start`` event, the guard's window
+and held reports, and an ``abort`` event just before the abort bytes. Without one, not a
+byte differs and the pass-through path is untouched.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from proxy.debug import DebugChannel, abort_event, report_event
 from proxy.metrics import Metrics
 from proxy.protocol import Dialect, Envelope, Kind
 from proxy.record import RequestRecord
 from proxy.sse import Decoder, Event, SSEError, comment
 from proxy.writer import SSEWriter
 from rails.config import Abort
-from rails.stream import Blocked, GuardedStream, Idle
+from rails.reports import Report
+from rails.stream import Blocked, GuardedStream, Idle, Release
 
 log = logging.getLogger("railproxy.relay")
 
@@ -39,7 +46,8 @@ log = logging.getLogger("railproxy.relay")
 class RelayResult:
     """How a stream ended, for logs and metrics."""
 
-    outcome: str = "ok"  # ok | blocked | in_band_error | eof | timeout | disconnected | too_large
+    # ok | blocked | in_band_error | eof | timeout | disconnected | too_large | shutdown
+    outcome: str = "ok"
     blocked: Blocked | None = None
     text_events: int = 0  # events carrying generated text written to the client
     windows: int = 0
@@ -74,7 +82,7 @@ class _Ending:
 
     @property
     def outcome(self) -> str:
-        """ok | in_band_error | eof | timeout | disconnected | too_large"""
+        """ok | in_band_error | eof | timeout | disconnected | too_large | shutdown"""
         if self.failure is not None:
             return _FAILURES.get(self.failure[1], "eof")
         if self.in_band_error:
@@ -83,6 +91,7 @@ class _Ending:
 
 
 _FAILURES = {
+    "server_shutdown": "shutdown",
     "event_too_large": "too_large",
     "upstream_timeout": "timeout",
     "upstream_disconnected": "disconnected",
@@ -98,6 +107,7 @@ class RelaySpec:
     abort: Abort
     strip_usage: bool = False  # railproxy asked for usage; the client did not
     hold: bool = False  # stream_first false: time how long events are held
+    debug: DebugChannel | None = None  # the playground's debug events (proxy/debug.py)
 
 
 class Relay:
@@ -123,8 +133,20 @@ class Relay:
         self._ending = _Ending()
         self.result = RelayResult()
 
+    def shut_down(self) -> None:
+        """The server is stopping (drain deadline): end this stream with an error event
+        telling the client to retry, and close the upstream request."""
+        if self._ending.failure is None:
+            self._ending.failure = (
+                "railproxy is shutting down; retry the request.",
+                "server_shutdown",
+            )
+        self._up.close()
+
     async def run(self) -> RelayResult:
         try:
+            if self._spec.debug is not None:
+                await self._writer.send(self._spec.debug.start())
             if self._guard is None:
                 await self._passthrough()
             else:
@@ -176,16 +198,22 @@ class Relay:
     # -- guarded ----------------------------------------------------------------------
 
     async def _guarded(self, guard: GuardedStream[Event]) -> None:
+        # Ask for reports before the reader task can push anything.
+        releases: AsyncGenerator[Release[Event] | Report, None] = (
+            guard.releases(reports=True) if self._spec.debug is not None else guard.releases()
+        )
         reader = asyncio.create_task(self._read_into(guard))
         try:
-            async for released in guard.releases():
-                if isinstance(released, Blocked):
+            async for released in releases:
+                if isinstance(released, list):
+                    await self._write_released(released)
+                elif isinstance(released, Blocked):
                     await self._block(released, reader)
                     return
-                if isinstance(released, Idle):
+                elif isinstance(released, Idle):
                     await self._writer.send(comment("keep-alive"))
-                    continue
-                await self._write_released(released)
+                else:
+                    await self._writer.send(report_event(released))
             self.result.outcome = self._ending.outcome
         finally:
             reader.cancel()
@@ -244,9 +272,10 @@ class Relay:
         self.result.outcome = "blocked"
         self.result.blocked = blocked
         s = self._spec.abort
-        await self._writer.send(
-            self._dialect.abort(blocked, s.style, s.refusal_message, self.result.envelope)
-        )
+        data = self._dialect.abort(blocked, s.style, s.refusal_message, self.result.envelope)
+        if self._spec.debug is not None:
+            data = abort_event(blocked) + data
+        await self._writer.send(data)
 
     # -- shared -----------------------------------------------------------------------
 
@@ -270,8 +299,9 @@ class Relay:
                 "upstream_timeout",
             )
         except aiohttp.ClientError as e:
-            message = f"The upstream connection failed mid-stream ({type(e).__name__})."
-            self._ending.failure = (message, "upstream_disconnected")
+            if self._ending.failure is None:  # not our own shut_down() closing it
+                message = f"The upstream connection failed mid-stream ({type(e).__name__})."
+                self._ending.failure = (message, "upstream_disconnected")
 
     async def _write(self, data: bytes, texts: int) -> None:
         """Write bytes; ``texts`` counts the events among them that carry generated text."""

@@ -42,6 +42,8 @@ class ServerSettings(_Strict):
     # so a single environment variable can hold several. Empty: no client authentication.
     api_keys: tuple[SecretStr, ...] = ()
     metrics_auth: bool = False  # /metrics needs a client key too
+    # GET /ui (the playground page) and the debug channel it reads (proxy/debug.py).
+    playground: bool = False
 
     @field_validator("api_keys", mode="before")
     @classmethod

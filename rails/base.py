@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Stage = Literal["input", "output"]
 TextField = Literal["content", "tool_arguments", "reasoning"]
+ChannelKey = tuple[int, TextField, int]
+"""A stream's text channel: (choice index, field, tool-call index; 0 unless the field is
+tool_arguments)."""
 
 
 class Action(enum.Enum):

@@ -25,12 +25,12 @@ from typing import Any, TypeVar
 
 import yaml
 
-from rails.base import Action, CheckContext, Resources, TextField
+from rails.base import Action, ChannelKey, CheckContext, Resources, TextField
 from rails.buffer import RollingBuffer
 from rails.config import RailsConfig
 from rails.pipeline import Outcome, Pipeline, PipelineObserver
 from rails.registry import build_rails
-from rails.stream import Blocked, ChannelKey, GuardedStream, Idle, Rewrite
+from rails.stream import Blocked, GuardedStream, Idle, Rewrite
 from rails.tokens import TokenCounter, counter_for
 
 T = TypeVar("T")

@@ -3,12 +3,14 @@
 Rails only judge. Here, and nowhere else: each call is bounded by the rail's
 ``timeout_s``; exceptions, timeouts and answers that are not a ``Verdict`` become an
 error verdict that the rail's ``on_error`` turns into allow or block; every call is timed
-and reported to the observer; parallel calls are cancelled once one blocks.
+and reported to the observers (the shared one set at start-up, for metrics, and the
+optional one a ``check`` call brings, for a stream's debug view); parallel calls are
+cancelled once one blocks.
 
 Failures never carry exception text into a reason (it may quote user text); the log
 line names the rail and the exception type only.
 
-Per call, the observer hears one of these verdicts::
+Per call, each observer hears one of these verdicts::
 
     allow | block | modify     the rail answered
     timeout                    timeout_s passed first
@@ -99,18 +101,22 @@ class Pipeline:
         """Whether any rail judges this field (if not, the caller need not buffer it)."""
         return bool(self._by_field.get(field))
 
-    async def check(self, text: str, ctx: CheckContext) -> Outcome:
+    async def check(
+        self, text: str, ctx: CheckContext, *, observer: PipelineObserver | None = None
+    ) -> Outcome:
         """Judge ``text`` with the rails for ``ctx.field``. Never raises for a rail's fault.
 
         No rails: ALLOW at once. One rail, or sequential mode: no task is created.
         Cancelling ``check`` cancels (and awaits) any rail tasks it started.
+        ``observer`` hears this call's rail calls too, after the shared observer (a
+        stream's debug view uses it; None costs nothing).
         """
         rails = self._by_field.get(ctx.field, ())
         if not rails:
             return Outcome(Action.ALLOW, text)
         if self._parallel and len(rails) > 1:
-            return await self._run_parallel(rails, text, ctx)
-        return await self._run_sequential(rails, ctx, text, text)
+            return await self._run_parallel(rails, text, ctx, observer)
+        return await self._run_sequential(rails, ctx, text, text, observer=observer)
 
     async def _run_sequential(
         self,
@@ -119,6 +125,7 @@ class Pipeline:
         original: str,
         text: str,
         modified_by: tuple[str, str] | None = None,
+        observer: PipelineObserver | None = None,
     ) -> Outcome:
         """Run ``rails`` in order on the evolving ``text``; stop at the first BLOCK.
 
@@ -126,16 +133,22 @@ class Pipeline:
         (rail, reason) of the last modification made before these rails ran.
         """
         for rail in rails:
-            verdict = await self._call(rail, text, ctx)
+            verdict = await self._call(rail, text, ctx, observer)
             if verdict.action is Action.BLOCK:
                 return Outcome(Action.BLOCK, text, rail.name, verdict.reason)
             if verdict.action is Action.MODIFY and verdict.text is not None:
                 text, modified_by = verdict.text, (rail.name, verdict.reason)
         return _finish(original, text, modified_by)
 
-    async def _run_parallel(self, rails: Sequence[Rail], text: str, ctx: CheckContext) -> Outcome:
+    async def _run_parallel(
+        self,
+        rails: Sequence[Rail],
+        text: str,
+        ctx: CheckContext,
+        observer: PipelineObserver | None,
+    ) -> Outcome:
         """All rails at once on ``text``; the first BLOCK cancels the others and wins."""
-        tasks = [asyncio.create_task(self._call(rail, text, ctx)) for rail in rails]
+        tasks = [asyncio.create_task(self._call(rail, text, ctx, observer)) for rail in rails]
         try:
             pending: set[asyncio.Task[Verdict]] = set(tasks)
             while pending:
@@ -146,10 +159,15 @@ class Pipeline:
                         return Outcome(Action.BLOCK, text, rail.name, verdict.reason)
         finally:
             await _cancel(tasks)
-        return await self._compose(rails, [t.result() for t in tasks], text, ctx)
+        return await self._compose(rails, [t.result() for t in tasks], text, ctx, observer)
 
     async def _compose(
-        self, rails: Sequence[Rail], verdicts: list[Verdict], text: str, ctx: CheckContext
+        self,
+        rails: Sequence[Rail],
+        verdicts: list[Verdict],
+        text: str,
+        ctx: CheckContext,
+        observer: PipelineObserver | None,
     ) -> Outcome:
         """Combine parallel answers (none blocked) so that every modification applies.
 
@@ -165,9 +183,12 @@ class Pipeline:
             return Outcome(Action.ALLOW, text)
         (first, first_text, reason), *rest = modifiers
         again = [rail for rail, _, _ in rest]
-        return await self._run_sequential(again, ctx, text, first_text, (first.name, reason))
+        modified_by = (first.name, reason)
+        return await self._run_sequential(again, ctx, text, first_text, modified_by, observer)
 
-    async def _call(self, rail: Rail, text: str, ctx: CheckContext) -> Verdict:
+    async def _call(
+        self, rail: Rail, text: str, ctx: CheckContext, observer: PipelineObserver | None
+    ) -> Verdict:
         """One bounded, timed, reported rail call; a failure becomes its policy's verdict."""
         started = time.perf_counter()
         deadline = asyncio.timeout(rail.config.timeout_s)
@@ -176,34 +197,50 @@ class Pipeline:
                 answer: object = await rail.check(text, ctx)
         except TimeoutError as exc:
             if deadline.expired():
-                return self._failed(rail, "timeout", started, "timed out")
+                return self._failed(rail, "timeout", started, "timed out", observer)
             # The rail's own TimeoutError (say, from its HTTP client), not our deadline.
-            return self._failed(rail, "error", started, f"raised {type(exc).__name__}")
+            detail = f"raised {type(exc).__name__}"
+            return self._failed(rail, "error", started, detail, observer)
         except Exception as exc:
-            return self._failed(rail, "error", started, f"raised {type(exc).__name__}")
+            return self._failed(rail, "error", started, f"raised {type(exc).__name__}", observer)
         if not _is_valid(answer):
             detail = f"returned an invalid answer ({type(answer).__name__})"
-            return self._failed(rail, "error", started, detail)
-        self._report(rail, answer.action.value, started)
+            return self._failed(rail, "error", started, detail, observer)
+        self._report(rail, answer.action.value, started, observer)
         return answer
 
-    def _failed(self, rail: Rail, kind: _Failure, started: float, detail: str) -> Verdict:
+    def _failed(
+        self,
+        rail: Rail,
+        kind: _Failure,
+        started: float,
+        detail: str,
+        observer: PipelineObserver | None,
+    ) -> Verdict:
         """Report and log a failed call; the verdict its ``on_error`` policy gives.
 
         ``detail`` names what went wrong without any exception message: those may
         quote the judged text.
         """
-        self._report(rail, kind, started)
+        self._report(rail, kind, started, observer)
         policy = rail.config.on_error
         log.warning("%s rail %s %s; on_error=%s", self._stage, rail.name, detail, policy)
         if policy == "allow":
             return Verdict.allow()
         return Verdict.block("rail timed out" if kind == "timeout" else "rail error")
 
-    def _report(self, rail: Rail, verdict: str, started: float) -> None:
-        if self._observer is not None:
-            seconds = time.perf_counter() - started
-            self._observer.rail_done(rail.name, self._stage, verdict, seconds)
+    def _report(
+        self, rail: Rail, verdict: str, started: float, extra: PipelineObserver | None
+    ) -> None:
+        """Tell the shared observer, then the call's own one, what a rail answered."""
+        shared = self._observer
+        if shared is None and extra is None:
+            return
+        seconds = time.perf_counter() - started
+        if shared is not None:
+            shared.rail_done(rail.name, self._stage, verdict, seconds)
+        if extra is not None:
+            extra.rail_done(rail.name, self._stage, verdict, seconds)
 
 
 def _is_valid(answer: object) -> TypeGuard[Verdict]:

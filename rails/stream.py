@@ -20,27 +20,33 @@ Items are released strictly in order. A block (or an error whose policy is block
 the stream: ``releases()`` yields a ``Blocked`` and stops; held items are dropped.
 A MODIFY verdict rewrites the held items of that window through the caller's ``rewrite``
 callback; where the text was already released (stream_first true) it counts as a block.
+
+Reports (opt-in, for a debug view): ``releases(reports=True)`` also yields, in order with
+the releases, a ``WindowReport`` per judged window (offsets, verdict, each rail's verdict
+and latency; never text) before the items that window released, and, with
+``stream_first: false``, a ``Holding`` whenever the number of held items changed. Without
+it nothing is recorded: no observer, no report objects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar, overload
 
-from rails.base import Action, CheckContext, TextField
+from rails.base import Action, ChannelKey, CheckContext
 from rails.buffer import RollingBuffer, Window
 from rails.config import OutputStreaming
 from rails.pipeline import Outcome, Pipeline
+from rails.reports import CallLog, Holding, RailCall, Report, WindowReport
 from rails.tokens import TokenCounter
 
 log = logging.getLogger("railproxy.guard")
 T = TypeVar("T")
-ChannelKey = tuple[int, TextField, int]
-"""(choice index, field, tool-call index; 0 unless the field is tool_arguments)."""
 
 Rewrite = Callable[[T, ChannelKey, str], T]
 
@@ -63,6 +69,9 @@ class Idle:
 
 
 IDLE = Idle()
+
+
+Release = list[T] | Blocked | Idle
 
 
 @dataclass(slots=True)
@@ -89,6 +98,7 @@ class _Channel(Generic[T]):
     closed: bool = False
     modified_tail: str | None = None
     checked: deque[str] = field(default_factory=deque)  # delta unit: checked pieces
+    out_chars: int = 0  # reports only: chars of judged windows as the client gets them
 
 
 class GuardedStream(Generic[T]):
@@ -114,6 +124,8 @@ class GuardedStream(Generic[T]):
         self._changed = asyncio.Event()
         self._progress = asyncio.Event()  # a release happened or a check finished
         self._finished = False
+        self._reports: list[Report] | None = None  # None: nobody asked for reports
+        self._held_seen = 0
         self.blocked: Blocked | None = None
         self.windows_checked = 0
 
@@ -167,12 +179,27 @@ class GuardedStream(Generic[T]):
 
     # -- output side -------------------------------------------------------------------
 
-    async def releases(self) -> AsyncGenerator[list[T] | Blocked | Idle, None]:
+    @overload
+    def releases(self) -> AsyncGenerator[Release[T], None]: ...
+
+    @overload
+    def releases(self, reports: Literal[True]) -> AsyncGenerator[Release[T] | Report, None]: ...
+
+    def releases(self, reports: bool = False) -> AsyncGenerator[Release[T] | Report, None]:
         """Yield batches of releasable items in order; a ``Blocked`` ends the iteration;
-        ``IDLE`` marks ``keepalive_s`` of holding without a release."""
+        ``IDLE`` marks ``keepalive_s`` of holding without a release. ``reports``: also
+        yield ``WindowReport`` and ``Holding`` (module docstring); ask before any push."""
+        if reports:
+            self._reports = []
+        return self._releases()
+
+    async def _releases(self) -> AsyncGenerator[Release[T] | Report, None]:
         while True:
             self._changed.clear()
             batch = self._ready()  # items whose windows passed go out even if a later one blocked
+            if self._reports is not None:
+                for note in self._notes():  # before the items the reported windows released
+                    yield note
             if batch:
                 yield batch
                 continue
@@ -200,6 +227,18 @@ class GuardedStream(Generic[T]):
         if out:
             self._progress.set()
         return out
+
+    def _notes(self) -> list[Report]:
+        """Window reports made since the last call, then a ``Holding`` if the count of
+        held items changed (``stream_first: false`` only)."""
+        assert self._reports is not None
+        notes, self._reports = self._reports, []
+        held = len(self._queue)
+        if held != self._held_seen and not self._cfg.stream_first:
+            self._held_seen = held
+            tokens = sum(max(0, c.buffer.total_tokens - c.passed) for c in self._channels.values())
+            notes.append(Holding(held, tokens))
+        return notes
 
     @staticmethod
     def _passed(entry: _Held[T]) -> bool:
@@ -286,11 +325,34 @@ class GuardedStream(Generic[T]):
             else:
                 context = self._counter.tail(ch.modified_tail, self._cfg.context_size)
         ctx = CheckContext("output", ch.key[1], self._user_message)
-        outcome = await self._pipeline.check(context + window.new, ctx)
+        calls = CallLog() if self._reports is not None else None
+        started = time.perf_counter() if calls is not None else 0.0
+        outcome = await self._pipeline.check(context + window.new, ctx, observer=calls)
         self.windows_checked += 1
-        self._apply(ch, window, context, outcome)
+        outcome = self._apply(ch, window, context, outcome)
+        if calls is not None:
+            modified = outcome.action is Action.MODIFY
+            chars = len(outcome.text) - len(context) if modified else len(window.new)
+            seconds = time.perf_counter() - started
+            self._report(ch, window, chars, outcome.action.value, calls.calls, seconds)
 
-    def _apply(self, ch: _Channel[T], window: Window, context: str, outcome: Outcome) -> None:
+    def _report(
+        self,
+        ch: _Channel[T],
+        window: Window,
+        chars: int,
+        verdict: str,
+        calls: list[RailCall],
+        seconds: float,
+    ) -> None:
+        """Record a ``WindowReport`` for ``releases(reports=True)`` to yield."""
+        assert self._reports is not None
+        where = (ch.key, window.index, window.start, window.end, ch.out_chars, chars)
+        self._reports.append(WindowReport(*where, verdict, tuple(calls), seconds))
+        ch.out_chars += chars
+
+    def _apply(self, ch: _Channel[T], window: Window, context: str, outcome: Outcome) -> Outcome:
+        """Act on a window's outcome; returns it as acted on (a refused modify: block)."""
         if outcome.action is Action.MODIFY:
             outcome = self._modify(ch, window, context, outcome)
         if outcome.blocked:
@@ -301,12 +363,13 @@ class GuardedStream(Generic[T]):
                 ch.key,
                 released=self._cfg.stream_first,
             )
-            return
+            return outcome
         ch.passed = window.end
         ch.checked.extend(p.text for p in ch.pending if p.end <= window.end and p.text)
         ch.pending = [p for p in ch.pending if p.end > window.end]
         if ch.modified_tail is not None and outcome.action is Action.ALLOW:
             ch.modified_tail = self._trim(ch.modified_tail + window.new)
+        return outcome
 
     def _modify(self, ch: _Channel[T], window: Window, context: str, outcome: Outcome) -> Outcome:
         """Rewrite the held items of a modified window, or turn the modify into a block."""

@@ -235,10 +235,9 @@ class FakeUpstream:
         if script.fault is not None and script.fault.kind in PRE_RESPONSE:
             return await self._refuse(request, rec, script, script.fault)
         body = rec.json
-        if not isinstance(body, dict):
-            return self._reply(
-                rec, self._error_body(script, 400, "body must be a JSON object"), 400
-            )
+        problem = _invalid(body)
+        if problem:  # a real server validates its request model: 400 (vLLM, TGI: 422)
+            return self._reply(rec, self._error_body(script, 400, problem), 400)
         renderer = self._renderer(script, endpoint)
         ctx = self._stream_ctx(script, endpoint, body)
         steps = script.steps(content_only=endpoint != "chat")
@@ -529,6 +528,18 @@ class FakeUpstream:
         info |= {"model_device_type": "cuda", "max_concurrent_requests": 128}
         info |= {"max_input_tokens": 4095, "max_total_tokens": 4096, "version": "3.3.6"}
         return self._reply(rec, info | {"sha": None, "docker_label": None})
+
+
+def _invalid(body: Any) -> str:
+    """What a real server's request validation would reject in the fields the fake reads."""
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    for name in ("stream_options", "parameters"):
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            return f"{name} must be an object"
+    if "stream" in body and not isinstance(body["stream"], bool):
+        return "stream must be a boolean"
+    return ""
 
 
 def embed(text: str, dims: int = 8) -> list[float]:

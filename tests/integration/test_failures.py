@@ -179,3 +179,19 @@ async def test_session_closed_cleanly_when_client_aborts_before_headers(
         await fake.wait_disconnect()
     await asyncio.sleep(0.05)
     assert p.app[STATE].active_streams == 0
+
+
+async def test_drain_deadline_ends_a_stream_with_an_error_event(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    fake.script = Script(text=["tok "] * 200, tokens_per_s=20)
+    p = await proxy()
+    async with p.session.post(p.url("/v1/chat/completions"), json=chat_body()) as r:
+        await r.content.readline()
+        p.app[STATE].stopping.set()  # what proxy.drain does at its deadline
+        raw = await r.read()
+    err = json.loads(events(raw)[-2])["error"]
+    assert err["code"] == "server_shutdown"
+    assert events(raw)[-1] == b"[DONE]"
+    async with asyncio.timeout(2):
+        await fake.wait_disconnect()

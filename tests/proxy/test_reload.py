@@ -271,10 +271,6 @@ async def test_a_stream_in_flight_finishes_under_its_config_and_then_the_old_set
     assert b"content_blocked" not in body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers read request.app[CONFIGS]; they must read proxy.keys.live_configs(app)",
-)
 async def test_new_requests_use_the_reloaded_config(
     running: Running, volume: ConfigMapVolume, fake: FakeUpstream
 ) -> None:

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from rails.base import CheckContext, RailConfig, Verdict
+from rails.base import ChannelKey, CheckContext, RailConfig, Verdict
 from rails.config import OutputStreaming
 from rails.pipeline import Pipeline
-from rails.stream import ChannelKey, GuardedStream
+from rails.stream import GuardedStream
 from rails.tokens import counter_for
 
 KEY: ChannelKey = (0, "content", 0)

@@ -1,0 +1,136 @@
+"""The guarded request flow: parse and check, pick a config, input rails, admission,
+then the upstream, whose response goes to ``proxy.responses``."""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from proxy import requests as req
+from proxy.call import Call, request_id
+from proxy.configs import HEADER as CONFIG_HEADER
+from proxy.errors import BadRequest, TooManyRequests, UpstreamTimeout, UpstreamUnreachable
+from proxy.keys import METRICS, SETTINGS, STATE, UPSTREAM, live_configs
+from proxy.protocol import Dialect
+from proxy.record import RECORD
+from proxy.responses import respond_blocked, stream_response, whole_response
+from rails.stream import Blocked
+
+
+async def guarded(
+    request: web.Request, dialect: Dialect, path: str, native: bool = False, compat: bool = False
+) -> web.StreamResponse:
+    call = await _prepare(request, dialect, path, native)
+    if compat and call.stream:
+        call.path = "/generate_stream"
+    if call.stream and call.guard.guards_output:
+        _require_streaming_rails(call)
+    blocked = await _input_rails(call)
+    if blocked is not None:
+        return await respond_blocked(call, blocked)
+    state = request.app[STATE]
+    if call.stream:
+        _admit(request)
+        state.active_streams += 1
+    try:
+        return await _forward(call)
+    finally:
+        if call.stream:
+            state.active_streams -= 1
+
+
+async def _prepare(request: web.Request, dialect: Dialect, path: str, native: bool) -> Call:
+    raw = await request.read()
+    body = req.parse_body(raw)
+    req.validate(dialect.name, body, path)
+    stream = path == "/generate_stream" or body.get("stream") is True
+    config_id, guard, changed = live_configs(request.app).pick(
+        body, request.headers.get(CONFIG_HEADER)
+    )
+    if changed:
+        raw = orjson.dumps(body)
+    rid = request_id(request)
+    record = request[RECORD]
+    record.request_id, record.config, record.stream = rid, config_id, stream
+    call = Call(request, dialect, path, native, body, raw, stream, rid, config_id, guard, record)
+    if stream and not native and request.app[SETTINGS].upstream.request_usage:
+        _ask_for_usage(call)
+    return call
+
+
+def _ask_for_usage(call: Call) -> None:
+    """Ask the upstream for a usage chunk (token accounting) when the client did not;
+    the relay then keeps that chunk from the client."""
+    options = call.body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        return
+    if options is not None and not isinstance(options, dict):
+        return  # the upstream will reject it; do not hide that
+    call.body["stream_options"] = {**(options or {}), "include_usage": True}
+    call.raw = orjson.dumps(call.body)
+    call.strip_usage = True
+
+
+def _require_streaming_rails(call: Call) -> None:
+    if not call.guard.config.output_streaming_enabled:
+        raise BadRequest(
+            "Output rails are configured but streaming output rails are disabled: set "
+            "rails.output.streaming.enabled: true in the rails config, or send stream: false.",
+            param="stream",
+            code="streaming_rails_disabled",
+        )
+
+
+def _admit(request: web.Request) -> None:
+    limit = request.app[SETTINGS].server.max_concurrent_streams
+    if request.app[STATE].active_streams >= limit:
+        raise TooManyRequests(
+            f"railproxy is serving its maximum of {limit} concurrent streams; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+
+
+async def _input_rails(call: Call) -> Blocked | None:
+    guard = call.guard
+    if not guard.guards_input:
+        return None
+    messages = req.input_messages(call.dialect.name, call.body)
+    outcome, changes = await guard.check_input(messages)
+    if outcome.blocked:
+        return Blocked(outcome.rail or "", outcome.reason)
+    if changes:
+        req.apply_input_changes(call.dialect.name, call.body, changes)
+        call.raw = orjson.dumps(call.body)
+    return None
+
+
+async def _forward(call: Call) -> web.StreamResponse:
+    request, up = call.request, call.request.app[UPSTREAM]
+    metrics = request.app[METRICS]
+    headers = up.headers(request.headers, call.request_id, auth_on(request))
+    call.record.upstream_sent()
+    try:
+        resp = await up.open("POST", up.url(call.path, call.native), headers, call.raw)
+    except UpstreamTimeout:
+        metrics.upstream_errors.labels("timeout").inc()
+        raise
+    except UpstreamUnreachable:
+        metrics.upstream_errors.labels("connect").inc()
+        raise
+    try:
+        if resp.status >= 400:
+            metrics.upstream_errors.labels("status").inc()
+        if resp.status >= 300 or not _is_sse(resp) or not call.stream:
+            return await whole_response(call, resp)
+        return await stream_response(call, resp)
+    finally:
+        resp.close()
+
+
+def auth_on(request: web.Request) -> bool:
+    return bool(request.app[SETTINGS].server.api_keys)
+
+
+def _is_sse(resp: aiohttp.ClientResponse) -> bool:
+    return resp.content_type == "text/event-stream"
