@@ -204,21 +204,23 @@ class Relay:
         )
         reader = asyncio.create_task(self._read_into(guard))
         try:
-            async for released in releases:
-                if isinstance(released, list):
-                    await self._write_released(released)
-                elif isinstance(released, Blocked):
-                    await self._block(released, reader)
-                    return
-                elif isinstance(released, Idle):
-                    await self._writer.send(comment("keep-alive"))
-                else:
-                    await self._writer.send(report_event(released))
+            async with contextlib.aclosing(releases):
+                async for released in releases:
+                    if isinstance(released, list):
+                        await self._write_released(released)
+                    elif isinstance(released, Blocked):
+                        await self._block(released, reader)
+                        return
+                    elif isinstance(released, Idle):
+                        await self._writer.send(comment("keep-alive"))
+                    else:
+                        await self._writer.send(report_event(released))
             self.result.outcome = self._ending.outcome
         finally:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await asyncio.wait([reader])  # (a cancel aimed at us still propagates)
+            if not reader.cancelled() and reader.exception() is not None:
+                log.error("stream reader failed", exc_info=reader.exception())
             self.result.windows = guard.windows_checked
             await guard.aclose()
 
