@@ -147,19 +147,54 @@ class Pipeline:
         ctx: CheckContext,
         observer: PipelineObserver | None,
     ) -> Outcome:
-        """All rails at once on ``text``; the first BLOCK cancels the others and wins."""
+        """All rails at once on ``text``; the first BLOCK cancels the others and wins.
+
+        Local rails (``local = True`` on the class: pattern matchers that never wait) run
+        first, inline: a task each would cost more than their check. The others run
+        concurrently, only if no local rail blocked.
+        """
+        verdicts: dict[str, Verdict] = {}
+        for rail in rails:
+            if _is_local(rail):
+                verdict = verdicts[rail.name] = await self._call(rail, text, ctx, observer)
+                if verdict.action is Action.BLOCK:
+                    return Outcome(Action.BLOCK, text, rail.name, verdict.reason)
+        remote = [rail for rail in rails if rail.name not in verdicts]
+        blocked = await self._run_concurrently(remote, text, ctx, observer, verdicts)
+        if blocked is not None:
+            return blocked
+        ordered = [verdicts[rail.name] for rail in rails]
+        return await self._compose(rails, ordered, text, ctx, observer)
+
+    async def _run_concurrently(
+        self,
+        rails: Sequence[Rail],
+        text: str,
+        ctx: CheckContext,
+        observer: PipelineObserver | None,
+        verdicts: dict[str, Verdict],
+    ) -> Outcome | None:
+        """Run ``rails`` as tasks, filling ``verdicts``; the first BLOCK cancels the rest
+        and is returned."""
+        if len(rails) <= 1:  # nothing to overlap: no task
+            for rail in rails:
+                verdict = verdicts[rail.name] = await self._call(rail, text, ctx, observer)
+                if verdict.action is Action.BLOCK:
+                    return Outcome(Action.BLOCK, text, rail.name, verdict.reason)
+            return None
         tasks = [asyncio.create_task(self._call(rail, text, ctx, observer)) for rail in rails]
         try:
             pending: set[asyncio.Task[Verdict]] = set(tasks)
             while pending:
                 _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for rail, task in zip(rails, tasks, strict=True):
-                    verdict = task.result() if task.done() else None
-                    if verdict is not None and verdict.action is Action.BLOCK:
-                        return Outcome(Action.BLOCK, text, rail.name, verdict.reason)
+                    answer = task.result() if task.done() else None
+                    if answer is not None and answer.action is Action.BLOCK:
+                        return Outcome(Action.BLOCK, text, rail.name, answer.reason)
         finally:
             await _cancel(tasks)
-        return await self._compose(rails, [t.result() for t in tasks], text, ctx, observer)
+        verdicts.update((rail.name, task.result()) for rail, task in zip(rails, tasks, strict=True))
+        return None
 
     async def _compose(
         self,
@@ -191,12 +226,15 @@ class Pipeline:
     ) -> Verdict:
         """One bounded, timed, reported rail call; a failure becomes its policy's verdict."""
         started = time.perf_counter()
-        deadline = asyncio.timeout(rail.config.timeout_s)
+        deadline = None
         try:
-            async with deadline:
+            if _is_local(rail):  # it never waits, so no deadline could interrupt it
                 answer: object = await rail.check(text, ctx)
+            else:
+                async with (deadline := asyncio.timeout(rail.config.timeout_s)):
+                    answer = await rail.check(text, ctx)
         except TimeoutError as exc:
-            if deadline.expired():
+            if deadline is not None and deadline.expired():
                 return self._failed(rail, "timeout", started, "timed out", observer)
             # The rail's own TimeoutError (say, from its HTTP client), not our deadline.
             detail = f"raised {type(exc).__name__}"
@@ -241,6 +279,11 @@ class Pipeline:
             shared.rail_done(rail.name, self._stage, verdict, seconds)
         if extra is not None:
             extra.rail_done(rail.name, self._stage, verdict, seconds)
+
+
+def _is_local(rail: Rail) -> bool:
+    """Pattern matchers that never wait (``local = True`` on the class)."""
+    return bool(getattr(rail, "local", False))
 
 
 def _is_valid(answer: object) -> TypeGuard[Verdict]:

@@ -48,6 +48,7 @@ class BlocklistRail:
     """Blocks on the first term found; the reason names the configured term."""
 
     type_name: ClassVar[str] = "blocklist"
+    local: ClassVar[bool] = True  # never waits: the pipeline runs it inline
     Config: ClassVar[type[RailConfig]] = BlocklistConfig
 
     def __init__(self, name: str, config: BlocklistConfig, resources: Resources) -> None:

@@ -80,9 +80,9 @@ def ipv6_ok(candidate: str) -> bool:
 
 _HEX = "[0-9A-Fa-f]"
 _PATTERNS: dict[Entity, str] = {
-    "credit_card": r"(?<![0-9])(?<![0-9][ -])[0-9](?:[ -]?[0-9]){12,18}(?![ -]?[0-9])",
+    "credit_card": r"[0-9](?<![0-9][0-9])(?<![0-9][ -][0-9])(?:[ -]?[0-9]){12,18}(?![ -]?[0-9])",
     "iban": (
-        r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}"
+        r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}"
         r"(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)(?![A-Za-z0-9])"
     ),
     "ssn": r"(?<![0-9-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9-])",
@@ -123,10 +123,32 @@ _VALIDATORS: dict[Entity, Callable[[str], bool]] = {
 }
 
 
+def has_digit(text: str) -> bool:
+    """Ten substring scans at C speed beat one ``[0-9]`` regex scan by ~10x."""
+    return any(d in text for d in "0123456789")
+
+
+def _has_at(text: str) -> bool:
+    return "@" in text
+
+
+# A fast test every text holding the entity passes (see Detector.gate): e-mail needs "@",
+# an SSN "-NN-NNNN" (a literal first character keeps the regex engine's fast scan), the
+# rest a digit.
+_GATES: dict[Entity, Callable[[str], object]] = {
+    "credit_card": has_digit,
+    "iban": has_digit,
+    "ssn": re.compile(r"-[0-9]{2}-[0-9]{4}").search,
+    "email": _has_at,
+    "ip": has_digit,
+    "phone": has_digit,
+}
+
+
 def detectors(entities: Collection[Entity]) -> tuple[Detector, ...]:
     """Detectors for ``entities``, in overlap priority order (card before phone, ...)."""
     return tuple(
-        Detector(e, _LABELS[e], re.compile(p), _VALIDATORS.get(e, accept_all))
+        Detector(e, _LABELS[e], re.compile(p), _VALIDATORS.get(e, accept_all), _GATES[e])
         for e, p in _PATTERNS.items()
         if e in entities
     )
@@ -151,6 +173,7 @@ class PiiRail:
     """Blocks text holding any configured entity, or masks each one."""
 
     type_name: ClassVar[str] = "pii"
+    local: ClassVar[bool] = True  # never waits: the pipeline runs it inline
     Config: ClassVar[type[RailConfig]] = PiiConfig
 
     def __init__(self, name: str, config: PiiConfig, resources: Resources) -> None:
@@ -163,6 +186,8 @@ class PiiRail:
         self._action = config.action
 
     async def check(self, text: str, ctx: CheckContext) -> Verdict:
+        if "@" not in text and not has_digit(text):  # most prose: no detector runs
+            return Verdict.allow()
         return judge(
             text, self._detectors, self._action, "PII detected", lambda s: self._masks[s.kind]
         )
