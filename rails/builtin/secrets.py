@@ -95,8 +95,8 @@ _GATES: dict[Kind, str] = {
 
 # Every kind's match contains one of these ("IA" and "CCA" cover the AWS prefixes); each
 # is a ~1 µs substring scan. _GATES has the exact test per kind.
-_LITERALS = ("-----BEGIN ", "eyJ", "gh", "github_pat_", "IA", "CCA", "xox", "k_live_", "AIza")
-_LITERALS += ("sk-",)
+_LITERALS: tuple[str, ...] = ("-----BEGIN ", "eyJ", "gh", "github_pat_", "IA", "CCA", "xox")
+_LITERALS += ("k_live_", "AIza", "sk-")
 
 
 def _maybe_secret(text: str) -> bool:
