@@ -237,6 +237,12 @@ async def test_two_workers_share_the_port_and_stop_together(
                 assert r.status == 200
         async with s.post(rp.url + "/v1/chat/completions", json=chat()) as r:
             assert (await r.read()).endswith(b"data: [DONE]\n\n")
+        # Whichever worker answers a scrape, it counts every worker's requests.
+        for _ in range(6):
+            async with s.get(rp.url + "/metrics") as r:
+                scrape = await r.text()
+            assert 'railproxy_requests_total{code="200",route="/healthz"} 20.0' in scrape
+            assert re.search(r"railproxy_time_to_first_token_seconds_count\{[^}]*\} 1\.0", scrape)
     rp.signal(signal.SIGTERM)
     assert await rp.exit_code(within_s=8) == 0
     assert not any(w.is_running() for w in workers)
