@@ -34,7 +34,8 @@ def queried_series() -> set[str]:
 async def traffic(fake: FakeUpstream, proxy: ProxyFactory) -> str:
     p = await proxy(**RAILS)
     url = p.url("/v1/chat/completions")
-    fake.script = Script(text=[f" w{i}" for i in range(12)])  # three windows, three writes
+    # Paced, so windows pass one by one and are written separately (inter-token gaps).
+    fake.script = Script(text=[f" w{i}" for i in range(12)], tokens_per_s=200)
     await p.post_stream("/v1/chat/completions", chat_body(stream_options={"include_usage": True}))
     fake.script = Script(text=[" the", " falcon", " flies"])
     await p.post_stream("/v1/chat/completions", chat_body())  # blocked
