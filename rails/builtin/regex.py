@@ -134,6 +134,20 @@ def _compiles(pattern: str) -> str:
     return pattern
 
 
+_PLAIN = re.compile(r"[\w ]+")
+
+
+def _gate(pattern: str, flags: re.RegexFlag) -> Callable[[str], object] | None:
+    """For a case-blind plain phrase (``(?i)forbidden phrase``), a substring test on the
+    casefolded text: the regex engine has no fast scan for case-blind literals."""
+    blind = pattern.startswith("(?i)") or flags & re.IGNORECASE
+    body = pattern.removeprefix("(?i)")
+    if not blind or not _PLAIN.fullmatch(body) or flags & ~re.IGNORECASE:
+        return None
+    needle = body.casefold()
+    return lambda text: needle in text.casefold()
+
+
 class RegexConfig(RailConfig):
     patterns: list[Annotated[str, AfterValidator(_compiles)]] = Field(min_length=1)
     flags: list[Literal["IGNORECASE", "MULTILINE", "DOTALL"]] = Field(default_factory=list)
@@ -156,7 +170,8 @@ class RegexRail:
         for flag in config.flags:
             flags |= _FLAGS[flag]
         self._detectors = tuple(
-            Detector("pattern", f"pattern {p!r}", re.compile(p, flags)) for p in config.patterns
+            Detector("pattern", f"pattern {p!r}", re.compile(p, flags), gate=_gate(p, flags))
+            for p in config.patterns
         )
         self._action = config.action
         self._mask = config.mask_with
