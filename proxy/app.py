@@ -85,6 +85,7 @@ def create_app(
 def _register(metrics: Metrics, configs: ConfigSet) -> None:
     """Start-up facts as metrics, and every rail call reported to the metrics."""
     configs.observe(metrics)
+    configs.warm()
     metrics.build_info.labels(__version__).set(1)
     metrics.set_configs({cid: configs.get(cid).digest for cid in configs.ids})
 
