@@ -49,16 +49,23 @@ async def stream_response(call: Call, resp: aiohttp.ClientResponse) -> web.Strea
     stopping.add_done_callback(lambda f: None if f.cancelled() else relay.shut_down())
     try:
         await relay.run()
-    except (asyncio.CancelledError, ConnectionResetError):
-        metrics.disconnects.inc()
-        call.record.outcome = "client_disconnected"
+    except asyncio.CancelledError:  # handler_cancellation: the client went away
+        _client_left(call)
         raise
+    except ConnectionResetError:  # a write found the client gone: nothing left to send
+        _client_left(call)
+        return writer
     finally:
         stopping.cancel()
         metrics.active_streams.dec()
     _account(call, relay.result, spec)
     await writer.write_eof()
     return writer
+
+
+def _client_left(call: Call) -> None:
+    call.request.app[METRICS].disconnects.inc()
+    call.record.outcome = "client_disconnected"
 
 
 def _account(call: Call, result: RelayResult, spec: RelaySpec) -> None:

