@@ -1,0 +1,227 @@
+"""The load generator: ``c`` concurrent streaming clients in one process, one aiohttp
+``ClientSession``.
+
+Each worker starts after ``ramp * i / c`` seconds (so paced streams are spread in phase,
+as real traffic is), then sends requests back to back until it has made ``--requests``
+of them or ``--duration`` seconds have passed since the measured phase began. Per request
+it measures, on ``time.perf_counter``:
+
+- ``ttft``: from just before sending the request to the arrival of the first chunk whose
+  ``delta.content`` is non-empty;
+- ``total``: to the end of the response body;
+- ``mark``: to the arrival of content delta number ``--mark`` (0-based), e.g. the delta
+  that completes the first rail window; omitted when ``--mark`` is not given.
+
+Every stream is checked: HTTP 200, content equal to the expected text, no error event,
+ending with ``[DONE]``. Anything else counts as an error, by kind.
+
+Before the measured phase, ``--warmup`` sends one short full-speed request per worker at
+once (opening every connection, in this client and in the proxy's pool). Protocol on
+stdout: ``START`` when the measured phase begins, ``END`` when it is over, then one line
+``RESULT <json>``.
+
+Run: ``python -m bench.load --url http://127.0.0.1:N/v1/chat/completions -c 64 ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
+
+import aiohttp
+import orjson
+
+from bench.serve import run
+from bench.text import PROFILES, expected_text, request_body
+
+_HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass
+class Outcome:
+    """What the measured phase produced; ``ttft``/``total``/``mark`` in seconds."""
+
+    ttft: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    mark: list[float] = field(default_factory=list)
+    deltas: int = 0
+    requests: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    warmup_errors: int = 0
+    wall_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    ttft: float
+    total: float
+    mark: float | None
+    deltas: int
+
+
+class StreamError(Exception):
+    """A stream that does not match what the fake upstream sends."""
+
+
+class Client:
+    """One session, one request shape, the expected text to compare against."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        body: dict[str, Any],
+        expected: str,
+        mark: int | None,
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._body = orjson.dumps(body)
+        self._expected = expected
+        self._mark = mark
+
+    async def one(self) -> Sample:
+        """One streamed request, measured and verified; raises on any mismatch."""
+        started = time.perf_counter()
+        async with self._session.post(self._url, data=self._body, headers=_HEADERS) as resp:
+            if resp.status != 200:
+                await resp.read()
+                raise StreamError(f"http_{resp.status}")
+            ttft: float | None = None
+            mark_at: float | None = None
+            parts: list[str] = []
+            done = False
+            buf = b""
+            async for chunk in resp.content.iter_any():
+                now = time.perf_counter()
+                buf += chunk
+                *events, buf = buf.split(b"\n\n")
+                for event in events:
+                    if not event.startswith(b"data:"):
+                        continue  # comments (keep-alives)
+                    payload = event[5:].strip()
+                    if payload == b"[DONE]":
+                        done = True
+                        continue
+                    content = _content(orjson.loads(payload))
+                    if content:
+                        if ttft is None:
+                            ttft = now - started
+                        if len(parts) == self._mark:
+                            mark_at = now - started
+                        parts.append(content)
+            total = time.perf_counter() - started
+        if not done or buf.strip():
+            raise StreamError("no_done")
+        if ttft is None or "".join(parts) != self._expected:
+            raise StreamError("content_mismatch")
+        if self._mark is not None and mark_at is None:
+            raise StreamError("mark_not_reached")
+        return Sample(ttft, total, mark_at, len(parts))
+
+
+def _content(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        raise StreamError("not_an_object")
+    if "error" in obj:
+        raise StreamError("error_event")
+    choices = obj.get("choices")
+    if not choices:
+        return None
+    delta = choices[0].get("delta") or {}
+    return cast(str | None, delta.get("content"))
+
+
+def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, StreamError):
+        return str(exc)
+    return type(exc).__name__
+
+
+async def measure(args: argparse.Namespace) -> Outcome:
+    out = Outcome()
+    errors: Counter[str] = Counter()
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    timeout = aiohttp.ClientTimeout(total=args.timeout)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        body = request_body(args.deltas, args.rate, args.profile)
+        client = Client(
+            session, args.url, body, expected_text(args.profile, args.deltas), args.mark
+        )
+        if args.warmup:
+            out.warmup_errors = await _warmup(session, args.url, args.concurrency)
+        print("START", flush=True)
+        started = time.perf_counter()
+        deadline = started + args.duration
+
+        async def worker(i: int) -> None:
+            await asyncio.sleep(args.ramp * i / args.concurrency)
+            for _ in range(args.requests):
+                if time.perf_counter() >= deadline:
+                    return
+                try:
+                    s = await client.one()
+                except (aiohttp.ClientError, TimeoutError, StreamError, ValueError) as e:
+                    errors[_error_kind(e)] += 1
+                    out.requests += 1
+                    continue
+                out.requests += 1
+                out.ttft.append(s.ttft)
+                out.total.append(s.total)
+                if s.mark is not None:
+                    out.mark.append(s.mark)
+                out.deltas += s.deltas
+
+        await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
+        out.wall_s = time.perf_counter() - started
+        print("END", flush=True)
+    out.errors = dict(errors)
+    return out
+
+
+async def _warmup(session: aiohttp.ClientSession, url: str, concurrency: int) -> int:
+    """One short full-speed request per worker, all at once; returns how many failed."""
+    client = Client(session, url, request_body(8, 0.0), expected_text("words", 8), None)
+    results = await asyncio.gather(
+        *(client.one() for _ in range(concurrency)), return_exceptions=True
+    )
+    return sum(isinstance(r, BaseException) for r in results)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
+    p.add_argument("--url", required=True, help="the chat completions URL")
+    p.add_argument("-c", "--concurrency", type=int, required=True)
+    p.add_argument("--requests", type=int, required=True, help="per worker, at most")
+    p.add_argument("--duration", type=float, required=True, help="seconds, at most")
+    p.add_argument("--deltas", type=int, default=64)
+    p.add_argument("--rate", type=float, default=0.0, help="tokens/s; 0: full speed")
+    p.add_argument("--profile", choices=PROFILES, default="words")
+    p.add_argument("--mark", type=int, default=None, help="record this content delta's time")
+    p.add_argument("--ramp", type=float, default=0.0, help="seconds over which workers start")
+    p.add_argument("--timeout", type=float, default=120.0, help="per request, seconds")
+    p.add_argument("--warmup", action="store_true")
+    args = p.parse_args(argv)
+    if args.concurrency < 1 or args.requests < 1 or args.duration <= 0:
+        p.error("--concurrency and --requests must be >= 1 and --duration > 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    result: list[Outcome] = []
+
+    async def go() -> None:
+        result.append(await measure(args))
+
+    run(go())
+    print("RESULT " + json.dumps(asdict(result[0])), flush=True)
+
+
+if __name__ == "__main__":
+    main()

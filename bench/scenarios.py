@@ -1,0 +1,202 @@
+"""What is measured: rails setups, cases (setup x pacing x concurrency), the goals that
+apply to each, and the railproxy config file of each setup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+RailsKind = Literal["none", "local", "judge"]
+Goal = Literal["added_ttft", "cpu_per_delta", "window_ttft"]
+
+PACED_RATE = 50.0  # tokens per second, as the issues' goals state
+GOAL_CONCURRENCY = 64
+CHUNK_SIZE = 200
+CONTEXT_SIZE = 50
+JUDGE_DELAY_MS = 50.0
+PLAIN_DELTAS = 64  # per stream, no rails
+FULL_SPEED_DELTAS = 128
+RAILS_DELTAS = 420  # two full windows of 200 tokens and a final partial one
+
+# Goal thresholds (issues 2 and 3).
+ADDED_TTFT_P50_MS = 2.0
+ADDED_TTFT_P99_MS = 10.0
+CPU_US_PER_DELTA = 30.0
+WINDOW_TTFT_SLACK_MS = 2.0
+LOCAL_RAILS_US_PER_WINDOW = 50.0
+
+# The local rails: a regex entry (regex needs patterns) plus pii and secrets with defaults.
+LOCAL_RAIL_CONFIG: dict[str, dict[str, Any]] = {
+    "regex_rail": {"type": "regex", "patterns": ["(?i)forbidden phrase"]},
+}
+LOCAL_FLOWS = ["regex_rail", "pii", "secrets"]
+
+
+@dataclass(frozen=True)
+class Rails:
+    """One railproxy configuration: no rails, the local rails, or the llm_judge rail."""
+
+    kind: RailsKind
+    stream_first: bool = True
+
+    @property
+    def label(self) -> str:
+        if self.kind == "none":
+            return "none"
+        what = "regex+pii+secrets" if self.kind == "local" else "llm_judge (50 ms)"
+        return f"{what}, stream_first {str(self.stream_first).lower()}"
+
+    @property
+    def key(self) -> str:
+        return self.kind if self.kind == "none" else f"{self.kind}-sf-{self.stream_first}".lower()
+
+    def rails_section(self, judge_url: str) -> dict[str, Any]:
+        """``streaming`` and ``rails`` of the config file (empty for no rails)."""
+        if self.kind == "none":
+            return {}
+        if self.kind == "local":
+            config, flows = dict(LOCAL_RAIL_CONFIG), list(LOCAL_FLOWS)
+        else:
+            judge = {
+                "type": "llm_judge",
+                "base_url": judge_url,
+                "model": "judge",
+                "timeout_s": 5,
+                # block, not allow: a failing judge must show up as errors in the results.
+                "on_error": "block",
+            }
+            config, flows = {"judge": judge}, ["judge"]
+        streaming = {
+            "enabled": True,
+            "chunk_size": CHUNK_SIZE,
+            "context_size": CONTEXT_SIZE,
+            "stream_first": self.stream_first,
+        }
+        return {
+            "streaming": True,
+            "rails": {
+                "config": config,
+                "output": {"flows": flows, "parallel": True, "streaming": streaming},
+            },
+        }
+
+    def proxy_config(self, port: int, upstream_port: int, judge_port: int) -> dict[str, Any]:
+        """The whole railproxy config file for this setup."""
+        return {
+            "server": {"host": "127.0.0.1", "port": port, "max_concurrent_streams": 4096},
+            "upstream": {"base_url": f"http://127.0.0.1:{upstream_port}/v1"},
+            "logging": {"level": "warning"},
+            **self.rails_section(f"http://127.0.0.1:{judge_port}/v1"),
+        }
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement: the load generator against the upstream directly, then through
+    railproxy. ``rate`` 0 is full speed. Workers make at most ``requests`` each and stop
+    starting new ones after ``duration`` seconds; they start over ``ramp`` seconds."""
+
+    rails: Rails
+    concurrency: int
+    rate: float
+    deltas: int
+    requests: int
+    duration: float
+    ramp: float = 0.0
+
+    @property
+    def paced(self) -> bool:
+        return self.rate > 0
+
+    @property
+    def pacing(self) -> str:
+        return f"{self.rate:g} tok/s" if self.paced else "full speed"
+
+    @property
+    def goals(self) -> tuple[Goal, ...]:
+        """The goals of issues 2 and 3 that this case is judged on."""
+        if not self.paced:
+            return ("cpu_per_delta",) if self.rails.kind == "none" else ()
+        if self.rate != PACED_RATE or self.concurrency != GOAL_CONCURRENCY:
+            return ()
+        if self.rails.kind == "none" or self.rails.stream_first:
+            return ("added_ttft",)
+        return ("window_ttft",)
+
+    @property
+    def latency_goal(self) -> bool:
+        """Whether a goal of this case is about latency (which other load disturbs)."""
+        return "added_ttft" in self.goals or "window_ttft" in self.goals
+
+    def timeout(self) -> float:
+        """A generous bound on one load run, in seconds."""
+        stream = self.deltas / self.rate if self.paced else 5.0
+        return self.duration + self.ramp + 2 * stream + 60
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The cases to run; ``microbench_s``: time per in-process measure.
+
+    A shared machine disturbs latency: before each load run, wait up to ``quiet_wait_s``
+    (``quiet_wait_goal_s`` for a case with a latency goal) for other processes to go quiet,
+    and measure a disturbed latency-goal case again while ``retry_budget_s`` lasts."""
+
+    cases: tuple[Case, ...]
+    microbench_s: float
+    quiet_wait_s: float = 0.0
+    quiet_wait_goal_s: float = 0.0
+    retry_budget_s: float = 0.0
+
+    def quiet_wait(self, case: Case) -> float:
+        return self.quiet_wait_goal_s if case.latency_goal else self.quiet_wait_s
+
+    def setups(self) -> list[Rails]:
+        """Distinct rails setups, in first-use order (one railproxy process each)."""
+        return list(dict.fromkeys(c.rails for c in self.cases))
+
+
+NONE = Rails("none")
+LOCAL_SF = Rails("local", stream_first=True)
+LOCAL_HOLD = Rails("local", stream_first=False)
+JUDGE_SF = Rails("judge", stream_first=True)
+JUDGE_HOLD = Rails("judge", stream_first=False)
+
+
+def _paced(rails: Rails, c: int, deltas: int, requests: int) -> Case:
+    ramp = min(1.0, deltas / PACED_RATE) if c > 1 else 0.0
+    return Case(rails, c, PACED_RATE, deltas, requests, duration=60.0, ramp=ramp)
+
+
+def _full(rails: Rails, c: int, deltas: int, seconds: float) -> Case:
+    return Case(rails, c, 0.0, deltas, requests=1_000_000, duration=seconds)
+
+
+def full_plan() -> Plan:
+    """The whole matrix: about five minutes on a 2-core machine."""
+    per_worker = {1: 12, 16: 4, 64: 3, 256: 2}
+    cases = [_paced(NONE, c, PLAIN_DELTAS, n) for c, n in per_worker.items()]
+    cases += [_full(NONE, c, FULL_SPEED_DELTAS, 4.0) for c in per_worker]
+    cases.append(_full(NONE, GOAL_CONCURRENCY, RAILS_DELTAS, 4.0))
+    for rails in (LOCAL_SF, LOCAL_HOLD, JUDGE_SF, JUDGE_HOLD):
+        cases.append(_paced(rails, GOAL_CONCURRENCY, RAILS_DELTAS, 2))
+        if rails.kind == "local":
+            cases.append(_full(rails, GOAL_CONCURRENCY, RAILS_DELTAS, 4.0))
+    return Plan(
+        tuple(cases),
+        microbench_s=1.0,
+        quiet_wait_s=2.0,
+        quiet_wait_goal_s=8.0,
+        retry_budget_s=90.0,
+    )
+
+
+def quick_plan() -> Plan:
+    """A smoke test of every part, in well under a minute."""
+    cases = (
+        _paced(NONE, GOAL_CONCURRENCY, PLAIN_DELTAS, 1),
+        _full(NONE, GOAL_CONCURRENCY, FULL_SPEED_DELTAS, 2.0),
+        _paced(LOCAL_HOLD, 16, RAILS_DELTAS, 1),
+        _full(JUDGE_SF, 16, RAILS_DELTAS, 2.0),
+    )
+    return Plan(cases, microbench_s=0.15)

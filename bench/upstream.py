@@ -1,0 +1,155 @@
+"""A fast fake vLLM upstream: ``POST /v1/chat/completions`` streams pre-rendered chunks.
+
+The stream is vLLM's dialect, byte for byte in shape: a role chunk, one
+``data: {...}\\n\\n`` chunk per content delta (one write each), a finish chunk with
+``stop_reason``, then ``data: [DONE]\\n\\n``. The request's ``max_tokens`` is the number
+of deltas; ``bench.rate`` paces them (tokens per second; 0 means full speed, where every
+write is followed by a yield to the loop) and ``bench.profile`` picks the text
+(see ``bench.text``). Paced streams follow an absolute schedule (delta ``i`` is due at
+``start + i / rate`` on the loop clock) so that timer lateness does not accumulate.
+
+Run: ``python -m bench.upstream --port N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any, cast
+
+from aiohttp import web
+
+from bench.serve import run, serve
+from bench.text import PROFILES, Profile, deltas
+
+_ID = "chatcmpl-bench0000000000000000000000"
+_CREATED = 1_700_000_000
+_DONE = b"data: [DONE]\n\n"
+_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+MAX_DELTAS = 100_000
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The bytes of one whole stream, one item per write."""
+
+    head: bytes
+    deltas: tuple[bytes, ...]
+    finish: bytes
+
+
+def _event(choice: dict[str, Any]) -> bytes:
+    obj = {
+        "id": _ID,
+        "object": "chat.completion.chunk",
+        "created": _CREATED,
+        "model": "bench",
+        "choices": [choice],
+    }
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+@functools.cache
+def render(profile: Profile, n: int) -> Rendered:
+    head = _event(
+        {
+            "index": 0,
+            "delta": {"role": "assistant", "content": ""},
+            "logprobs": None,
+            "finish_reason": None,
+        }
+    )
+    body = tuple(
+        _event({"index": 0, "delta": {"content": d}, "logprobs": None, "finish_reason": None})
+        for d in deltas(profile, n)
+    )
+    finish = _event(
+        {
+            "index": 0,
+            "delta": {"content": ""},
+            "logprobs": None,
+            "finish_reason": "stop",
+            "stop_reason": None,
+        }
+    )
+    return Rendered(head, body, finish)
+
+
+def _params(body: Any) -> tuple[Profile, int, float]:
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    n = body.get("max_tokens", 64)
+    bench = body.get("bench") or {}
+    profile = bench.get("profile", "words")
+    rate = bench.get("rate", 0)
+    if not isinstance(n, int) or not 1 <= n <= MAX_DELTAS:
+        raise web.HTTPBadRequest(text=f"max_tokens must be an int in 1..{MAX_DELTAS}")
+    if profile not in PROFILES:
+        raise web.HTTPBadRequest(text=f"bench.profile must be one of {PROFILES}")
+    if not isinstance(rate, int | float) or rate < 0:
+        raise web.HTTPBadRequest(text="bench.rate must be a number >= 0")
+    return cast(Profile, profile), n, float(rate)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        raise web.HTTPBadRequest(text="body is not JSON") from None
+    profile, n, rate = _params(body)
+    if body.get("stream") is not True:
+        raise web.HTTPBadRequest(text="this fake upstream only streams")
+    stream = render(profile, n)
+    resp = web.StreamResponse(headers=_HEADERS)
+    await resp.prepare(request)
+    await resp.write(stream.head)
+    if rate > 0:
+        await _paced(resp, stream.deltas, rate)
+    else:
+        await _full_speed(resp, stream.deltas)
+    await resp.write(stream.finish)
+    await resp.write(_DONE)
+    await resp.write_eof()
+    return resp
+
+
+async def _paced(resp: web.StreamResponse, frames: tuple[bytes, ...], rate: float) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    interval = 1.0 / rate
+    for i, frame in enumerate(frames):
+        delay = start + i * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await resp.write(frame)
+
+
+async def _full_speed(resp: web.StreamResponse, frames: tuple[bytes, ...]) -> None:
+    for frame in frames:
+        await resp.write(frame)
+        await asyncio.sleep(0)
+
+
+async def models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [{"id": "bench", "object": "model"}]})
+
+
+def create_app() -> web.Application:
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", models)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.upstream", description=__doc__)
+    p.add_argument("--port", type=int, required=True)
+    args = p.parse_args(argv)
+    run(serve(create_app(), args.port))
+
+
+if __name__ == "__main__":
+    main()
