@@ -19,6 +19,7 @@ from rails.base import Resources
 from rails.config import RailsConfig
 from rails.guard import Guard
 from rails.pipeline import PipelineObserver
+from rails.tokens import counter_for
 
 DEFAULT_ID = "default"
 HEADER = "X-Rails-Config"
@@ -62,7 +63,9 @@ class ConfigSet:
         return wanted, guard, changed
 
     def warm(self) -> None:
-        """Load the token encoding now (~0.5 s) rather than in the first stream's path."""
+        """Load the token encoding now (~0.5 s) rather than in the first request's path
+        (guards count generated text; every request's prompt is counted for usage)."""
+        counter_for("token").count("warm")
         for guard in self._guards.values():
             if guard.guards_output:
                 _ = guard.counter

@@ -50,6 +50,7 @@ class RelayResult:
     outcome: str = "ok"
     blocked: Blocked | None = None
     text_events: int = 0  # events carrying generated text written to the client
+    tokens: int = 0  # guarded streams: tokens of generated text seen (tiktoken)
     windows: int = 0
     envelope: Envelope = field(default_factory=Envelope)
 
@@ -222,6 +223,7 @@ class Relay:
             if not reader.cancelled() and reader.exception() is not None:
                 log.error("stream reader failed", exc_info=reader.exception())
             self.result.windows = guard.windows_checked
+            self.result.tokens = guard.tokens_seen
             await guard.aclose()
 
     async def _write_released(self, events: list[Event]) -> None:

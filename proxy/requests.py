@@ -80,6 +80,11 @@ def apply_input_changes(dialect: str, body: dict[str, Any], changes: list[tuple[
             body["inputs"] = text
 
 
+def message_texts(dialect: str, body: dict[str, Any]) -> list[str]:
+    """The text of every input message (prompt token accounting)."""
+    return [message_text(m) for m in input_messages(dialect, body)]
+
+
 def last_user_text(dialect: str, body: dict[str, Any]) -> str:
     users = [m for m in input_messages(dialect, body) if m.get("role") == "user"]
     return message_text(users[-1]) if users else ""

@@ -174,6 +174,11 @@ class GuardedStream(Generic[T]):
             await asyncio.wait(tasks)
 
     @property
+    def tokens_seen(self) -> int:
+        """Tokens of guarded text pushed so far, over every channel (for accounting)."""
+        return sum(ch.buffer.total_tokens for ch in self._channels.values())
+
+    @property
     def held(self) -> int:
         return len(self._queue)
 

@@ -186,3 +186,15 @@ async def test_client_asked_usage_is_kept(fake: FakeUpstream, proxy: ProxyFactor
     opts = {"stream_options": {"include_usage": True}}
     _, raw = await p.post_stream("/v1/chat/completions", chat_body(**opts))
     assert raw == fake.sent[-1]
+
+
+async def test_usage_falls_back_to_counts_when_the_upstream_reports_none(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    fake.script = Script(dialect="llamacpp", text=[" one", " two", " three"])  # no usage
+    p = await proxy(**BLOCKING)
+    body = chat_body(messages=[{"role": "user", "content": "count these four words"}])
+    await p.post_stream("/v1/chat/completions", body)
+    m = await scrape(p)
+    assert value(m, "railproxy_usage_tokens_total", kind="prompt", config="default") == 4
+    assert value(m, "railproxy_usage_tokens_total", kind="completion", config="default") == 3
