@@ -113,7 +113,11 @@ def _read_body(head: bytes, rest: bytes) -> tuple[bytes, bytes]:
         return rest[:n], rest[n:]
     out, i = bytearray(), 0
     while True:
-        eol = rest.index(b"\r\n", i)
+        eol = rest.find(b"\r\n", i)
+        if eol < 0:
+            # The last chunk's terminator had not crossed the tap yet (railproxy stops
+            # reading at [DONE]); the body's events are all there.
+            return bytes(out), b""
         size, i = int(rest[i:eol].split(b";")[0], 16), eol + 2
         if size == 0:
             return bytes(out), rest[i + 2 :]
