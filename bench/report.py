@@ -194,8 +194,8 @@ def markdown(run: BenchRun) -> str:
         "benchmark used during either run of the row (each run waits up to "
         f"{run.quiet_wait[0]:g} s, {run.quiet_wait[1]:g} s for rows with a latency goal, for "
         "the machine to be quiet first; a latency-goal row disturbed by more than 0.25 cores "
-        "is measured again while a time budget lasts, keeping the quietest attempt: "
-        f"{run.retried} repeats in this run).",
+        "is measured again while a time budget lasts, keeping the quietest attempt; "
+        f"repeats in this run: {run.retried}).",
         "",
     ]
     return "\n".join(lines)
