@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -60,6 +61,10 @@ async def serve_forever(
     reloader: Reloader | None = None
     with _Signals() as signals:
         await runner.setup()
+        # Everything built so far (aiohttp, pydantic models, rails, metrics: ~50k objects)
+        # lives as long as the process; keep full collections from re-scanning it on the
+        # event loop (measured: 55-106 ms pauses under load, ~0 ms after the freeze).
+        gc.freeze()
         try:
             site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port)
             await site.start()
