@@ -162,14 +162,12 @@ class Chat:
     async def run(self) -> None:
         """Prompt and answer until /exit, end of input or Ctrl-C at the prompt."""
         loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError):  # no loop signal handlers: Ctrl-C quits
-            loop.add_signal_handler(signal.SIGINT, self.interrupt)
+        loop.add_signal_handler(signal.SIGINT, self.interrupt)  # Unix, as the server is
         try:
             while (line := await self._prompt()) is not None and line != "/exit":
                 await self._handle(line)
         finally:
-            with contextlib.suppress(NotImplementedError):
-                loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGINT)
 
     def interrupt(self) -> None:
         """SIGINT: cancel what is running (the reply, or the prompt, which ends the chat)."""

@@ -22,7 +22,7 @@ def test_ci_runs_readmes_test_command() -> None:
     install, run = test_line.split(" && ")
     assert install == "pip install -e '.[test]'"
     ci = (ROOT / ".ci" / "run").read_text()
-    assert run.replace("python -m pytest", "python -m pytest") in ci
+    assert run in ci
     assert "'.[dev]'" in ci  # dev extras include the test extras
 
 
