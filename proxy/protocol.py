@@ -172,6 +172,7 @@ class Dialect:
         for choice in body.get("choices") or []:
             if _int(choice.get("index")) == index:
                 choice["message"]["content"] = text
+                _drop_logprobs(choice)
 
     def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
         """The event with the guarded text of ``key`` replaced (masking)."""
@@ -247,6 +248,7 @@ class Completions(Dialect):
         for choice in body.get("choices") or []:
             if _int(choice.get("index")) == index:
                 choice["text"] = text
+                _drop_logprobs(choice)
 
     def _chunk(
         self, env: Envelope, index: int, text: str | None, finish: str | None
@@ -285,10 +287,17 @@ class TGI(Dialect):
 
     def set_final_text(self, body: dict[str, Any], index: int, text: str) -> None:
         body["generated_text"] = text
+        details = body.get("details")
+        if isinstance(details, dict):  # the tokens repeat the original text
+            for name in ("tokens", "top_tokens", "best_of_sequences"):
+                if name in details:
+                    details[name] = []
 
     def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
         obj = orjson.loads(ev.data or b"{}")
         obj["token"]["text"] = new
+        if obj.get("top_tokens"):  # they repeat the original text
+            obj["top_tokens"] = []
         data = orjson.dumps(obj)
         return Event(b"data:" + data + b"\n\n", data)
 
@@ -352,7 +361,15 @@ def _arguments(call: Any) -> str:
     return ""
 
 
+def _drop_logprobs(choice: dict[str, Any]) -> None:
+    """Masked text has no logprobs of its own, and the original ones spell out the text
+    that was masked (tokens, UTF-8 bytes, alternatives): they go, as ``null``."""
+    if choice.get("logprobs") is not None:
+        choice["logprobs"] = None
+
+
 def _replace(choice: dict[str, Any], key: ChannelKey, new: str, dialect: str) -> None:
+    _drop_logprobs(choice)
     _, field_name, call_index = key
     if dialect == "completions":
         choice["text"] = new

@@ -7,9 +7,13 @@ between events without knowing any dialect.
 
 Sources (see /work/shared/reference/wire-formats.md, sections 1 and 2):
 
-- vLLM: `data: <json>\\n\\n`; JSON compact as pydantic's `model_dump_json`; a role chunk per
-  choice, content chunks, a finish chunk with `stop_reason`, an optional usage chunk with
-  `choices: []`, `data: [DONE]`. In-band errors are `json.dumps` output (with spaces).
+- vLLM 0.32.0 (checked against a real server: tests/conformance/README.md, "Where real vLLM
+  0.32.0 differs"): `data: <json>\\n\\n`; JSON compact as pydantic's
+  `model_dump_json(exclude_unset=True)`, so explicitly set nulls appear; a role chunk per
+  choice, content chunks, the finish on the last content chunk (a separate empty chunk only
+  when a stop token ended the choice), `system_fingerprint` on finishing chunks or the usage
+  chunk, an optional usage chunk with `choices: []`, `data: [DONE]`. In-band errors are
+  `json.dumps` output (with spaces). `server: uvicorn`, `vary: Origin`, no `cache-control`.
 - TGI (axum 0.7): `data:<json>\\n\\n` with no space; serde field order (`object` first, from the
   internally tagged enum); `id: ""`, `system_fingerprint` and `usage: null` on every chat chunk;
   the EOS token chunk carries `content: ""` and the finish reason. Native `/generate_stream`
@@ -33,7 +37,11 @@ Json = dict[str, Any]
 LOGPROB = -0.25  # exactly representable, so every dialect prints it the same way
 TGI_FINGERPRINT = "3.3.6-native"
 LLAMACPP_FINGERPRINT = "b6881-8b11deea4"
-KEEPALIVE = b":\n\n"
+KEEPALIVE = b":\n\n"  # axum's KeepAlive (TGI); the fake uses it for llama.cpp too
+VLLM_KEEPALIVE = b": keep-alive\n\n"  # `--sse-keep-alive-interval` (sse_keep_alive.py)
+VLLM_FINGERPRINT = "vllm-0.32.0-35f02103"
+VLLM_HEADERS = {"Server": "uvicorn", "Vary": "Origin"}  # uvicorn; Starlette's CORSMiddleware
+EOS_TOKEN = "</s>"
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,9 @@ class Stream:
     logprobs: bool = False
     details: bool = False
     reasoning_field: str = "reasoning"
+    fingerprint: str | None = None  # vLLM's system_fingerprint (None: `--fingerprint-mode none`)
+    stop_reason: str | int | None = None  # vLLM: the stop string or stop token id that matched
+    top_logprobs: int = 0  # vLLM chat: alternatives per token (the request's `top_logprobs`)
     tokens: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
@@ -87,6 +98,7 @@ class Renderer(Protocol):
 
     prefix: bytes
     done: bytes | None
+    keepalive: bytes
     headers: dict[str, str]
 
     def head(self, s: Stream, choice: int) -> Json | None: ...
@@ -103,11 +115,12 @@ def compact(obj: Any) -> bytes:
 
 
 def render(r: Renderer, s: Stream, steps: Iterable[Step], keepalive: bool = False) -> list[Frame]:
-    """Render a whole stream. With `keepalive`, a `:` comment precedes every other delta."""
+    """Render a whole stream. With `keepalive`, the dialect's keep-alive comment precedes
+    every other delta."""
     frames = [Frame("head", _event(r, h)) for c in range(s.n) if (h := r.head(s, c)) is not None]
     for i, step in enumerate(steps):
         if keepalive and i % 2 == 0:
-            frames.append(Frame("comment", KEEPALIVE))
+            frames.append(Frame("comment", r.keepalive))
         s.tokens[step.choice] += 1
         if step.kind == "content":
             s.texts[step.choice] += step.text
@@ -155,85 +168,186 @@ def chat_finish_reason(s: Stream, has_tools: bool) -> str:
 
 
 class VllmChat:
-    """vLLM `/v1/chat/completions` (serving.py `chat_completion_stream_generator`)."""
+    """vLLM 0.32 `/v1/chat/completions` (`chat_completion_stream_generator`).
+
+    Chunks are `model_dump_json(exclude_unset=True)`: the fields vLLM sets explicitly appear
+    even when null (`prompt_token_ids`/`prompt_text` on role chunks, `token_ids` on every
+    other choice). The finish rides on the last delta (`length`, a stop string), except when a
+    stop *token* ended the choice (EOS, `stop_token_ids`): that token decodes to no text, so it
+    comes as its own `"delta":{"content":""}` chunk and counts as a generated token.
+    `system_fingerprint` goes on each finishing chunk, or on the usage chunk when usage is on.
+    """
 
     prefix = b"data: "
     done: bytes | None = b"data: [DONE]\n\n"
-    headers = {"Content-Type": "text/event-stream; charset=utf-8"}
+    keepalive = VLLM_KEEPALIVE
+    headers = {"Content-Type": "text/event-stream; charset=utf-8"} | VLLM_HEADERS
     object = "chat.completion.chunk"
 
     def __init__(self, has_tools: bool = False) -> None:
         self.has_tools = has_tools
 
-    def _chunk(self, s: Stream, choice: dict[str, Any], c: int) -> Json:
-        obj: Json = {"id": s.id, "object": self.object, "created": s.created, "model": s.model}
-        obj["choices"] = [choice]
+    def _envelope(self, s: Stream) -> Json:
+        return {"id": s.id, "object": self.object, "created": s.created, "model": s.model}
+
+    def _chunk(self, s: Stream, choice: Json, c: int, finishing: bool = False) -> Json:
+        obj = self._envelope(s) | {"choices": [choice]}
         if s.continuous_usage:
-            obj["usage"] = vllm_usage(s.prompt_tokens, s.tokens[c])
+            obj["usage"] = self._running_usage(s, c)
+        if finishing and s.fingerprint is not None and not s.include_usage:
+            obj["system_fingerprint"] = s.fingerprint
         return obj
+
+    @staticmethod
+    def _running_usage(s: Stream, c: int) -> Json:
+        return vllm_usage(s.prompt_tokens, s.tokens[c]) | {"completion_tokens_details": None}
 
     def head(self, s: Stream, choice: int) -> Json | None:
         delta = {"role": "assistant", "content": ""}
         body = {"index": choice, "delta": delta, "logprobs": None, "finish_reason": None}
-        return self._chunk(s, body, choice)
+        return self._chunk(s, body, choice) | {"prompt_token_ids": None, "prompt_text": None}
 
     def step(self, s: Stream, step: Step) -> Json:
-        lp = _token_logprobs(step.text, True) if s.logprobs and step.kind == "content" else None
+        lp = None
+        if s.logprobs and step.kind == "content":
+            lp = vllm_chat_logprobs(step.text, s.top_logprobs)
         delta = _openai_delta(s, step, f"chatcmpl-tool-{uuid.uuid4().hex}")
-        body = {"index": step.choice, "delta": delta, "logprobs": lp, "finish_reason": None}
-        return self._chunk(s, body, step.choice)
+        body: Json = {"index": step.choice, "delta": delta, "logprobs": lp}
+        finishing = step.last and not vllm_stops_on_token(s)
+        body |= self._finish_fields(s) if finishing else {"finish_reason": None}
+        return self._chunk(s, body | {"token_ids": None}, step.choice, finishing)
+
+    def _finish_fields(self, s: Stream) -> Json:
+        reason = chat_finish_reason(s, self.has_tools)
+        return {"finish_reason": reason, "stop_reason": s.stop_reason}
 
     def finish(self, s: Stream, choice: int) -> Json | None:
-        reason = chat_finish_reason(s, self.has_tools)
-        body = {"index": choice, "delta": {"content": ""}, "logprobs": None}
-        body |= {"finish_reason": reason, "stop_reason": None}
-        return self._chunk(s, body, choice)
+        if s.tokens[choice] and not vllm_stops_on_token(s):
+            return None  # the finish rode on the last delta
+        if vllm_stops_on_token(s):
+            s.tokens[choice] += 1  # the stop token is generated (and counted), with no text
+        lp = vllm_chat_logprobs(EOS_TOKEN, s.top_logprobs) if s.logprobs else None
+        body: Json = {"index": choice, "delta": {"content": ""}, "logprobs": lp}
+        body |= self._finish_fields(s) | {"token_ids": None}
+        return self._chunk(s, body, choice, finishing=True)
 
     def usage(self, s: Stream) -> Json | None:
         if not s.include_usage:
             return None
-        obj: Json = {"id": s.id, "object": self.object, "created": s.created, "model": s.model}
-        return obj | {"choices": [], "usage": vllm_usage(s.prompt_tokens, s.completion_tokens())}
+        obj = self._envelope(s) | {"choices": []}
+        obj["usage"] = vllm_usage(s.prompt_tokens, s.completion_tokens())
+        if s.fingerprint is not None:  # exclude_none: no null fingerprint here
+            obj["system_fingerprint"] = s.fingerprint
+        return obj
 
     def error(self, message: str) -> bytes:
         return b"data: " + vllm_error(message, 500).encode() + b"\n\n"
 
     def complete(self, s: Stream, outputs: list[Json]) -> Json:
-        """The non-streaming response; `outputs` holds each choice's `message` or `text`."""
+        """The non-streaming `ChatCompletionResponse.model_dump()`, every field present."""
         reason = chat_finish_reason(s, self.has_tools)
-        tail = {"logprobs": None, "finish_reason": reason, "stop_reason": None}
-        choices = [{"index": i} | out | tail for i, out in enumerate(outputs)]
-        obj = "chat.completion" if self.object == "chat.completion.chunk" else self.object
-        head: Json = {"id": s.id, "object": obj, "created": s.created, "model": s.model}
-        return head | {
-            "choices": choices,
-            "usage": vllm_usage(s.prompt_tokens, s.completion_tokens()),
-        }
+        tail = {"logprobs": None, "finish_reason": reason, "stop_reason": s.stop_reason}
+        tail |= {"token_ids": None, "routed_experts": None}
+        choices = [
+            {"index": i, "message": vllm_message(out["message"], s.reasoning_field)} | tail
+            for i, out in enumerate(outputs)
+        ]
+        head = self._envelope(s) | {"object": "chat.completion", "choices": choices}
+        return head | vllm_body_tail(s) | VLLM_CHAT_EXTRAS
 
 
 class VllmCompletions(VllmChat):
-    """vLLM `/v1/completions`: no role chunk; `finish_reason` rides on the last text chunk."""
+    """vLLM `/v1/completions`: no role chunk; every choice sets `stop_reason`,
+    `prompt_token_ids` and `token_ids`; running usage has no `completion_tokens_details`."""
 
     object = "text_completion"
 
     def head(self, s: Stream, choice: int) -> Json | None:
         return None
 
-    def step(self, s: Stream, step: Step) -> Json:
-        return self._text_chunk(s, step.choice, step.text, s.tokens[step.choice], step.last)
+    @staticmethod
+    def _running_usage(s: Stream, c: int) -> Json:
+        return vllm_usage(s.prompt_tokens, s.tokens[c])
 
-    def _text_chunk(self, s: Stream, c: int, text: str, offset: int, last: bool) -> Json:
+    def step(self, s: Stream, step: Step) -> Json:
+        finishing = step.last and not vllm_stops_on_token(s)
+        return self._text_chunk(s, step.choice, step.text, s.tokens[step.choice], finishing)
+
+    def _text_chunk(self, s: Stream, c: int, text: str, offset: int, finishing: bool) -> Json:
         lp = None
         if s.logprobs and text:
             lp = {"text_offset": [offset], "token_logprobs": [LOGPROB], "tokens": [text]}
             lp["top_logprobs"] = [{text: LOGPROB}]
-        reason = s.finish_reason if last else None
+        reason = s.finish_reason if finishing else None
+        stop = s.stop_reason if finishing else None
         body = {"index": c, "text": text, "logprobs": lp, "finish_reason": reason}
-        return self._chunk(s, body | {"stop_reason": None}, c)
+        body |= {"stop_reason": stop, "prompt_token_ids": None, "token_ids": None}
+        return self._chunk(s, body, c, finishing)
 
     def finish(self, s: Stream, choice: int) -> Json | None:
-        # Only a choice that produced no text needs a separate finishing chunk.
-        return None if s.tokens[choice] else self._text_chunk(s, choice, "", 0, True)
+        if s.tokens[choice] and not vllm_stops_on_token(s):
+            return None
+        offset = len(s.texts[choice])
+        if vllm_stops_on_token(s):
+            s.tokens[choice] += 1
+        return self._text_chunk(s, choice, "", offset, True)
+
+    def complete(self, s: Stream, outputs: list[Json]) -> Json:
+        """The non-streaming `CompletionResponse.model_dump()`."""
+        tail = {"logprobs": None, "finish_reason": s.finish_reason, "stop_reason": s.stop_reason}
+        tail |= {"token_ids": None, "prompt_logprobs": None, "prompt_token_ids": None}
+        tail["routed_experts"] = None
+        choices = [{"index": i, "text": out["text"]} | tail for i, out in enumerate(outputs)]
+        head = self._envelope(s) | {"choices": choices}
+        return head | vllm_body_tail(s) | VLLM_COMPLETION_EXTRAS
+
+
+VLLM_CHAT_EXTRAS: Json = {
+    "prompt_logprobs": None,
+    "prompt_token_ids": None,
+    "prompt_text": None,
+    "kv_transfer_params": None,
+    "ec_transfer_params": None,
+    "metrics": None,
+}
+VLLM_COMPLETION_EXTRAS: Json = {
+    "kv_transfer_params": None,
+    "ec_transfer_params": None,
+    "metrics": None,
+}
+
+
+def vllm_stops_on_token(s: Stream) -> bool:
+    """EOS or a `stop_token_ids` hit: a generated token that adds no text (vs `length` or a
+    stop string, which end on a text delta)."""
+    return s.finish_reason == "stop" and not isinstance(s.stop_reason, str)
+
+
+def vllm_body_tail(s: Stream) -> Json:
+    """What follows `choices` in a non-streaming vLLM body, up to `usage`."""
+    usage = vllm_usage(s.prompt_tokens, s.completion_tokens())
+    usage |= {"prompt_tokens_details": None, "completion_tokens_details": None}
+    return {"service_tier": None, "system_fingerprint": s.fingerprint, "usage": usage}
+
+
+def vllm_message(message: Json, reasoning_field: str) -> Json:
+    """`ChatMessage.model_dump()`: OpenAI's fields, `tool_calls` only when there are some,
+    then vLLM's `reasoning` (under the scripted name)."""
+    out: Json = {"role": message["role"], "content": message.get("content")}
+    out |= {"refusal": None, "annotations": None, "audio": None, "function_call": None}
+    if message.get("tool_calls"):
+        out["tool_calls"] = message["tool_calls"]
+    out[reasoning_field] = message.get(reasoning_field)
+    return out
+
+
+def vllm_chat_logprobs(text: str, top: int) -> Json:
+    """One token's chat logprobs; each of the `top` alternatives carries `bytes` as well,
+    the sampled token first."""
+    alternatives = [(text, LOGPROB)] + [(f" alt{k}", LOGPROB - 4 * k) for k in range(1, top)]
+    tops = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in alternatives]
+    entry = {"token": text, "logprob": LOGPROB, "bytes": list(text.encode())}
+    return {"content": [entry | {"top_logprobs": tops[:top]}]}
 
 
 def vllm_usage(prompt: int, completion: int) -> Json:
@@ -262,6 +376,7 @@ class TgiChat:
 
     prefix = b"data:"
     done: bytes | None = b"data:[DONE]\n\n"
+    keepalive = KEEPALIVE
     headers = {
         "Content-Type": "text/event-stream",
         "Cache-Control": "no-cache",
@@ -366,6 +481,7 @@ class TgiGenerateStream:
 
     prefix = b"data:"
     done: bytes | None = None
+    keepalive = KEEPALIVE
     headers = TgiChat.headers
 
     def head(self, s: Stream, choice: int) -> Json | None:
@@ -421,6 +537,7 @@ class LlamaCppChat:
 
     prefix = b"data: "
     done: bytes | None = b"data: [DONE]\n\n"
+    keepalive = KEEPALIVE
     headers = {"Content-Type": "text/event-stream"}
     object = "chat.completion.chunk"
 

@@ -2,7 +2,8 @@
 
 `Fault(kind, after=k)` counts `after` in content deltas (content, reasoning and tool-call delta
 events, over all choices) written before the fault fires. `after=None` means "after the last
-delta", i.e. just before the finish chunk. Kinds:
+delta": just before the finish chunk, or, where the finish rides on the last delta (vLLM's
+`length` and stop strings), just after it. Kinds:
 
 - HTTP_STATUS: answer `status` with `body` (default: the dialect's JSON error for `message`).
 - DROP_BEFORE_HEADERS: read the request, then close the TCP connection with no response.

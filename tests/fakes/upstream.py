@@ -26,13 +26,17 @@ import secrets
 import string
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
 
+from . import vllm_rules
 from .dialects import (
+    VLLM_FINGERPRINT,
+    VLLM_HEADERS,
     Frame,
     Json,
     LlamaCppChat,
@@ -67,9 +71,30 @@ class Script:
     `finish_reason` is spelled as the chat API spells it; TGI's native routes and completions
     report `stop` as `eos_token`; vLLM and llama.cpp report `tool_calls` when tools streamed.
     `include_usage=None` follows the request's `stream_options.include_usage`; llama.cpp never
-    sends usage in a stream, TGI completions always do. `keepalive_comments` writes `:\\n\\n`
-    before every other delta. Pacing: `first_token_delay_s` before the first delta (after the
-    headers and role chunks), then `1 / tokens_per_s` before each later delta.
+    sends usage in a stream, TGI completions always do. `keepalive_comments` writes the
+    dialect's keep-alive comment (vLLM's `: keep-alive\\n\\n`, TGI's `:\\n\\n`) before every
+    other delta. Pacing: `first_token_delay_s` before the first delta (after the headers and
+    role chunks), then `1 / tokens_per_s` before each later delta. `prompt_tokens` overrides
+    the count of the prompt's words.
+
+    The vllm dialect speaks as vLLM 0.32.0 does by default (tests/conformance/README.md,
+    "Where real vLLM 0.32.0 differs"; `vllm_samples.py` holds real bytes):
+
+    - the finish rides on each choice's last delta, unless a stop *token* ended it
+      (`finish_reason="stop"` with `stop_reason` None, i.e. EOS, or an int token id): that
+      token comes as its own `"delta":{"content":""}` chunk and counts in usage. A stop string
+      (`stop_reason="..."`) rides on the last delta. Script a stop string's holdback as the
+      pieces vLLM sends (`text=[" r", "uru d", "ovi "]`).
+    - `system_fingerprint` on finishing chunks, on the usage chunk when usage is on, and in
+      non-streaming bodies (None: as `--fingerprint-mode none`).
+    - ids `chatcmpl-`/`cmpl-` + 16 hex digits, or + the request's `X-Request-Id`.
+    - refused before any byte, with vLLM's bodies: request validation errors (`"type":"Bad
+      Request"`), `max_tokens` over `max_model_len`, `n > 1` at temperature 0; with
+      `reject_unknown_models` (off by default: tests name models freely), any model but
+      `model` (404, `param: "model"`).
+    - `choice_order`: the choice index of each delta in turn, the rest interleaved after it
+      (`[0, 0, 1, 0, 1, 1]`): vLLM interleaves `n > 1` choices strictly only while its API
+      server keeps up with the engine, so this stays an option.
     """
 
     text: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "!"])
@@ -87,12 +112,20 @@ class Script:
     fault: Fault | None = None
     model: str = "fake-model"
     choice_text: dict[int, list[str]] = field(default_factory=dict)
+    stop_reason: str | int | None = None
+    prompt_tokens: int | None = None
+    system_fingerprint: str | None = VLLM_FINGERPRINT
+    max_model_len: int = 4096
+    choice_order: list[int] | None = None
+    reject_unknown_models: bool = False
 
     def steps(self, content_only: bool) -> list[Step]:
-        """The deltas of all choices, interleaved; each choice's last one is marked."""
-        per_choice = [self._choice_steps(c, content_only) for c in range(self.n)]
-        longest = max((len(s) for s in per_choice), default=0)
-        return [s[k] for k in range(longest) for s in per_choice if k < len(s)]
+        """The deltas of all choices in `choice_order`, then interleaved; each choice's last
+        one is marked."""
+        queues = [deque(self._choice_steps(c, content_only)) for c in range(self.n)]
+        out = [queues[c].popleft() for c in self.choice_order or [] if c < self.n and queues[c]]
+        longest = max((len(q) for q in queues), default=0)
+        return out + [q[k] for k in range(longest) for q in queues if k < len(q)]
 
     def _choice_steps(self, c: int, content_only: bool) -> list[Step]:
         steps = [] if content_only else [Step(c, "reasoning", r) for r in self.reasoning or []]
@@ -235,11 +268,11 @@ class FakeUpstream:
         if script.fault is not None and script.fault.kind in PRE_RESPONSE:
             return await self._refuse(request, rec, script, script.fault)
         body = rec.json
-        problem = _invalid(body)
-        if problem:  # a real server validates its request model: 400 (vLLM, TGI: 422)
-            return self._reply(rec, self._error_body(script, 400, problem), 400)
+        refused = _refusal(script, endpoint, body)
+        if refused is not None:  # a real server validates its request model first
+            return self._reply(rec, refused[1], refused[0])
         renderer = self._renderer(script, endpoint)
-        ctx = self._stream_ctx(script, endpoint, body)
+        ctx = self._stream_ctx(script, endpoint, body, rec.headers.get("x-request-id"))
         steps = script.steps(content_only=endpoint != "chat")
         frames = render(renderer, ctx, steps, script.keepalive_comments)
         streaming = bool(body.get("stream")) if stream is None else stream
@@ -256,7 +289,9 @@ class FakeUpstream:
         return table[script.dialect](bool(script.tool_calls))
 
     @staticmethod
-    def _stream_ctx(script: Script, endpoint: Endpoint, body: Json) -> Stream:
+    def _stream_ctx(
+        script: Script, endpoint: Endpoint, body: Json, request_id: str | None
+    ) -> Stream:
         opts = body.get("stream_options") or {}
         usage = script.include_usage
         usage = bool(opts.get("include_usage")) if usage is None else usage
@@ -266,16 +301,19 @@ class FakeUpstream:
         params = body.get("parameters") or {}
         return Stream(
             model=model or script.model,
-            id=_response_id(script.dialect, endpoint),
+            id=_response_id(script.dialect, endpoint, request_id),
             n=1 if endpoint == "generate" else script.n,
             created=int(time.time()),
-            prompt_tokens=_prompt_tokens(body),
+            prompt_tokens=script.prompt_tokens or _prompt_tokens(body),
             finish_reason=script.finish_reason,
             include_usage=usage,
             continuous_usage=usage and bool(opts.get("continuous_usage_stats")),
             logprobs=script.logprobs,
             details=bool(params.get("details")),
             reasoning_field=script.reasoning_field,
+            fingerprint=script.system_fingerprint if script.dialect == "vllm" else None,
+            stop_reason=script.stop_reason,
+            top_logprobs=_count(body.get("top_logprobs")),
         )
 
     @staticmethod
@@ -455,23 +493,22 @@ class FakeUpstream:
     ) -> web.Response:
         data = body if isinstance(body, bytes) else compact(body)
         rec.sent.extend(data)
-        return web.Response(body=data, status=status, content_type="application/json")
+        headers = VLLM_HEADERS if self.script.dialect == "vllm" else None
+        return web.Response(
+            body=data, status=status, content_type="application/json", headers=headers
+        )
 
     @staticmethod
     def _error_body(script: Script, status: int, message: str) -> Json:
-        if script.dialect == "tgi":
-            return tgi_error(message, status)
-        if script.dialect == "llamacpp":
-            return llamacpp_error(message, status)
-        body: Json = json.loads(vllm_error(message, status))
-        return body
+        return _error_body(script, status, message)
 
     async def _models(self, request: web.Request) -> web.Response:
         rec = await self._record(request)
         model, dialect = self.script.model, self.script.dialect
         entry: Json = {"id": model, "object": "model", "created": int(time.time())}
         if dialect == "vllm":
-            entry |= {"owned_by": "vllm", "root": model, "parent": None, "max_model_len": 4096}
+            entry |= {"owned_by": "vllm", "root": model, "parent": None}
+            entry["max_model_len"] = self.script.max_model_len
         elif dialect == "tgi":
             entry |= {"created": 0, "owned_by": model}
         else:
@@ -510,7 +547,8 @@ class FakeUpstream:
         ids = [100 + i for i in range(len(words))]
         if self.script.dialect == "llamacpp":
             return self._reply(rec, {"tokens": ids})
-        return self._reply(rec, {"count": len(ids), "max_model_len": 4096, "tokens": ids})
+        limit = self.script.max_model_len
+        return self._reply(rec, {"count": len(ids), "max_model_len": limit, "tokens": ids})
 
     async def _health(self, request: web.Request) -> web.Response:
         rec = await self._record(request)
@@ -528,6 +566,34 @@ class FakeUpstream:
         info |= {"model_device_type": "cuda", "max_concurrent_requests": 128}
         info |= {"max_input_tokens": 4095, "max_total_tokens": 4096, "version": "3.3.6"}
         return self._reply(rec, info | {"sha": None, "docker_label": None})
+
+
+def _error_body(script: Script, status: int, message: str) -> Json:
+    if script.dialect == "tgi":
+        return tgi_error(message, status)
+    if script.dialect == "llamacpp":
+        return llamacpp_error(message, status)
+    body: Json = json.loads(vllm_error(message, status))
+    return body
+
+
+def _refusal(script: Script, endpoint: Endpoint, body: Any) -> tuple[int, Json] | None:
+    """What the server refuses before answering: vLLM's own checks on its OpenAI routes;
+    elsewhere a 400 (TGI: 422 in reality) in the dialect's shape for a malformed body."""
+    if script.dialect == "vllm" and endpoint != "generate":
+        return vllm_rules.refusal(
+            body,
+            endpoint == "chat",
+            script.model,
+            script.max_model_len,
+            script.reject_unknown_models,
+        )
+    problem = _invalid(body)
+    return (400, _error_body(script, 400, problem)) if problem else None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _invalid(body: Any) -> str:
@@ -548,13 +614,15 @@ def embed(text: str, dims: int = 8) -> list[float]:
     return [round(b / 255, 4) for b in digest[:dims]]
 
 
-def _response_id(dialect: Dialect, endpoint: Endpoint) -> str:
+def _response_id(dialect: Dialect, endpoint: Endpoint, request_id: str | None) -> str:
     if dialect == "tgi":
         return ""
     if dialect == "llamacpp":
         alphabet = string.ascii_letters + string.digits
         return "chatcmpl-" + "".join(secrets.choice(alphabet) for _ in range(32))
-    return ("chatcmpl-" if endpoint == "chat" else "cmpl-") + uuid.uuid4().hex
+    # vLLM's _base_request_id: the X-Request-Id header, else random_uuid() (64 bits in hex)
+    base = request_id if request_id is not None else f"{uuid.uuid4().int & (2**64 - 1):016x}"
+    return ("chatcmpl-" if endpoint == "chat" else "cmpl-") + base
 
 
 def _prompt_tokens(body: Json) -> int:
