@@ -11,6 +11,9 @@ real settings, served by a real ``AppRunner`` on a loopback port) in front of it
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,22 +108,70 @@ async def proxy(
 
 
 @pytest.fixture
-async def no_leaks(
-    fake: FakeUpstream, proxy: ProxyFactory, started_apps: list[web.Application]
+async def _fds_back_to_baseline(
+    fake: FakeUpstream, started_apps: list[web.Application]
 ) -> AsyncIterator[None]:
-    """After the test: no task, stream or upstream connection of its requests remains.
+    """The file-descriptor half of ``no_leaks``: baseline before any proxy of the test
+    exists, checked after the ``proxy`` fixture has torn every proxy down.
+
+    Why then: a live proxy keeps pooled keep-alive connections on purpose (its upstream
+    session, the test's session to it, and their server-side ends), and aiohttp has no
+    public way to close only the idle ones; so "fds back to baseline" is only sound once
+    the pools are gone. What the pools own while the test runs is checked by ``no_leaks``
+    (no upstream connection still acquired); anything the pools do not own (a connection
+    that escaped its pool, a rail's own session, a file) is still open after teardown and
+    is reported here, with its TCP endpoints. ``no_leaks`` lists this fixture before
+    ``proxy``, so it is set up before and torn down after it (checked below).
+    """
+    baseline = open_fds()
+    yield
+    if not baseline:  # no /proc/self/fd (not Linux): nothing to compare
+        return
+    running = [app for app in started_apps if _upstream_open(app)]
+    assert not running, "fd check ran before the proxy fixture's teardown (fixture order)"
+    await settle(lambda: [str(fd) for fd in new_fds(baseline)])
+    leaks = fd_leaks(baseline)
+    assert not leaks, "file descriptors left open: " + "; ".join(leaks)
+
+
+@pytest.fixture
+async def no_leaks(
+    fake: FakeUpstream,
+    _fds_back_to_baseline: None,
+    proxy: ProxyFactory,
+    started_apps: list[web.Application],
+) -> AsyncIterator[None]:
+    """After the test: no task, stream, upstream connection or file descriptor of its
+    requests remains.
 
     Waits (bounded) for the proxy to settle, then asserts: asyncio tasks back to the
     baseline, no stream counted active, no pooled upstream connection still acquired,
-    and no fake-upstream handler still serving a request.
+    and no fake-upstream handler still serving a request. Then, once the ``proxy``
+    fixture has closed every proxy, the process's open file descriptors are back to the
+    baseline taken before the test (``_fds_back_to_baseline``; Linux only).
     """
     baseline = _tasks()
     yield
-    for _ in range(100):  # settle for up to 2 s: closing takes a few loop turns
-        if not _leaks(fake, started_apps, baseline):
-            break
+    leaks = await settle(lambda: _leaks(fake, started_apps, baseline))
+    assert not leaks, "; ".join(leaks)
+
+
+async def settle(check: Callable[[], list[str]], seconds: float = 2.0) -> list[str]:
+    """Run ``check`` until it finds nothing, for up to ``seconds`` (closing takes a few
+    loop turns); what it found last, or []."""
+    for _ in range(max(1, round(seconds / 0.02))):
+        found = check()
+        if not found:
+            return []
         await asyncio.sleep(0.02)
-    assert _leaks(fake, started_apps, baseline) == []
+    return check()
+
+
+def _upstream_open(app: web.Application) -> bool:
+    try:
+        return not app[UPSTREAM].session.closed
+    except RuntimeError:  # never started
+        return False
 
 
 def _leaks(fake: FakeUpstream, apps: list[web.Application], baseline: int) -> list[str]:
@@ -150,6 +201,95 @@ def _tasks() -> int:
     """Tasks that belong to requests: not aiohttp's per-connection handler (kept alive
     by keep-alive connections, which are pooled on purpose)."""
     return sum(1 for t in asyncio.all_tasks() if _name(t) != "RequestHandler.start")
+
+
+# -- file descriptors and TCP sockets (Linux /proc) -----------------------------------
+
+FD_DIR = "/proc/self/fd"
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT"}
+TCP_STATES |= {7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
+
+
+def open_fds() -> dict[int, str]:
+    """This process's open file descriptors and what each points at (``socket:[inode]``,
+    a path, ``pipe:[...]``); {} where there is no /proc/self/fd."""
+    try:
+        names = os.listdir(FD_DIR)
+    except OSError:
+        return {}
+    out = {}
+    for name in names:
+        try:
+            out[int(name)] = os.readlink(f"{FD_DIR}/{name}")
+        except OSError:  # closed since the listing (the listing's own fd, for one)
+            continue
+    return out
+
+
+def new_fds(baseline: dict[int, str]) -> dict[int, str]:
+    """Descriptors open now that were not open at ``baseline`` (or pointed elsewhere)."""
+    return {fd: target for fd, target in open_fds().items() if baseline.get(fd) != target}
+
+
+def fd_leaks(baseline: dict[int, str]) -> list[str]:
+    """``new_fds``, described: TCP sockets with their endpoints and state (reading
+    /proc/net/tcp takes milliseconds: settle on ``new_fds``, then describe)."""
+    new = new_fds(baseline)
+    if not new:
+        return []
+    sockets = {s.inode: s for s in tcp_sockets()}
+    out = []
+    for fd, target in sorted(new.items()):
+        s = sockets.get(_inode(target))
+        out.append(f"fd {fd} -> {target}" + (f" ({s})" if s is not None else ""))
+    return out
+
+
+def _inode(target: str) -> int:
+    if target.startswith("socket:[") and target.endswith("]"):
+        return int(target[8:-1])
+    return -1
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    """One row of /proc/net/tcp: IPv4 endpoints, state, queued bytes, inode."""
+
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    state: str
+    tx_queue: int  # written by the application, not yet acknowledged by the peer
+    rx_queue: int  # received, not yet read by the application
+    inode: int
+
+    def __str__(self) -> str:
+        (lh, lp), (rh, rp) = self.local, self.remote
+        return f"tcp {lh}:{lp} -> {rh}:{rp} {self.state} tx={self.tx_queue} rx={self.rx_queue}"
+
+
+def tcp_sockets() -> list[TcpSocket]:
+    """The IPv4 TCP sockets of this network namespace; [] without /proc/net/tcp."""
+    try:
+        with open("/proc/net/tcp") as table:
+            rows = table.read().splitlines()[1:]
+    except OSError:
+        return []
+    out = []
+    for row in rows:
+        f = row.split()
+        tx, rx = (int(q, 16) for q in f[4].split(":"))
+        state = int(f[3], 16)
+        out.append(
+            TcpSocket(
+                _addr(f[1]), _addr(f[2]), TCP_STATES.get(state, str(state)), tx, rx, int(f[9])
+            )
+        )
+    return out
+
+
+def _addr(field: str) -> tuple[str, int]:
+    host, port = field.split(":")
+    return socket.inet_ntoa(struct.pack("=I", int(host, 16))), int(port, 16)
 
 
 def chat_body(stream: bool = True, **extra: Any) -> dict[str, Any]:
