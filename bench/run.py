@@ -46,7 +46,7 @@ from bench.proc import (
     wait_for_quiet,
 )
 from bench.results import BenchRun, CaseResult, LoadRun, Stats
-from bench.scenarios import CHUNK_SIZE, Case, Plan, Rails, full_plan, quick_plan
+from bench.scenarios import CHUNK_SIZE, Case, Plan, Rails, full_plan, only, quick_plan
 from bench.serve import loop_name
 from bench.text import deltas, request_body
 from rails.tokens import TiktokenCounter
@@ -357,8 +357,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a small subset (< 60 s), a smoke test")
     p.add_argument("--out", type=Path, help="also write the markdown table here")
     p.add_argument("--json", type=Path, help="write every number as JSON here")
+    p.add_argument(
+        "--only",
+        metavar="SETUP[,SETUP]",
+        help="run only these rails setups' rows: none, local-sf-true, local-sf-false, "
+        "judge-sf-true, judge-sf-false",
+    )
     args = p.parse_args(argv)
     plan, name = (quick_plan(), "quick") if args.quick else (full_plan(), "full")
+    if args.only:
+        try:
+            plan = only(plan, args.only.split(","))
+        except ValueError as e:
+            p.error(str(e))
+        name += f" (only {args.only})"
     try:
         result = run_plan(plan, name)
     except ServiceError as e:

@@ -3,6 +3,7 @@ apply to each, and the railproxy config file of each setup."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -189,6 +190,17 @@ def full_plan() -> Plan:
         quiet_wait_goal_s=8.0,
         retry_budget_s=90.0,
     )
+
+
+def only(plan: Plan, keys: list[str]) -> Plan:
+    """``plan`` narrowed to the cases of the named rails setups (``Rails.key``); a
+    ValueError names the known keys when one is unknown."""
+    known = [r.key for r in plan.setups()]
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ValueError(f"unknown setup {', '.join(unknown)}; known: {', '.join(known)}")
+    cases = tuple(c for c in plan.cases if c.rails.key in keys)
+    return dataclasses.replace(plan, cases=cases)
 
 
 def quick_plan() -> Plan:

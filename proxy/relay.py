@@ -227,14 +227,14 @@ class Relay:
             await guard.aclose()
 
     async def _write_released(self, events: list[Event]) -> None:
-        texts = 0
         now = time.monotonic()
-        for ev in events:
-            if ev.has_text:
-                texts += 1
-                if ev.arrived:
-                    self._metrics.holdback.observe(now - ev.arrived)
+        texts = sum(1 for ev in events if ev.has_text)
         await self._write(b"".join(ev.raw for ev in events), texts)
+        if self._spec.hold:  # after the write: the client need not wait for metrics
+            observe = self._metrics.holdback.observe
+            for ev in events:
+                if ev.arrived:
+                    observe(now - ev.arrived)
 
     async def _read_into(self, guard: GuardedStream[Event]) -> None:
         parse, env, note = self._dialect.parse, self.result.envelope, self._ending.note

@@ -88,6 +88,9 @@ class Pipeline:
         self._by_field: dict[TextField, tuple[Rail, ...]] = {
             f: tuple(r for r in self._rails if f in r.config.fields) for f in get_args(TextField)
         }
+        self._local_fields = frozenset(
+            f for f, rails in self._by_field.items() if rails and all(map(_is_local, rails))
+        )
 
     def observe(self, observer: PipelineObserver | None) -> None:
         """Attach the observer (metrics); done once at start-up, before serving."""
@@ -100,6 +103,11 @@ class Pipeline:
     def wants(self, field: TextField) -> bool:
         """Whether any rail judges this field (if not, the caller need not buffer it)."""
         return bool(self._by_field.get(field))
+
+    def is_local(self, field: TextField) -> bool:
+        """Whether every rail judging this field is local (never waits): checking it then
+        costs less than scheduling a task for it."""
+        return field in self._local_fields
 
     async def check(
         self, text: str, ctx: CheckContext, *, observer: PipelineObserver | None = None

@@ -5,7 +5,9 @@ pieces) in arrival order, each carrying the guarded text it contains per *channe
 (choice index x field x tool-call index). It keeps one ``RollingBuffer`` per channel,
 checks each closed window with the output ``Pipeline`` (one check at a time per channel,
 so a window's context is final when it is judged; channels run concurrently), and tells
-the consumer, through ``releases()``, which items may now be written.
+the consumer, through ``releases()``, which items may now be written. A field whose rails
+are all local (pattern matchers that never wait) is judged inside ``releases()`` itself,
+between batches, in window order; other fields' windows are judged in tasks.
 
 Release rules (DESIGN.md, "Release"):
 
@@ -121,6 +123,7 @@ class GuardedStream(Generic[T]):
         self._bypass: list[T] = []
         self._channels: dict[ChannelKey, _Channel[T]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inline: deque[tuple[_Channel[T], Window]] = deque()  # local rails' windows
         self._changed = asyncio.Event()
         self._progress = asyncio.Event()  # a release happened or a check finished
         self._finished = False
@@ -155,8 +158,11 @@ class GuardedStream(Generic[T]):
             self._close(list(self._channels.values()), entry)
         elif ends:
             self._close([c for c in self._channels.values() if c.key[0] in ends], entry)
+        # Wake the consumer only when this item may go out now: behind a held head it
+        # waits for that head's verdict, which wakes the consumer itself.
+        if not self._queue or self._reports is not None:
+            self._changed.set()
         self._queue.append(entry)
-        self._changed.set()
 
     def finish(self) -> None:
         """No more input: check every channel's final partial window."""
@@ -167,6 +173,7 @@ class GuardedStream(Generic[T]):
 
     async def aclose(self) -> None:
         """Cancel every pending check and wait for them (nothing may outlive the stream)."""
+        self._inline.clear()
         tasks = [t for t in self._tasks if not t.done()]
         for t in tasks:
             t.cancel()
@@ -208,6 +215,9 @@ class GuardedStream(Generic[T]):
             if batch:
                 yield batch
                 continue
+            if self._inline and self.blocked is None:
+                await self._check_inline()
+                continue
             if self.blocked is not None:
                 yield self.blocked
                 return
@@ -247,7 +257,10 @@ class GuardedStream(Generic[T]):
 
     @staticmethod
     def _passed(entry: _Held[T]) -> bool:
-        return all(ch.passed >= off for ch, off in entry.gates)
+        for ch, off in entry.gates:  # noqa: SIM110 (all() over a generator costs 4x)
+            if ch.passed < off:
+                return False
+        return True
 
     async def room(self) -> None:
         """Backpressure for the producer: wait while more than ``max_held_events`` items
@@ -262,7 +275,7 @@ class GuardedStream(Generic[T]):
             await self._progress.wait()
 
     def _busy(self) -> bool:
-        return any(not t.done() for t in self._tasks)
+        return bool(self._inline) or any(not t.done() for t in self._tasks)
 
     # -- channels and windows -----------------------------------------------------------
 
@@ -301,10 +314,21 @@ class GuardedStream(Generic[T]):
                 entry.gates.append((ch, ch.buffer.total_tokens))
 
     def _schedule(self, ch: _Channel[T], window: Window) -> None:
+        if self._pipeline.is_local(ch.key[1]):
+            self._inline.append((ch, window))
+            self._changed.set()
+            return
         task = asyncio.create_task(self._check(ch, window, ch.last))
         ch.last = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _check_inline(self) -> None:
+        """Judge the windows of local rails in the consumer's task, in order: one loop
+        turn sooner than a task per window, and no task to create."""
+        while self._inline and self.blocked is None:
+            ch, window = self._inline.popleft()
+            await self._check(ch, window, None)
 
     async def _check(
         self, ch: _Channel[T], window: Window, prev: asyncio.Task[None] | None

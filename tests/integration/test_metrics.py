@@ -198,3 +198,23 @@ async def test_usage_falls_back_to_counts_when_the_upstream_reports_none(
     m = await scrape(p)
     assert value(m, "railproxy_usage_tokens_total", kind="prompt", config="default") == 4
     assert value(m, "railproxy_usage_tokens_total", kind="completion", config="default") == 3
+
+
+@pytest.mark.parametrize("stream_first", [False, True])
+async def test_holdback_histogram_counts_held_text_events(
+    fake: FakeUpstream, proxy: ProxyFactory, stream_first: bool
+) -> None:
+    """stream_first false: every text event is observed once, with how long it was held
+    (the first of a 3-token window waits for the other two: >= 2 / tokens_per_s)."""
+    fake.script = Script(text=[" a", " b", " c", " d", " e", " f"], tokens_per_s=20)
+    streaming = {"enabled": True, "chunk_size": 3, "context_size": 1}
+    rails = {"output": {"flows": ["pii"], "streaming": {**streaming, "stream_first": stream_first}}}
+    p = await proxy(rails=rails)
+    status, _ = await p.post_stream("/v1/chat/completions", chat_body())
+    assert status == 200
+    m = await scrape(p)
+    held = value(m, "railproxy_holdback_seconds_count")
+    assert held == (0 if stream_first else 6)
+    if not stream_first:
+        assert value(m, "railproxy_holdback_seconds_sum") >= 2 * 2 * 0.05 * 0.9
+        assert value(m, "railproxy_holdback_seconds_bucket", le="+Inf") == 6

@@ -7,6 +7,7 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rails import tokens as token_module
 from rails.tokens import ENCODING_NAME, DeltaCounter, TiktokenCounter, counter_for
 
 TIK = TiktokenCounter()
@@ -101,3 +102,22 @@ def test_counter_for(unit: str, kind: type[object]) -> None:
 def test_counter_for_rejects_unknown_unit() -> None:
     with pytest.raises(ValueError, match="'word'"):
         counter_for("word")  # type: ignore[arg-type]
+
+
+def test_cached_counts_equal_encoding_counts() -> None:
+    enc = tiktoken.get_encoding(ENCODING_NAME)
+    pieces = [" the", " the", "ing", " 世界", "x" * 32, "y" * 33, " the", "", "\n\n"]
+    for piece in pieces:  # twice: the second pass reads the cache for the short ones
+        assert TIK.count(piece) == len(enc.encode_ordinary(piece))
+    for piece in pieces:
+        assert TIK.count(piece) == len(enc.encode_ordinary(piece))
+    assert token_module._counts[" the"] == 1
+    assert "y" * 33 not in token_module._counts  # long pieces are not kept
+
+
+def test_count_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(token_module, "_CACHE_MAX_ENTRIES", 4)
+    monkeypatch.setattr(token_module, "_counts", {})
+    for i in range(50):
+        assert TIK.count(f" w{i}") >= 1
+        assert len(token_module._counts) <= 4
