@@ -7,6 +7,8 @@ A window is what the streaming engine checks: ``CONTEXT_SIZE`` tokens of context
 - the configured output pipeline (regex+pii+secrets, ``parallel: true``) on one window:
   ``await guard.output.check(window, CheckContext("output"))``, the goal's number;
 - the same rails with ``parallel: false``, and each rail on its own;
+- the pipeline on the same window with a year every 20 words (the benchmark text has no
+  digits, so ``pii``'s digit patterns never scan it; real text often has some);
 - token counting of one window in the engine: ``count`` of each of its ``CHUNK_SIZE``
   deltas plus the ``tail`` that cuts the next window's context;
 - the whole engine per window: a ``GuardedStream`` fed ``CHUNK_SIZE`` pieces and drained
@@ -111,6 +113,19 @@ async def measure(budget_s: float) -> list[Measure]:
             await _per_call(lambda: sequential.output.check(window, ctx), budget_s),
         ),
     ]
+    numbers = "".join(
+        f" {1900 + i}" if i % 20 == 19 else w for i, w in enumerate(words)
+    )  # a year every 20 words: pii's digit patterns must scan
+    outcome = await parallel.output.check(numbers, ctx)
+    if outcome.blocked:
+        raise RuntimeError(f"the local rails did not pass the text with numbers: {outcome}")
+    out.append(
+        Measure(
+            "output pipeline, parallel: true, text with numbers",
+            await _per_call(lambda: parallel.output.check(numbers, ctx), budget_s),
+            "a year every 20 words",
+        )
+    )
     for rail in sequential.output.rails:
         us = await _per_call(lambda r=rail: r.check(window, ctx), budget_s)  # type: ignore[misc]
         out.append(Measure(f"rail {rail.name} alone", us))

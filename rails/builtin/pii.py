@@ -132,16 +132,28 @@ def _has_at(text: str) -> bool:
     return "@" in text
 
 
-# A fast test every text holding the entity passes (see Detector.gate): e-mail needs "@",
-# an SSN "-NN-NNNN" (a literal first character keeps the regex engine's fast scan), the
-# rest a digit.
+_IPV4_SHAPE = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]").search
+_IPV6_SHAPE = re.compile(r":[0-9A-Fa-f]{0,4}:").search
+
+
+def _ip_shape(text: str) -> bool:
+    return has_digit(text) and bool(_IPV4_SHAPE(text) or _IPV6_SHAPE(text))
+
+
+# A fast test every text holding an accepted match passes (see Detector.gate). Each opens
+# with a literal or a character class, so the regex engine skips ahead to candidates
+# instead of trying every position as the full patterns (lookbehind first) must:
+# e-mail needs "@"; an SSN "-NN-NNNN"; a card a digit; a phone
+# (7 digits at least, phone_ok) 7 digits with at most 3 of " .()-" between them; an IPv4
+# address d.d.d; an IPv6 one two colons with at most 4 hex digits between; an IBAN two
+# capitals and its two check digits.
 _GATES: dict[Entity, Callable[[str], object]] = {
-    "credit_card": has_digit,
-    "iban": has_digit,
+    "credit_card": has_digit,  # its pattern opens with [0-9] itself
+    "iban": re.compile(r"[A-Z][A-Z][0-9][0-9]").search,
     "ssn": re.compile(r"-[0-9]{2}-[0-9]{4}").search,
     "email": _has_at,
-    "ip": has_digit,
-    "phone": has_digit,
+    "ip": _ip_shape,
+    "phone": re.compile(r"[0-9](?:[ .()-]{0,3}[0-9]){6}").search,
 }
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from rails.base import Action, CheckContext, Resources, Verdict
-from rails.builtin.pii import PiiConfig, PiiRail, iban_ok, luhn_ok
+from rails.builtin.pii import ENTITIES, PiiConfig, PiiRail, detectors, iban_ok, luhn_ok
+from rails.builtin.regex import scan
 
 OUT = CheckContext(stage="output")
 
@@ -140,3 +144,45 @@ async def test_clean_text_is_allowed() -> None:
 def test_config_errors(config: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         PiiConfig.model_validate(config)
+
+
+# -- the gates are necessary conditions: they never hide a match ---------------------------
+
+_PII_ALPHABET = "0123456789 .-()+:@abcdefxyzABFGZ_\n"
+_PII_PIECES = [
+    "+44 20 7946 0958",
+    "+1 (2) 34 56 78",  # 3 separators between digits: the phone gate's widest gap
+    "(415) 555-2671",
+    "020 7946 0958",
+    "4111 1111 1111 1111",
+    "GB82 WEST 1234 5698 7654 32",
+    "192.168.0.1",
+    "2001:db8::8a2e:370:7334",
+    "fe80::1ff:fe23:4567:890a",
+    "DE89370400440532013000",
+    "::1",
+    "078-05-1120",
+    "a.b@example.com",
+    " in 1984 ",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.text(_PII_ALPHABET, max_size=12), st.sampled_from(_PII_PIECES)),
+        max_size=12,
+    )
+)
+def test_gated_scan_finds_what_the_ungated_scan_finds(parts: list[str]) -> None:
+    text = "".join(parts)
+    gated = detectors(ENTITIES)
+    ungated = tuple(dataclasses.replace(d, gate=None) for d in gated)
+    assert scan(text, gated) == scan(text, ungated)
+
+
+@pytest.mark.parametrize("piece", _PII_PIECES)
+def test_the_samples_are_real_matches_or_real_near_misses(piece: str) -> None:
+    """So that the property test compares real matches (and "::1", a year: not PII)."""
+    found = scan(f"say {piece} now", detectors(ENTITIES))
+    assert bool(found) is (piece not in ("::1", " in 1984 "))
