@@ -1,18 +1,20 @@
-"""Conformance harness: a real vLLM server (from setup.sh's cache) and the real proxy.
+"""Conformance harness: real model servers (from the setup scripts' cache) and the real proxy.
 
-``vllm`` starts `python -m vllm.entrypoints.openai.api_server` once per session on a free
-loopback port and stops it (its whole process group) at the end; ``proxy`` starts railproxy
-in front of it the way tests/integration does (``create_app`` + ``AppRunner`` on 127.0.0.1:0,
-in the test's loop), through a ``Tap``: a loopback TCP relay that records the exact bytes
-vLLM sent on each upstream connection and when railproxy closed it:
+``vllm`` starts `python -m vllm.entrypoints.openai.api_server` (setup.sh's cache) and
+``llamacpp`` starts `python -m llama_cpp.server` (setup_llamacpp.sh's cache), each once for its
+test file on a free loopback port, and stops it (its whole process group) after that file. ``proxy``
+starts railproxy in front of the module's ``upstream`` (vLLM unless the test module overrides
+the fixture) the way tests/integration does (``create_app`` + ``AppRunner`` on 127.0.0.1:0, in
+the test's loop), through a ``Tap``: a loopback TCP relay that records the exact bytes the
+server sent on each upstream connection and when railproxy closed it:
 
-    async def test_x(vllm, proxy):
+    async def test_x(proxy, facts):
         p = await proxy(rails={...})
         async with p.session.post(p.url("/v1/chat/completions"), json=...) as r: ...
 
-When the cache is absent the tests skip (so the normal test run stays fast), unless
-``RAILPROXY_CONFORMANCE=1``, which makes that a failure; ``RAILPROXY_CONFORMANCE=0`` skips
-them even when the cache is there.
+When a server's part of the cache is absent its tests skip (so the normal test run stays fast),
+unless ``RAILPROXY_CONFORMANCE=1`` (vLLM) or ``RAILPROXY_CONFORMANCE_LLAMACPP=1`` (llama.cpp)
+makes that a failure; ``RAILPROXY_CONFORMANCE=0`` skips all of them even when the cache is there.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from conformance.vllm_server import VllmServer, cache_dir, load_facts, missing_parts, start
+from conformance import llamacpp_server, vllm_server
+from conformance.server_process import ServerProcess, cache_dir
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.app import create_app
@@ -41,59 +44,117 @@ MODE = os.environ.get("RAILPROXY_CONFORMANCE", "")
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def absent_reason() -> str | None:
-    """Why the suite cannot run here, or None when the cache is complete."""
-    cache = cache_dir()
-    missing = missing_parts(cache)
-    if not missing:
-        return None
-    return (
-        f"conformance cache incomplete at {cache} (missing: {', '.join(missing)}): run "
-        "tests/conformance/setup.sh; RAILPROXY_CONFORMANCE=1 makes this a failure"
-    )
+@dataclass(frozen=True)
+class Suite:
+    """One real server's tests: its test file, its part of the cache, how to build it."""
+
+    name: str
+    test_file: str
+    setup: str
+    required_by: str  # the variable that turns an absent cache into a failure
+    missing_parts: Callable[[Path], list[str]]
+
+    def required(self) -> bool:
+        return os.environ.get(self.required_by, "") == "1"
+
+    def absent_reason(self) -> str | None:
+        """Why this suite cannot run here, or None when its cache is complete."""
+        cache = cache_dir()
+        missing = self.missing_parts(cache)
+        if not missing:
+            return None
+        return (
+            f"{self.name} conformance cache incomplete at {cache} (missing: "
+            f"{', '.join(missing)}): run tests/conformance/{self.setup}; "
+            f"{self.required_by}=1 makes this a failure"
+        )
+
+
+VLLM = Suite("vLLM", "test_vllm.py", "setup.sh", "RAILPROXY_CONFORMANCE", vllm_server.missing_parts)
+LLAMACPP = Suite(
+    "llama.cpp",
+    "test_llamacpp.py",
+    "setup_llamacpp.sh",
+    "RAILPROXY_CONFORMANCE_LLAMACPP",
+    llamacpp_server.missing_parts,
+)
+SUITES = {s.test_file: s for s in (VLLM, LLAMACPP)}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if MODE == "1":
-        return  # the session fixture fails with the reason instead
-    reason = "RAILPROXY_CONFORMANCE=0" if MODE == "0" else absent_reason()
-    if reason is None:
-        return
     for item in items:
-        if HERE in item.path.parents:
+        if HERE not in item.path.parents:
+            continue
+        suite = SUITES.get(item.path.name)
+        if MODE == "0":
+            reason: str | None = "RAILPROXY_CONFORMANCE=0"
+        elif suite is None or suite.required():
+            continue  # its server fixture fails with the reason instead
+        else:
+            reason = suite.absent_reason()
+        if reason is not None:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(scope="session")
-def cache() -> Path:
-    reason = absent_reason()
+def ready_cache(suite: Suite) -> Path:
+    reason = suite.absent_reason()
     if reason is not None:
         pytest.fail(reason)
     return cache_dir()
 
 
 @pytest.fixture(scope="session")
-def facts(cache: Path) -> dict[str, Any]:
-    return load_facts(cache)
+def cache() -> Path:
+    """The cache, complete for vLLM."""
+    return ready_cache(VLLM)
 
 
 @pytest.fixture(scope="session")
-def vllm(cache: Path) -> Iterator[VllmServer]:
-    server = start(cache)
+def facts(cache: Path) -> dict[str, Any]:
+    """What setup.sh learned from vLLM (test_llamacpp.py overrides this)."""
+    return vllm_server.load_facts(cache)
+
+
+def serve(server: ServerProcess, deadline_s: float) -> Iterator[ServerProcess]:
     try:
-        took = server.wait_ready()
-        print(f"\nvLLM ready on {server.base_url} in {took:.1f} s (log: {server.log})")
+        took = server.wait_ready(deadline_s)
+        print(f"\n{server.name} ready on {server.base_url} in {took:.1f} s (log: {server.log})")
         yield server
     finally:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def vllm(cache: Path) -> Iterator[ServerProcess]:
+    """vLLM, for one test module (each server's tests are one file: it stops after them)."""
+    yield from serve(vllm_server.start(cache), vllm_server.START_DEADLINE_S)
+
+
+@pytest.fixture(scope="session")
+def llamacpp_cache() -> Path:
+    """The cache, complete for llama.cpp."""
+    return ready_cache(LLAMACPP)
+
+
+@pytest.fixture(scope="module")
+def llamacpp(llamacpp_cache: Path) -> Iterator[ServerProcess]:
+    """llama-cpp-python's server, for one test module (test_llamacpp.py)."""
+    yield from serve(llamacpp_server.start(llamacpp_cache), llamacpp_server.START_DEADLINE_S)
+
+
+@pytest.fixture
+def upstream(vllm: ServerProcess) -> ServerProcess:
+    """The server `proxy` fronts (test_llamacpp.py overrides this)."""
+    return vllm
+
+
 @dataclass
 class TapConnection:
-    """One upstream connection: what vLLM sent on it, and when railproxy closed it."""
+    """One upstream connection: what the server sent on it, and when railproxy closed it."""
 
     received: bytearray = field(default_factory=bytearray)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    local_port: int = 0  # the tap's port on its connection to the server (the server's peer)
 
     def bodies(self) -> list[bytes]:
         """The bodies of the complete HTTP responses received, in order (keep-alive)."""
@@ -126,7 +187,7 @@ def _read_body(head: bytes, rest: bytes) -> tuple[bytes, bytes]:
 
 
 class Tap:
-    """A TCP relay on 127.0.0.1 between railproxy and vLLM (bytes pass unchanged both ways;
+    """A TCP relay on 127.0.0.1 between railproxy and a server (bytes pass unchanged both ways;
     a close on either side is passed on at once)."""
 
     def __init__(self, target_port: int) -> None:
@@ -136,7 +197,7 @@ class Tap:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def last_body(self) -> bytes:
-        """The body of the last complete response vLLM sent railproxy."""
+        """The body of the last complete response the server sent railproxy."""
         return self.connections[-1].bodies()[-1]
 
     async def start(self) -> str:
@@ -157,6 +218,7 @@ class Tap:
         conn = TapConnection()
         self.connections.append(conn)
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        conn.local_port = up_writer.get_extra_info("sockname")[1]
         down = asyncio.create_task(_pump(up_reader, writer, conn.received))
         try:
             await _pump(reader, up_writer, None)  # until railproxy closes its side
@@ -206,8 +268,8 @@ ProxyFactory = Callable[..., Awaitable[Proxy]]
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """A client session for direct requests to vLLM (bounded by a total timeout). It keeps no
-    connection alive, so every connection to vLLM left open in this process is the proxy's."""
+    """A client session for direct requests to the server (bounded by a total timeout). It keeps
+    no connection alive, so every connection to the server left open here is the proxy's."""
     timeout = aiohttp.ClientTimeout(total=60)
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
@@ -215,16 +277,16 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def proxy(vllm: VllmServer) -> AsyncIterator[ProxyFactory]:
+async def proxy(upstream: ServerProcess) -> AsyncIterator[ProxyFactory]:
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
     taps: list[Tap] = []
 
     async def start_proxy(**sections: Any) -> Proxy:
-        tap = Tap(vllm.port)
+        tap = Tap(upstream.port)
         taps.append(tap)
-        upstream = {"base_url": await tap.start() + "/v1", **sections.pop("upstream", {})}
-        app = create_app(Settings.model_validate({"upstream": upstream, **sections}))
+        target = {"base_url": await tap.start() + "/v1", **sections.pop("upstream", {})}
+        app = create_app(Settings.model_validate({"upstream": target, **sections}))
         runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
         await runner.setup()
         runners.append(runner)
@@ -243,6 +305,21 @@ async def proxy(vllm: VllmServer) -> AsyncIterator[ProxyFactory]:
         for t in taps:
             await t.close()
         await asyncio.sleep(0)
+
+
+Note = Callable[[str], None]
+
+
+@pytest.fixture
+def note(request: pytest.FixtureRequest) -> Note:
+    """Record a note for report.py's table: a JUnit property, which (unlike pytest's
+    `record_property`) warns about no junit_family."""
+
+    def add(text: str) -> None:
+        request.node.user_properties.append(("note", text))
+        print(f"note: {text}")
+
+    return add
 
 
 async def scrape(session: aiohttp.ClientSession, url: str) -> Samples:

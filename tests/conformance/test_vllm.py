@@ -14,27 +14,36 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import cast
 
 import aiohttp
 import openai
 import pytest
-from conformance.conftest import Proxy, ProxyFactory, scrape, total, wait_until
-from conformance.vllm_server import MODEL_NAME, VllmServer
+from conformance.conftest import Note, Proxy, ProxyFactory, scrape, total, wait_until
+from conformance.vllm_server import VllmServer
+from conformance.wire import (
+    Json,
+    abort_bytes,
+    chat,
+    completion,
+    contents,
+    events,
+    greedy,
+    post,
+    rails,
+)
 from openai import AsyncStream
 from openai.types import Completion
 from openai.types.chat import ChatCompletionChunk
 
 pytestmark = pytest.mark.timeout(300)  # the first test also waits for vLLM to start
 
-SEED = 1234
 LONG = 1000  # tokens a blocked or abandoned stream would run to (about 15 s on 2 cores)
 ABORT_WITHIN_S = 5.0  # vLLM logs the abort within this long after railproxy closes
 ATTEMPTS = 4  # tries for what vLLM decides by timing (abort outcomes, chunking): README
 CLOSE_WITHIN_S = 2.0  # railproxy closes its upstream connection within this long
 ID = re.compile(rb'"id":"(chatcmpl|cmpl)-[^"]*"')
 CREATED = re.compile(rb'"created":\d+')
-Json = dict[str, Any]
 ChatStream = AsyncStream[ChatCompletionChunk]
 TextStream = AsyncStream[Completion]
 
@@ -42,68 +51,6 @@ TextStream = AsyncStream[Completion]
 def normalized(raw: bytes) -> bytes:
     """The bytes with only the per-request `id` and `created` values blanked."""
     return CREATED.sub(b'"created":0', ID.sub(rb'"id":"\1-ID"', raw))
-
-
-def abort_bytes(rail: str = "banned") -> bytes:
-    return (
-        b'data: {"error": {"message": "Blocked by ' + rail.encode() + b' rails.", '
-        b'"type": "guardrails_violation", "param": "' + rail.encode() + b'", '
-        b'"code": "content_blocked"}}\n\ndata: [DONE]\n\n'
-    )
-
-
-def greedy(facts: Json, n: int) -> str:
-    """The first `n` tokens of the model's greedy answer (one word per token)."""
-    return "".join(" " + w for w in facts["text"].split()[:n])
-
-
-def chat(facts: Json, stream: bool = True, max_tokens: int = 40, **extra: Any) -> Json:
-    messages = [{"role": "user", "content": facts["prompt"]}]
-    return {
-        "model": MODEL_NAME,
-        "messages": messages,
-        "max_tokens": max_tokens,
-        "temperature": 0,
-        "seed": SEED,
-        "stream": stream,
-        **extra,
-    }
-
-
-def completion(facts: Json, stream: bool = True, max_tokens: int = 40, **extra: Any) -> Json:
-    body = chat(facts, stream, max_tokens, **extra)
-    del body["messages"]
-    return body | {"prompt": facts["prompt"]}
-
-
-def rails(words: list[str], stream_first: bool, **extra: Any) -> Json:
-    streaming = {"enabled": True, "chunk_size": 10, "context_size": 4}
-    output = {"flows": ["banned"], "streaming": streaming | {"stream_first": stream_first}}
-    config = {"banned": {"type": "blocklist", "words": words}}
-    return {"rails": {"config": config, "output": output, **extra}}
-
-
-def events(raw: bytes) -> list[bytes]:
-    """The data payloads of an SSE body."""
-    return [line[6:] for line in raw.split(b"\n") if line.startswith(b"data: ")]
-
-
-def contents(raw: bytes) -> dict[int, str]:
-    """Generated text per choice index of a chat or completions stream."""
-    out: dict[int, str] = {}
-    for e in events(raw):
-        if e == b"[DONE]" or b'"error"' in e[:10]:
-            continue
-        for c in json.loads(e).get("choices") or []:
-            text = (c.get("delta") or {}).get("content") or c.get("text") or ""
-            out[c["index"]] = out.get(c["index"], "") + text
-    return out
-
-
-async def post(session: aiohttp.ClientSession, url: str, body: Json, **kw: Any) -> bytes:
-    async with session.post(url, json=body, **kw) as r:
-        assert r.status == 200, await r.text()
-        return await r.read()
 
 
 async def same_as_direct(
@@ -298,7 +245,7 @@ async def closes_upstream_and_vllm_stops(
 
 
 @pytest.mark.parametrize("stream_first", [True, False])
-async def test_block_sends_abort_bytes_and_vllm_stops(
+async def test_block_sends_abort_bytes_and_server_stops(
     http: aiohttp.ClientSession,
     vllm: VllmServer,
     proxy: ProxyFactory,
@@ -364,7 +311,7 @@ async def test_non_stream_block_is_400(proxy: ProxyFactory, facts: Json) -> None
 # -- usage, n > 1, disconnects, errors, metrics ----------------------------------------------
 
 
-async def test_include_usage_with_rails(proxy: ProxyFactory, facts: Json) -> None:
+async def test_include_usage_with_rails(proxy: ProxyFactory, facts: Json, note: Note) -> None:
     p = await proxy(**rails(["notaword"], stream_first=False))
     body = chat(facts, max_tokens=50, stream_options={"include_usage": True})
     raw = await post(p.session, p.url("/v1/chat/completions"), body)
@@ -372,6 +319,7 @@ async def test_include_usage_with_rails(proxy: ProxyFactory, facts: Json) -> Non
     assert last["choices"] == []
     assert last["usage"]["completion_tokens"] == 50
     assert events(raw)[-1] == b"[DONE]"
+    note("usage chunk relayed")
 
 
 @pytest.mark.parametrize("stream_first", [True, False])
@@ -393,7 +341,7 @@ async def test_n2_choices_pass_intact(
     assert all(len(t.split()) == 60 for t in texts.values())
 
 
-async def test_client_disconnect_aborts_vllm(
+async def test_client_disconnect_stops_server(
     http: aiohttp.ClientSession, vllm: VllmServer, proxy: ProxyFactory, facts: Json
 ) -> None:
     p = await proxy()
@@ -427,7 +375,7 @@ ERRORS: dict[str, Json] = {
 
 @pytest.mark.parametrize("case", list(ERRORS))
 @pytest.mark.parametrize("stream", [True, False])
-async def test_vllm_errors_pass_through(
+async def test_server_errors_pass_through(
     http: aiohttp.ClientSession,
     vllm: VllmServer,
     proxy: ProxyFactory,

