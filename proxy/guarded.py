@@ -26,14 +26,14 @@ async def guarded(
         call.path = "/generate_stream"
     if call.stream and call.guard.guards_output:
         _require_streaming_rails(call)
-    blocked = await _input_rails(call)
-    if blocked is not None:
-        return await respond_blocked(call, blocked)
     state = request.app[STATE]
-    if call.stream:
+    if call.stream:  # before input rails: no judge call for a stream we would refuse
         _admit(request)
         state.active_streams += 1
     try:
+        blocked = await _input_rails(call)
+        if blocked is not None:
+            return await respond_blocked(call, blocked)
         return await _forward(call)
     finally:
         if call.stream:

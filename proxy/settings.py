@@ -35,6 +35,9 @@ class ServerSettings(_Strict):
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=8 << 20, ge=1024)
     max_concurrent_streams: int = Field(default=1024, ge=1)
+    # The listen queue (the kernel caps it at net.core.somaxconn): a burst of new clients
+    # past it waits for SYN retransmits (1 s, then 3 s), not for railproxy.
+    backlog: int = Field(default=2048, ge=1)
     drain_timeout_s: float = Field(default=30.0, ge=0)
     workers: int = Field(default=1, ge=1, le=64)
     reload_poll_s: float = Field(default=2.0, ge=0)

@@ -192,3 +192,28 @@ async def test_too_many_streams_is_429_with_retry_after(
             assert (await r.json())["error"]["type"] == "rate_limit_error"
     finally:
         first.close()
+
+
+async def test_a_refused_stream_costs_no_input_rail_call(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    """Admission comes before input rails: over the limit, no judge is asked."""
+    from fakes.upstream import Script
+
+    fake.script = Script(text=["x "] * 100, tokens_per_s=50)
+    slow = {"type": "python", "class": "integration.sample_rails:SlowRail"}
+    rails = {
+        "config": {"slow": {**slow, "options": {"delay_s": 0.01}}},
+        "input": {"flows": ["slow"]},
+    }
+    p = await proxy(server={"max_concurrent_streams": 1}, rails=rails)
+    first = await p.session.post(p.url("/v1/chat/completions"), json=chat_body())
+    try:
+        async with p.session.post(p.url("/v1/chat/completions"), json=chat_body()) as r:
+            assert r.status == 429
+        async with p.session.get(p.url("/metrics")) as m:
+            scrape = await m.text()
+        calls = 'railproxy_rail_verdicts_total{rail="slow",stage="input",verdict="allow"}'
+        assert f"{calls} 1.0" in scrape  # the admitted stream's check only
+    finally:
+        first.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -247,3 +248,23 @@ async def test_two_workers_share_the_port_and_stop_together(
     assert await rp.exit_code(within_s=8) == 0
     assert not any(w.is_running() for w in workers)
     assert not is_dir(metrics_dir)
+
+
+def listen_queue(port: int) -> list[str]:
+    """``ss``'s State, Recv-Q and Send-Q (the backlog) of the socket listening on ``port``."""
+    out = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, timeout=10, check=True
+    )
+    return out.stdout.split()[:3]
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs iproute2's ss")
+async def test_listen_backlog_is_the_configured_one(start: Start) -> None:
+    """A burst of new clients is queued by the kernel, not refused into SYN retries: the
+    listening socket's queue (ss's Send-Q) is server.backlog (default 2048, capped by
+    net.core.somaxconn)."""
+    somaxconn = int(await asyncio.to_thread(Path("/proc/sys/net/core/somaxconn").read_text))
+    for backlog, expected in ((None, min(2048, somaxconn)), (300, 300)):
+        proc = await (start() if backlog is None else start(backlog=backlog))
+        assert await asyncio.to_thread(listen_queue, proc.port) == ["LISTEN", "0", str(expected)]
+        proc.kill()
