@@ -8,6 +8,7 @@ import asyncio
 import aiohttp
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from proxy import debug
 from proxy import requests as req
@@ -108,7 +109,9 @@ _UPSTREAM_ERROR_KINDS = {
 async def whole_response(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:
     """A non-streamed response (or an upstream error): read, judge if 2xx JSON, relay."""
     body = await resp.read()
-    headers = {k: v for k, v in response_headers(resp.headers)}
+    # Case-insensitive and multi-valued, as HTTP headers are: the upstream's own
+    # x-request-id is replaced, not doubled, and repeated headers all survive.
+    headers = CIMultiDict(response_headers(resp.headers))
     headers["X-Request-Id"] = call.request_id
     if resp.status < 300:
         _whole_usage(call.record, body)

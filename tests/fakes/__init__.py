@@ -1,4 +1,4 @@
-"""Fake upstream LLM servers (vLLM, TGI, llama.cpp) for railproxy's tests."""
+"""Fake upstream LLM servers (vLLM, TGI, llama.cpp, llama-cpp-python) for railproxy's tests."""
 
 from .faults import Fault, FaultKind
 from .upstream import FakeUpstream, RecordedRequest, Script, running

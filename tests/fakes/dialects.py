@@ -20,13 +20,19 @@ Sources (see /work/shared/reference/wire-formats.md, sections 1 and 2):
   has no `[DONE]`.
 - llama.cpp server: `data: <json>\\n\\n` in its insertion order (`choices` first); a role-only
   first chunk, a finish chunk with `delta: {}`; no usage in streams.
+- llama-cpp-python's server (checked against a real 0.3.36: tests/conformance/README.md,
+  "Where llama-cpp-python's server differs"): `json.dumps` events (`, ` and `: `, non-ASCII
+  escaped), envelope `id, model, created, object, choices` (chat), `logprobs: null` on every
+  chat choice, a finish chunk with `delta: {}`; compact FastAPI bodies; no usage in streams,
+  no fingerprint.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -81,8 +87,10 @@ class Stream:
     fingerprint: str | None = None  # vLLM's system_fingerprint (None: `--fingerprint-mode none`)
     stop_reason: str | int | None = None  # vLLM: the stop string or stop token id that matched
     top_logprobs: int = 0  # vLLM chat: alternatives per token (the request's `top_logprobs`)
+    prompt_chars: int = 0  # llama-cpp-python completions: `text_offset` starts after the prompt
     tokens: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)  # choice 0's content deltas, in order
 
     def __post_init__(self) -> None:
         self.tokens = [0] * self.n
@@ -98,8 +106,10 @@ class Renderer(Protocol):
 
     prefix: bytes
     done: bytes | None
-    keepalive: bytes
     headers: dict[str, str]
+
+    @property
+    def keepalive(self) -> bytes: ...
 
     def head(self, s: Stream, choice: int) -> Json | None: ...
     def step(self, s: Stream, step: Step) -> Json: ...
@@ -124,6 +134,8 @@ def render(r: Renderer, s: Stream, steps: Iterable[Step], keepalive: bool = Fals
         s.tokens[step.choice] += 1
         if step.kind == "content":
             s.texts[step.choice] += step.text
+            if step.choice == 0:
+                s.pieces.append(step.text)
         frames.append(Frame("delta", _event(r, r.step(s, step))))
     tails = [r.finish(s, c) for c in range(s.n)] + [r.usage(s)]
     frames += [Frame("tail", _event(r, t)) for t in tails if t is not None]
@@ -133,7 +145,8 @@ def render(r: Renderer, s: Stream, steps: Iterable[Step], keepalive: bool = Fals
 
 
 def _event(r: Renderer, obj: Json) -> bytes:
-    return r.prefix + compact(obj) + b"\n\n"
+    encode: Callable[[Json], bytes] = getattr(r, "encode", compact)  # llama-cpp-python's own
+    return r.prefix + encode(obj) + b"\n\n"
 
 
 def _token_logprobs(text: str, with_bytes: bool) -> Json:
@@ -610,3 +623,186 @@ def tgi_error(message: str, status: int) -> Json:
     """TGI `ErrorResponse` for HTTP errors, typed as `InferError::error_type` spells it."""
     kind = {422: "validation", 424: "generation", 429: "overloaded"}.get(status, "generation")
     return {"error": message, "error_type": kind}
+
+
+# -- llama-cpp-python's server ------------------------------------------------------------
+#
+# `python -m llama_cpp.server` (llama-cpp-python 0.3.36: FastAPI, uvicorn, sse-starlette,
+# starlette-context), a different program from llama.cpp's C++ `llama-server` above. Checked
+# against the real server: tests/conformance/README.md, "Where llama-cpp-python's server
+# differs", and the bytes in `llamacpp_python_samples.py`.
+
+LLAMACPP_PYTHON_SSE_HEADERS = {  # EventSourceResponse's, in uvicorn's order
+    "Cache-Control": "no-store",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+    "Content-Type": "text/event-stream; charset=utf-8",
+}
+LLAMACPP_PYTHON_HEADERS = {"Server": "uvicorn", "Vary": "Origin"}  # on every response
+# The server's app.py as the conformance venv installed it: FastAPI's validation errors name it.
+LLAMACPP_PYTHON_APP_PY = (
+    "/root/.cache/railproxy-conformance/llamacpp-venv/lib/python3.11/site-packages/"
+    "llama_cpp/server/app.py"
+)
+
+
+def python_json(obj: Any) -> bytes:
+    """`json.dumps(chunk)` as llama-cpp-python streams it: `, ` and `: `, non-ASCII escaped."""
+    return json.dumps(obj).encode()
+
+
+def llamacpp_python_ping() -> bytes:
+    """sse-starlette's keep-alive comment: `: ping - <datetime.now(timezone.utc)>`."""
+    return f": ping - {datetime.datetime.now(datetime.UTC)}\n\n".encode()
+
+
+class LlamaCppPythonChat:
+    """llama-cpp-python's `/v1/chat/completions` stream (`_convert_text_completion_chunks_to_chat`).
+
+    Envelope `id, model, created, object, choices`; every choice `index, delta, logprobs,
+    finish_reason`; a role-only first chunk, one chunk per token, a finish chunk with
+    `"delta": {}`; no usage, no `system_fingerprint`; `json.dumps` spacing. Tool calls and
+    reasoning are rendered as OpenAI deltas (not checked against the real server).
+    """
+
+    prefix = b"data: "
+    done: bytes | None = b"data: [DONE]\n\n"
+    headers = LLAMACPP_PYTHON_SSE_HEADERS
+    object = "chat.completion.chunk"
+    encode = staticmethod(python_json)
+
+    def __init__(self, has_tools: bool = False) -> None:
+        self.has_tools = has_tools
+
+    @property
+    def keepalive(self) -> bytes:
+        return llamacpp_python_ping()
+
+    def _chunk(self, s: Stream, choice: Json) -> Json:
+        obj: Json = {"id": s.id, "model": s.model, "created": s.created, "object": self.object}
+        return obj | {"choices": [choice]}
+
+    def head(self, s: Stream, choice: int) -> Json | None:
+        delta = {"role": "assistant"}
+        return self._chunk(
+            s, {"index": choice, "delta": delta, "logprobs": None, "finish_reason": None}
+        )
+
+    def step(self, s: Stream, step: Step) -> Json:
+        delta = _openai_delta(s, step, f"call_{uuid.uuid4().hex}")
+        lp = None
+        if s.logprobs and step.kind == "content":
+            lp = llamacpp_python_chat_logprobs([step.text], s.top_logprobs, streamed=True)
+        body = {"index": step.choice, "delta": delta, "logprobs": lp, "finish_reason": None}
+        return self._chunk(s, body)
+
+    def finish(self, s: Stream, choice: int) -> Json | None:
+        reason = chat_finish_reason(s, self.has_tools)
+        return self._chunk(
+            s, {"index": choice, "delta": {}, "logprobs": None, "finish_reason": reason}
+        )
+
+    def usage(self, s: Stream) -> Json | None:
+        return None  # `stream_options` is not a field of the request model
+
+    def error(self, message: str) -> bytes:
+        """Never sent by the real server (a failing stream just ends, see `upstream.py`);
+        for the IN_BAND_ERROR fault, the shape of its JSON errors, as `json.dumps` writes."""
+        return b"data: " + python_json(llamacpp_python_error(message, 500)) + b"\n\n"
+
+    def complete(self, s: Stream, outputs: list[Json]) -> Json:
+        """The non-streaming body as FastAPI serializes `CreateChatCompletionResponse`."""
+        out = outputs[0]
+        message: Json = {"content": out["message"].get("content")}
+        if out["message"].get("tool_calls"):
+            message["tool_calls"] = out["message"]["tool_calls"]
+        message["role"] = "assistant"
+        lp = None
+        if s.logprobs and s.texts[0]:
+            lp = llamacpp_python_chat_logprobs(s.pieces, s.top_logprobs, streamed=False)
+        reason = chat_finish_reason(s, self.has_tools)
+        choice = {"index": 0, "message": message, "logprobs": lp, "finish_reason": reason}
+        return self._body(s, "chat.completion", choice)
+
+    @staticmethod
+    def _body(s: Stream, obj: str, choice: Json) -> Json:
+        done = s.completion_tokens()
+        usage = {"prompt_tokens": s.prompt_tokens, "completion_tokens": done}
+        usage["total_tokens"] = done + s.prompt_tokens
+        head: Json = {"id": s.id, "object": obj, "created": s.created, "model": s.model}
+        return head | {"choices": [choice], "usage": usage}
+
+
+class LlamaCppPythonCompletions(LlamaCppPythonChat):
+    """llama-cpp-python's `/v1/completions` stream: envelope `id, object, created, model,
+    choices`; choices `text, index, logprobs, finish_reason`; a finishing chunk with
+    `"text": ""`."""
+
+    object = "text_completion"
+
+    def _chunk(self, s: Stream, choice: Json) -> Json:
+        obj: Json = {"id": s.id, "object": self.object, "created": s.created, "model": s.model}
+        return obj | {"choices": [choice]}
+
+    def head(self, s: Stream, choice: int) -> Json | None:
+        return None
+
+    def step(self, s: Stream, step: Step) -> Json:
+        lp = None
+        if s.logprobs:
+            offset = s.prompt_chars + len(s.texts[step.choice]) - len(step.text)
+            lp = {"tokens": [step.text], "text_offset": [offset], "token_logprobs": [LOGPROB]}
+            lp["top_logprobs"] = [_top_alternatives(step.text, s.top_logprobs)]
+        body = {"text": step.text, "index": step.choice, "logprobs": lp, "finish_reason": None}
+        return self._chunk(s, body)
+
+    def finish(self, s: Stream, choice: int) -> Json | None:
+        body = {"text": "", "index": choice, "logprobs": None, "finish_reason": s.finish_reason}
+        return self._chunk(s, body)
+
+    def complete(self, s: Stream, outputs: list[Json]) -> Json:
+        """`CreateCompletionResponse` via FastAPI: `CompletionLogprobs` fields reordered."""
+        lp = None
+        if s.logprobs and s.texts[0]:
+            offsets, at = [], s.prompt_chars
+            for piece in s.pieces:
+                offsets.append(at)
+                at += len(piece)
+            lp = {"text_offset": offsets, "token_logprobs": [LOGPROB] * len(s.pieces)}
+            lp["tokens"] = list(s.pieces)
+            lp["top_logprobs"] = [_top_alternatives(p, s.top_logprobs) for p in s.pieces]
+        choice = {"text": outputs[0]["text"], "index": 0, "logprobs": lp}
+        return self._body(s, "text_completion", choice | {"finish_reason": s.finish_reason})
+
+
+def _top_alternatives(text: str, top: int) -> dict[str, float]:
+    """The sampled token (always present, first at temperature 0) and `top - 1` others."""
+    alternatives = {text: LOGPROB}
+    alternatives |= {f" alt{k}": LOGPROB - 4 * k for k in range(1, top)}
+    return alternatives
+
+
+def llamacpp_python_chat_logprobs(pieces: list[str], top: int, streamed: bool) -> Json:
+    """`_convert_text_completion_logprobs_to_chat`: `bytes` always null, a `refusal` key.
+    Streamed entries are `token, bytes, logprob, top_logprobs` (the dict as built);
+    non-streaming ones `token, logprob, bytes, top_logprobs` (FastAPI's TypedDict order)."""
+    content = []
+    for piece in pieces:
+        tops = [
+            {"token": t, "logprob": lp, "bytes": None}
+            for t, lp in _top_alternatives(piece, top).items()
+        ]
+        entry: Json = (
+            {"token": piece, "bytes": None, "logprob": LOGPROB}
+            if streamed
+            else {"token": piece, "logprob": LOGPROB, "bytes": None}
+        )
+        content.append(entry | {"top_logprobs": tops})
+    return {"content": content, "refusal": None}
+
+
+def llamacpp_python_error(message: str, status: int, code: str | None = None) -> Json:
+    """`RouteErrorHandler`'s `ErrorResponse` (message, type, param, code)."""
+    kind = "invalid_request_error" if 400 <= status < 500 else "internal_server_error"
+    param = "messages" if code == "context_length_exceeded" else None
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}

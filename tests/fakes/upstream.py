@@ -1,4 +1,5 @@
-"""A scripted fake of vLLM, TGI and llama.cpp's server, on a real loopback socket.
+"""A scripted fake of vLLM, TGI, llama.cpp's server and llama-cpp-python's, on a real
+loopback socket.
 
     async with FakeUpstream(Script(text=["Hi", "!"], dialect="tgi")) as fake:
         ...  # point the proxy at fake.base_url (no /v1)
@@ -7,7 +8,10 @@
 Routes: `POST /v1/chat/completions`, `POST /v1/completions` (stream or not, in the script's
 dialect), TGI native `POST /generate_stream` and `POST /generate` (whatever the dialect),
 `GET /v1/models`, `POST /v1/embeddings`, `POST /tokenize` and `/v1/tokenize`, `GET /health`,
-`GET /info`. Faults (see `faults.py`) apply to the four generation routes only.
+`GET /info`, and llama-cpp-python's `POST /extras/tokenize` and `/extras/tokenize/count`.
+With the `llama-cpp-python` dialect only the routes that server has answer (others are its
+`404 {"detail":"Not Found"}`). Faults (see `faults.py`) apply to the four generation routes
+only.
 
 Every request is recorded in `requests` (in arrival order) and every response body in `sent`
 (same index), exactly as written. A generation handler that sees its client go away
@@ -33,14 +37,17 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from . import vllm_rules
+from . import llamacpp_python_rules, vllm_rules
 from .dialects import (
+    LLAMACPP_PYTHON_HEADERS,
     VLLM_FINGERPRINT,
     VLLM_HEADERS,
     Frame,
     Json,
     LlamaCppChat,
     LlamaCppCompletions,
+    LlamaCppPythonChat,
+    LlamaCppPythonCompletions,
     Renderer,
     Step,
     Stream,
@@ -51,13 +58,29 @@ from .dialects import (
     VllmCompletions,
     compact,
     llamacpp_error,
+    llamacpp_python_error,
     render,
     tgi_error,
     vllm_error,
 )
 from .faults import MALFORMED_DEFAULT, PRE_RESPONSE, Fault, FaultKind, drop, hang
 
-Dialect = Literal["vllm", "tgi", "llamacpp"]
+Dialect = Literal["vllm", "tgi", "llamacpp", "llama-cpp-python"]
+LLAMACPP_PYTHON = "llama-cpp-python"
+# The routes llama-cpp-python's server has (of the fake's); any other path is its 404.
+LLAMACPP_PYTHON_ROUTES = frozenset(
+    {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/models",
+        "/v1/embeddings",
+        "/extras/tokenize",
+        "/extras/tokenize/count",
+    }
+)
+_RID = web.RequestKey("llamacpp_python_request_id", str)
+_STARTED = web.RequestKey("llamacpp_python_started", float)
+_CRASHED = web.RequestKey("llamacpp_python_crashed", bool)
 Endpoint = Literal["chat", "completions", "generate"]
 
 
@@ -95,6 +118,32 @@ class Script:
     - `choice_order`: the choice index of each delta in turn, the rest interleaved after it
       (`[0, 0, 1, 0, 1, 1]`): vLLM interleaves `n > 1` choices strictly only while its API
       server keeps up with the engine, so this stays an option.
+
+    The `llama-cpp-python` dialect is llama-cpp-python 0.3.36's `llama_cpp.server` (the
+    `llamacpp` dialect is llama.cpp's C++ `llama-server`, unchanged): see
+    tests/conformance/README.md, "Where llama-cpp-python's server differs";
+    `llamacpp_python_samples.py` holds real bytes. Always, as that server does:
+
+    - streams in `json.dumps` spacing (non-ASCII escaped), chat envelope `id, model, created,
+      object, choices`, completions `id, object, created, model, choices`; every chat choice
+      with `"logprobs": null`; a separate finish chunk (`"delta": {}` / `"text": ""`); no
+      usage chunk and no `system_fingerprint`; ids `chatcmpl-`/`cmpl-` + a dashed uuid4.
+    - compact non-streaming bodies (`content` before `role`; usage prompt, completion, total).
+    - `stream_options` and `n` ignored (the Script's `include_usage` and `n` too); any model
+      name served and echoed (`reject_unknown_models` is not used).
+    - logprobs as the request asks (chat: `logprobs: true` and `top_logprobs`; completions:
+      `logprobs: <int>`), with `bytes: null` and `refusal: null` in chat; the Script's
+      `logprobs` is not used.
+    - `X-Request-Id` checked as a UUID before routing (400, empty body), echoed, or made up;
+      `server: uvicorn`, `vary: Origin`, `openai-processing-ms`, the SSE headers.
+    - schema errors for `messages`, `max_tokens`, `stream` as its `500`; a body that is not
+      JSON as uvicorn's plain `500`.
+
+    Scriptable: a prompt of `max_model_len` (the server's `n_ctx`, default 4096) tokens or
+    more (`prompt_tokens`) is the `400 context_length_exceeded`, or, streaming, a `200` whose
+    body ends with no event (the model's failure, visible only in the server's log);
+    `keepalive_comments` writes sse-starlette's `: ping - <UTC now>` (the real server sends
+    one every 15 s); a `stop` string is scripted as its pieces with `finish_reason="stop"`.
     """
 
     text: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "!"])
@@ -158,11 +207,13 @@ CHAT: dict[str, Callable[[bool], Renderer]] = {
     "vllm": VllmChat,
     "tgi": lambda _tools: TgiChat(),
     "llamacpp": LlamaCppChat,
+    LLAMACPP_PYTHON: LlamaCppPythonChat,
 }
 COMPLETIONS: dict[str, Callable[[bool], Renderer]] = {
     "vllm": VllmCompletions,
     "tgi": lambda _tools: TgiCompletions(),
     "llamacpp": LlamaCppCompletions,
+    LLAMACPP_PYTHON: LlamaCppPythonCompletions,
 }
 
 
@@ -193,8 +244,11 @@ class FakeUpstream:
 
     async def start(self) -> None:
         """Serve on a free loopback port; `base_url` is set once this returns."""
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(
+            client_max_size=16 * 1024 * 1024, middlewares=[self._llamacpp_python_gate]
+        )
         app.add_routes(self._routes())
+        app.on_response_prepare.append(self._llamacpp_python_headers)
         self._runner = web.AppRunner(
             app, handler_cancellation=True, shutdown_timeout=0.1, access_log=None
         )
@@ -244,7 +298,57 @@ class FakeUpstream:
             web.post("/v1/tokenize", self._tokenize),
             web.get("/health", self._health),
             web.get("/info", self._info),
+            web.post("/extras/tokenize", self._extras_tokenize),
+            web.post("/extras/tokenize/count", self._extras_tokenize),
         ]
+
+    # -- llama-cpp-python's middleware ----------------------------------------------------
+
+    @web.middleware
+    async def _llamacpp_python_gate(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        """llama-cpp-python only: starlette-context's X-Request-Id check before routing
+        (400, empty body), and FastAPI's JSON 404/405 for paths it does not serve."""
+        if self.script.dialect != LLAMACPP_PYTHON:
+            response: web.StreamResponse = await handler(request)
+            return response
+        request[_STARTED] = time.perf_counter()
+        rid = llamacpp_python_rules.request_id(request.headers.get("X-Request-Id"))
+        if rid is None:
+            await self._record(request)
+            return web.Response(status=400)
+        request[_RID] = rid
+        if request.path not in LLAMACPP_PYTHON_ROUTES:
+            rec = await self._record(request)
+            return self._reply(rec, {"detail": "Not Found"}, 404)
+        try:
+            response = await handler(request)
+        except web.HTTPMethodNotAllowed as e:
+            rec = await self._record(request)
+            reply = self._reply(rec, {"detail": "Method Not Allowed"}, 405)
+            reply.headers["Allow"] = ", ".join(sorted(e.allowed_methods - {"HEAD"}))
+            return reply
+        return response
+
+    async def _llamacpp_python_headers(
+        self, request: web.Request, response: web.StreamResponse
+    ) -> None:
+        """uvicorn's `server`, CORSMiddleware's `vary`, the echoed `x-request-id`, and
+        `openai-processing-ms` on the routes' own answers (not on errors)."""
+        if self.script.dialect != LLAMACPP_PYTHON:
+            return
+        response.headers["Server"] = "uvicorn"
+        if request.get(_CRASHED):  # uvicorn's own 500: nothing of the app's headers
+            return
+        response.headers.update(LLAMACPP_PYTHON_HEADERS)
+        rid = request.get(_RID)
+        if rid is None:
+            return
+        if response.status < 400:
+            elapsed = time.perf_counter() - request[_STARTED]
+            response.headers["openai-processing-ms"] = str(int(elapsed * 1000))
+        response.headers["x-request-id"] = rid
 
     # -- generation ---------------------------------------------------------------------
 
@@ -268,18 +372,62 @@ class FakeUpstream:
         if script.fault is not None and script.fault.kind in PRE_RESPONSE:
             return await self._refuse(request, rec, script, script.fault)
         body = rec.json
-        refused = _refusal(script, endpoint, body)
-        if refused is not None:  # a real server validates its request model first
-            return self._reply(rec, refused[1], refused[0])
+        python = script.dialect == LLAMACPP_PYTHON and endpoint != "generate"
+        if python:
+            early = await self._llamacpp_python_refusal(request, rec, script, endpoint)
+            if early is not None:
+                return early
+        else:
+            refused = _refusal(script, endpoint, body)
+            if refused is not None:  # a real server validates its request model first
+                return self._reply(rec, refused[1], refused[0])
         renderer = self._renderer(script, endpoint)
         ctx = self._stream_ctx(script, endpoint, body, rec.headers.get("x-request-id"))
         steps = script.steps(content_only=endpoint != "chat")
+        if python:  # `n` is not passed to the model: one choice
+            steps = [step for step in steps if step.choice == 0]
         frames = render(renderer, ctx, steps, script.keepalive_comments)
         streaming = bool(body.get("stream")) if stream is None else stream
+        if python:
+            streaming = bool(llamacpp_python_rules.lax_bool(body.get("stream", False)))
         if streaming:
             return await self._stream(request, rec, script, renderer, frames)
         outputs = self._outputs(script, ctx, endpoint)
         return await self._complete(rec, script, renderer.complete(ctx, outputs), len(steps))
+
+    async def _llamacpp_python_refusal(
+        self, request: web.Request, rec: RecordedRequest, script: Script, endpoint: Endpoint
+    ) -> web.StreamResponse | None:
+        """What llama-cpp-python answers before generating (`llamacpp_python_rules`): a
+        body that is no JSON crashes the error handler itself (uvicorn's plain 500); schema
+        errors are 500; a prompt of `max_model_len` (`n_ctx`) tokens or more is a 400, or,
+        streaming, a 200 whose body ends with no event. None: generate."""
+        chat = endpoint == "chat"
+        body = rec.json
+        if body is None:
+            request[_CRASHED] = True
+            rec.sent.extend(b"Internal Server Error")
+            return web.Response(status=500, text="Internal Server Error")
+        if not isinstance(body, dict):  # not captured from the real server: pydantic's wording
+            msg = "Input should be a valid dictionary or object to extract fields from"
+            error = {"type": "model_attributes_type", "loc": ("body",), "msg": msg, "input": body}
+            return self._reply(rec, llamacpp_python_rules.schema_error([error], chat), 500)
+        errors = llamacpp_python_rules.validation_errors(body, chat)
+        if errors:
+            return self._reply(rec, llamacpp_python_rules.schema_error(errors, chat), 500)
+        prompt_tokens = script.prompt_tokens or _prompt_tokens(body)
+        if prompt_tokens < script.max_model_len:
+            return None
+        if not llamacpp_python_rules.lax_bool(body.get("stream", False)):
+            error = llamacpp_python_rules.context_error(
+                body, chat, prompt_tokens, script.max_model_len
+            )
+            return self._reply(rec, error, 400)
+        resp = web.StreamResponse(headers=self._renderer(script, endpoint).headers)
+        async with self._serving(rec):  # the model raised before its first token
+            await resp.prepare(request)
+            await resp.write_eof()
+        return resp
 
     @staticmethod
     def _renderer(script: Script, endpoint: Endpoint) -> Renderer:
@@ -299,10 +447,10 @@ class FakeUpstream:
         if script.dialect == "tgi" and model in (None, "tgi"):
             model = script.model
         params = body.get("parameters") or {}
-        return Stream(
+        ctx = Stream(
             model=model or script.model,
             id=_response_id(script.dialect, endpoint, request_id),
-            n=1 if endpoint == "generate" else script.n,
+            n=1 if endpoint == "generate" or script.dialect == LLAMACPP_PYTHON else script.n,
             created=int(time.time()),
             prompt_tokens=script.prompt_tokens or _prompt_tokens(body),
             finish_reason=script.finish_reason,
@@ -315,6 +463,14 @@ class FakeUpstream:
             stop_reason=script.stop_reason,
             top_logprobs=_count(body.get("top_logprobs")),
         )
+        if script.dialect == LLAMACPP_PYTHON and endpoint != "generate":
+            # stream_options is no field of its request model; the request decides logprobs
+            ctx.include_usage = ctx.continuous_usage = False
+            asked = llamacpp_python_rules.logprobs_asked(body, endpoint == "chat")
+            ctx.logprobs, ctx.top_logprobs = asked is not None, asked or 0
+            prompt = body.get("prompt")
+            ctx.prompt_chars = len(prompt) if isinstance(prompt, str) else 0
+        return ctx
 
     @staticmethod
     def _outputs(script: Script, ctx: Stream, endpoint: Endpoint) -> list[Json]:
@@ -511,6 +667,8 @@ class FakeUpstream:
             entry["max_model_len"] = self.script.max_model_len
         elif dialect == "tgi":
             entry |= {"created": 0, "owned_by": model}
+        elif dialect == LLAMACPP_PYTHON:
+            entry = {"id": model, "object": "model", "owned_by": "me", "permissions": []}
         else:
             entry |= {"owned_by": "llamacpp", "meta": None}
         return self._reply(rec, {"object": "list", "data": [entry]})
@@ -550,6 +708,18 @@ class FakeUpstream:
         limit = self.script.max_model_len
         return self._reply(rec, {"count": len(ids), "max_model_len": limit, "tokens": ids})
 
+    async def _extras_tokenize(self, request: web.Request) -> web.Response:
+        """llama-cpp-python's `POST /extras/tokenize` (`{"input"}`, BOS included) and
+        `/extras/tokenize/count`; no such route elsewhere."""
+        if self.script.dialect != LLAMACPP_PYTHON:
+            raise web.HTTPNotFound()
+        rec = await self._record(request)
+        body = rec.json if isinstance(rec.json, dict) else {}
+        ids = [1] + [100 + i for i in range(len(str(body.get("input", "")).split()))]
+        if request.path.endswith("/count"):
+            return self._reply(rec, {"count": len(ids)})
+        return self._reply(rec, {"tokens": ids})
+
     async def _health(self, request: web.Request) -> web.Response:
         rec = await self._record(request)
         if self.script.dialect == "llamacpp":
@@ -573,6 +743,8 @@ def _error_body(script: Script, status: int, message: str) -> Json:
         return tgi_error(message, status)
     if script.dialect == "llamacpp":
         return llamacpp_error(message, status)
+    if script.dialect == LLAMACPP_PYTHON:
+        return llamacpp_python_error(message, status)
     body: Json = json.loads(vllm_error(message, status))
     return body
 
@@ -617,6 +789,8 @@ def embed(text: str, dims: int = 8) -> list[float]:
 def _response_id(dialect: Dialect, endpoint: Endpoint, request_id: str | None) -> str:
     if dialect == "tgi":
         return ""
+    if dialect == LLAMACPP_PYTHON:  # a uuid4, dashes and all; X-Request-Id is not used
+        return ("chatcmpl-" if endpoint == "chat" else "cmpl-") + str(uuid.uuid4())
     if dialect == "llamacpp":
         alphabet = string.ascii_letters + string.digits
         return "chatcmpl-" + "".join(secrets.choice(alphabet) for _ in range(32))
