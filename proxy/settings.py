@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rails.config import RailsConfig, RailsSection
 
@@ -63,7 +71,9 @@ class UpstreamSettings(_Strict):
     api_key: SecretStr | None = None
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=300.0, gt=0)
-    max_connections: int = Field(default=1000, ge=1)
+    # Pooled connections to the upstream: at least server.max_concurrent_streams, so an
+    # admitted stream never waits for one; the rest serve non-streaming requests.
+    max_connections: int = Field(default=2048, ge=1)
     max_event_bytes: int = Field(default=1 << 20, ge=1024)
     # Ask for a usage chunk on streams whose client did not (exact token accounting);
     # the chunk is kept from that client. Off by default: it changes the upstream's bytes
@@ -102,6 +112,17 @@ class Settings(_Strict):
     logging: LoggingSettings = LoggingSettings()
     streaming: bool | None = None
     rails: RailsSection = RailsSection()
+
+    @model_validator(mode="after")
+    def _pool_fits_the_streams(self) -> Settings:
+        streams, pool = self.server.max_concurrent_streams, self.upstream.max_connections
+        if pool < streams:
+            raise ValueError(
+                f"upstream.max_connections ({pool}) is below server.max_concurrent_streams "
+                f"({streams}): admitted streams would queue for a connection. Raise "
+                "max_connections or lower max_concurrent_streams."
+            )
+        return self
 
     @property
     def rails_config(self) -> RailsConfig:

@@ -93,8 +93,11 @@ class Upstream:
         connector = aiohttp.TCPConnector(
             limit=s.max_connections, limit_per_host=s.max_connections, ttl_dns_cache=60
         )
+        # sock_connect, not connect: aiohttp's connect also bounds the wait for a free
+        # pooled connection, and a full pool is not an upstream that failed to answer (it
+        # was a 504). A request waits for the pool as long as the request holding it runs.
         timeout = aiohttp.ClientTimeout(
-            total=None, connect=s.connect_timeout_s, sock_read=s.read_timeout_s
+            total=None, sock_connect=s.connect_timeout_s, sock_read=s.read_timeout_s
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

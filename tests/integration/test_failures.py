@@ -195,3 +195,23 @@ async def test_drain_deadline_ends_a_stream_with_an_error_event(
     assert events(raw)[-1] == b"[DONE]"
     async with asyncio.timeout(2):
         await fake.wait_disconnect()
+
+
+async def test_waiting_for_a_pooled_connection_is_not_a_timeout(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    """connect_timeout_s bounds the TCP connect only: a request that waits longer than
+    that for the single pooled connection (held by a stream) is served, not a 504."""
+    fake.script = Script(text=["x "] * 12, tokens_per_s=20)  # ~0.6 s on the connection
+    p = await proxy(
+        server={"max_concurrent_streams": 1},
+        upstream={"max_connections": 1, "connect_timeout_s": 0.1},
+    )
+    async with p.session.post(p.url("/v1/chat/completions"), json=chat_body()) as first:
+        assert first.status == 200
+        started = asyncio.get_running_loop().time()
+        status, body = await p.post_stream("/v1/chat/completions", chat_body(stream=False))
+        waited = asyncio.get_running_loop().time() - started
+        assert status == 200, body
+        assert waited > 0.2  # it did wait for the pool, past connect_timeout_s
+        await first.read()

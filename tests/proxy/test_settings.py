@@ -93,3 +93,14 @@ def test_default_config_file_loads() -> None:
     s = load(Path(__file__).parents[2] / "configs" / "default.yaml", {})
     assert s.upstream.api_key is None
     assert s.server.port == 8080
+
+
+def test_the_upstream_pool_must_fit_the_admitted_streams(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("server: {max_concurrent_streams: 64}\nupstream: {max_connections: 32}\n")
+    with pytest.raises(SettingsError, match=r"max_connections \(32\) is below .*streams \(64\)"):
+        load(cfg)
+    cfg.write_text("server: {max_concurrent_streams: 64}\nupstream: {max_connections: 64}\n")
+    assert load(cfg).upstream.max_connections == 64
+    defaults = Settings()
+    assert defaults.upstream.max_connections >= defaults.server.max_concurrent_streams
