@@ -65,7 +65,22 @@ class Sample:
 
 
 class StreamError(Exception):
-    """A stream that does not match what the fake upstream sends."""
+    """A stream that does not match what the fake upstream sends; ``str()`` is its kind.
+    ``detail``: the error event's ``error`` object, or for a non-200 answer a ``Refusal``."""
+
+    def __init__(self, kind: str, detail: Any = None) -> None:
+        super().__init__(kind)
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A non-200 answer: status, ``Retry-After``, body, seconds from sending to its end."""
+
+    status: int
+    retry_after: str | None
+    body: bytes
+    elapsed: float
 
 
 class Client:
@@ -90,8 +105,10 @@ class Client:
         started = time.perf_counter()
         async with self._session.post(self._url, data=self._body, headers=_HEADERS) as resp:
             if resp.status != 200:
-                await resp.read()
-                raise StreamError(f"http_{resp.status}")
+                body = await resp.read()
+                elapsed = time.perf_counter() - started
+                refusal = Refusal(resp.status, resp.headers.get("Retry-After"), body, elapsed)
+                raise StreamError(f"http_{resp.status}", refusal)
             ttft: float | None = None
             mark_at: float | None = None
             parts: list[str] = []
@@ -129,7 +146,7 @@ def _content(obj: Any) -> str | None:
     if not isinstance(obj, dict):
         raise StreamError("not_an_object")
     if "error" in obj:
-        raise StreamError("error_event")
+        raise StreamError("error_event", obj["error"])
     choices = obj.get("choices")
     if not choices:
         return None

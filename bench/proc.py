@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -199,6 +199,29 @@ class Sampler:
             except psutil.Error:
                 return
             self.samples += 1
+
+
+class CpuUse:
+    """CPU seconds (user+system) of named processes between ``start`` and ``stop``, and
+    of every other process on the machine meanwhile, in cores (CPU seconds per second)."""
+
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self._samplers = {name: Sampler(pid) for name, pid in pids.items()}
+        self._cpu0: dict[str, float] = {}
+        self._busy0 = self._t0 = 0.0
+        self.cores: dict[str, float] = {}
+        self.other_cores = 0.0
+
+    def start(self) -> None:
+        self._cpu0 = {name: s.cpu() for name, s in self._samplers.items()}
+        self._busy0, self._t0 = busy_cpu_seconds(), time.monotonic()
+
+    def stop(self) -> None:
+        wall = max(time.monotonic() - self._t0, 1e-9)
+        cpu = {name: s.cpu() - self._cpu0[name] for name, s in self._samplers.items()}
+        others = busy_cpu_seconds() - self._busy0 - sum(cpu.values())
+        self.cores = {name: c / wall for name, c in cpu.items()}
+        self.other_cores = max(others, 0.0) / wall
 
 
 def busy_cpu_seconds() -> float:

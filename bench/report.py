@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 from bench.results import BenchRun, CaseResult, Check, LoadRun
@@ -251,3 +253,12 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
+
+
+def emit(text: str, data: dict[str, Any], out: Path | None, json_path: Path | None) -> None:
+    """Print the markdown; also write it to ``out`` and the numbers to ``json_path``."""
+    print(text)
+    if out:
+        out.write_text(text, encoding="utf-8")
+    if json_path:
+        json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -376,12 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as e:
         print(f"bench: failed: {e}", file=sys.stderr)
         return 1
-    text = report.markdown(result)
-    print(text)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
-    if args.json:
-        args.json.write_text(json.dumps(report.to_json(result), indent=2) + "\n", encoding="utf-8")
+    report.emit(report.markdown(result), report.to_json(result), args.out, args.json)
     return 0
 
 

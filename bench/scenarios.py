@@ -85,7 +85,10 @@ class Rails:
         """The whole railproxy config file for this setup."""
         return {
             "server": {"host": "127.0.0.1", "port": port, "max_concurrent_streams": 4096},
-            "upstream": {"base_url": f"http://127.0.0.1:{upstream_port}/v1"},
+            "upstream": {
+                "base_url": f"http://127.0.0.1:{upstream_port}/v1",
+                "max_connections": 4096,
+            },
             "logging": {"level": "warning"},
             **self.rails_section(f"http://127.0.0.1:{judge_port}/v1"),
         }
