@@ -39,6 +39,9 @@ from proxy.app import create_app
 from proxy.server import bound_port
 from proxy.settings import Settings
 
+# The scenarios shared by every server's test file assert too: show their values on failure.
+pytest.register_assert_rewrite("conformance.sdk_scenarios")
+
 HERE = Path(__file__).parent
 MODE = os.environ.get("RAILPROXY_CONFORMANCE", "")
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -19,13 +19,13 @@ from typing import cast
 import aiohttp
 import openai
 import pytest
+from conformance import sdk_scenarios
 from conformance.conftest import Note, Proxy, ProxyFactory, scrape, total, wait_until
 from conformance.vllm_server import VllmServer
 from conformance.wire import (
     Json,
     abort_bytes,
     chat,
-    completion,
     contents,
     events,
     greedy,
@@ -75,68 +75,29 @@ async def same_as_direct(
     return proxied
 
 
-# -- the openai SDK through the proxy ------------------------------------------------------
+# -- the openai SDK through the proxy (tests/conformance/sdk_scenarios.py) -----------------
 
 
 async def test_sdk_chat_stream(proxy: ProxyFactory, facts: Json) -> None:
-    p = await proxy()
-    async with openai.AsyncOpenAI(base_url=p.v1, api_key="x", max_retries=0) as client:
-        stream = await client.chat.completions.create(**chat(facts))
-        chunks = [c async for c in cast(ChatStream, stream)]
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == greedy(facts, 40)
-    assert chunks[0].choices[0].delta.role == "assistant"
-    assert chunks[-1].choices[0].finish_reason == "length"
+    await sdk_scenarios.sdk_chat_stream(proxy, facts)
 
 
 async def test_sdk_chat_non_stream(proxy: ProxyFactory, facts: Json) -> None:
-    p = await proxy()
-    async with openai.AsyncOpenAI(base_url=p.v1, api_key="x", max_retries=0) as client:
-        answer = await client.chat.completions.create(**chat(facts, stream=False))
-    assert answer.choices[0].message.content == greedy(facts, 40)
-    assert answer.choices[0].finish_reason == "length"
-    assert answer.usage is not None
-    assert answer.usage.completion_tokens == 40
+    await sdk_scenarios.sdk_chat_non_stream(proxy, facts)
 
 
 async def test_sdk_completions_stream(proxy: ProxyFactory, facts: Json) -> None:
-    p = await proxy()
-    async with openai.AsyncOpenAI(base_url=p.v1, api_key="x", max_retries=0) as client:
-        stream = await client.completions.create(**completion(facts, max_tokens=20))
-        chunks = [c async for c in cast(TextStream, stream)]
-        answer = await client.completions.create(**completion(facts, False, max_tokens=20))
-    text = "".join(c.choices[0].text for c in chunks if c.choices)
-    assert text == answer.choices[0].text
-    assert len(text.split()) == 20
-    assert chunks[-1].choices[0].finish_reason == "length"
+    await sdk_scenarios.sdk_completions_stream(proxy, facts)
 
 
 async def test_sdk_completions_non_stream(proxy: ProxyFactory, facts: Json) -> None:
-    p = await proxy()
-    async with openai.AsyncOpenAI(base_url=p.v1, api_key="x", max_retries=0) as client:
-        answer = await client.completions.create(**completion(facts, False, max_tokens=20))
-    assert answer.object == "text_completion"
-    assert len(answer.choices[0].text.split()) == 20
-    assert answer.usage is not None
-    assert answer.usage.completion_tokens == 20
+    await sdk_scenarios.sdk_completions_non_stream(proxy, facts)
 
 
 # -- byte-identical pass-through -------------------------------------------------------------
 
-PASSTHROUGH = {
-    "chat-stream": ("/v1/chat/completions", True, {}),
-    "chat-stream-usage": ("/v1/chat/completions", True, {"include_usage": True}),
-    "chat-json": ("/v1/chat/completions", False, {}),
-    "completions-stream": ("/v1/completions", True, {}),
-    "completions-stream-usage": ("/v1/completions", True, {"include_usage": True}),
-    "completions-json": ("/v1/completions", False, {}),
-}
-
-
-def passthrough_body(facts: Json, path: str, stream: bool, options: Json) -> Json:
-    make = chat if path == "/v1/chat/completions" else completion
-    extra: Json = {"stream_options": options} if options else {}
-    return make(facts, stream, **extra)
+PASSTHROUGH = sdk_scenarios.PASSTHROUGH
+passthrough_body = sdk_scenarios.passthrough_body
 
 
 @pytest.mark.parametrize("case", list(PASSTHROUGH))
