@@ -32,7 +32,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from conformance import llamacpp_server, vllm_server
-from conformance.server_process import ServerProcess, cache_dir
+from conformance.server_process import ServerProcess, cache_dir, served
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.app import create_app
@@ -119,12 +119,8 @@ def facts(cache: Path) -> dict[str, Any]:
 
 
 def serve(server: ServerProcess, deadline_s: float) -> Iterator[ServerProcess]:
-    try:
-        took = server.wait_ready(deadline_s)
-        print(f"\n{server.name} ready on {server.base_url} in {took:.1f} s (log: {server.log})")
+    with served(server, deadline_s):
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

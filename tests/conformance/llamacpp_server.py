@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,11 @@ from conformance.server_process import (
     cache_dir,
     clean_env,
     free_port,
+    greedy_chat,
     launch,
     pick_forbidden,
-    post_json,
+    served,
+    write_facts,
 )
 
 MODEL_NAME = "tiny"
@@ -75,27 +76,14 @@ def start(cache: Path) -> ServerProcess:
     return launch("llamacpp", server_cmd(cache, port), clean_env(), cache, port)
 
 
-@contextlib.contextmanager
-def running(cache: Path) -> Iterator[ServerProcess]:
-    server = start(cache)
-    try:
-        server.wait_ready(START_DEADLINE_S)
-        yield server
-    finally:
-        server.stop()
+def running(cache: Path) -> contextlib.AbstractContextManager[ServerProcess]:
+    return served(start(cache), START_DEADLINE_S)
 
 
 def discover(cache: Path) -> dict[str, Any]:
     """Generate once at temperature 0 and record the word the tests will forbid."""
     with running(cache) as server:
-        body = {
-            "model": MODEL_NAME,
-            "messages": [{"role": "user", "content": PROMPT}],
-            "max_tokens": DISCOVER_TOKENS,
-            "temperature": 0,
-        }
-        answer = post_json(server.base_url + "/v1/chat/completions", body, timeout=120)
-    text = answer["choices"][0]["message"]["content"]
+        text = greedy_chat(server.base_url, MODEL_NAME, PROMPT, DISCOVER_TOKENS, timeout=120)
     words = text.split()
     if len(words) != DISCOVER_TOKENS or " ".join(words) != text.strip():
         raise RuntimeError(f"expected {DISCOVER_TOKENS} space-separated words, got {text!r}")
@@ -116,9 +104,7 @@ def main() -> None:
     if sys.argv[1:] != ["discover"]:
         sys.exit("usage: python -m conformance.llamacpp_server discover")
     cache = cache_dir()
-    facts = discover(cache)
-    (cache / FACTS).write_text(json.dumps(facts, indent=2) + "\n")
-    print(f"forbidden word: {facts['forbidden']!r} (first at word {facts['forbidden_index']})")
+    write_facts(cache / FACTS, discover(cache))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 FORBIDDEN_FROM = 30  # the forbidden word first appears at this word index or later
 
@@ -102,6 +103,38 @@ def launch(name: str, cmd: list[str], env: dict[str, str], cache: Path, port: in
             start_new_session=True,
         )
     return ServerProcess(name, proc, port, log)
+
+
+S = TypeVar("S", bound=ServerProcess)
+
+
+@contextlib.contextmanager
+def served(server: S, deadline_s: float) -> Iterator[S]:
+    """Wait until ``server`` answers, yield it, and stop it whatever happens."""
+    try:
+        took = server.wait_ready(deadline_s)
+        print(f"\n{server.name} ready on {server.base_url} in {took:.1f} s (log: {server.log})")
+        yield server
+    finally:
+        server.stop()
+
+
+def greedy_chat(base_url: str, model: str, prompt: str, tokens: int, timeout: float = 60) -> str:
+    """The model's answer to ``prompt`` at temperature 0, ``tokens`` long."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": tokens,
+        "temperature": 0,
+    }
+    answer = post_json(base_url + "/v1/chat/completions", body, timeout)
+    return str(answer["choices"][0]["message"]["content"])
+
+
+def write_facts(path: Path, facts: dict[str, Any]) -> None:
+    """Record what discovery found (the setup scripts' last step)."""
+    path.write_text(json.dumps(facts, indent=2) + "\n")
+    print(f"forbidden word: {facts['forbidden']!r} (first at word {facts['forbidden_index']})")
 
 
 def models_ok(base_url: str) -> bool:

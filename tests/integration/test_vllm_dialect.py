@@ -14,7 +14,6 @@ The one strict xfail is a known limitation, documented in README ("Known differe
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -25,14 +24,11 @@ import pytest
 from fakes import vllm_samples as real
 from fakes.upstream import FakeUpstream, Script
 from fakes.vllm_samples import Sample, normalized
-from integration.conftest import Proxy, ProxyFactory, events
+from integration.conftest import ProxyFactory, events
+from integration.dialect_helpers import ABORT, payloads, rails, slow_rail, timed_events
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
-ABORT = (
-    b'data: {"error": {"message": "Blocked by banned rails.", "type": "guardrails_violation", '
-    b'"param": "banned", "code": "content_blocked"}}\n\ndata: [DONE]\n\n'
-)
 CLEAN = [" kalo", " mine", " rusa", " faho", " dodo", " tope", " peka", " mizu", " vizu"]
 LAST_IS_BANNED = [*CLEAN, " ruru"]  # the forbidden word on the finishing chunk
 N2_ORDER = [0, 0, 1, 0, 1, 0, 1, 1]  # as vLLM sent it (README 8); choice 0 finishes first
@@ -77,35 +73,12 @@ REPLAYS: dict[str, tuple[Script, Sample]] = {
 }
 
 
-def rails(stream_first: bool, chunk: int = 4, context: int = 2, **extra: Any) -> dict[str, Any]:
-    """A blocklist rail on "ruru" (a word the scripts put where a test needs it)."""
-    streaming = {"enabled": True, "chunk_size": chunk, "context_size": context}
-    output = {"flows": ["banned"], "streaming": streaming | {"stream_first": stream_first}}
-    config = {"banned": {"type": "blocklist", "words": ["ruru"]}}
-    return {"rails": {"config": config, "output": output, **extra}}
-
-
-def slow_rail(stream_first: bool, delay_s: float) -> dict[str, Any]:
-    """One window per stream (chunk_size 200): its verdict takes `delay_s`."""
-    cfg = rails(stream_first, chunk=200)
-    options = {"delay_s": delay_s}
-    cfg["rails"]["config"] = {
-        "slow": {"type": "python", "class": "integration.sample_rails:SlowRail", "options": options}
-    }
-    cfg["rails"]["output"]["flows"] = ["slow"]
-    return cfg
-
-
 def chat(stream: bool = True, **extra: Any) -> dict[str, Any]:
     return real.chat(stream, max_tokens=100, **extra)
 
 
 def completion(stream: bool = True, **extra: Any) -> dict[str, Any]:
     return real.completion(stream, max_tokens=100, **extra)
-
-
-def payloads(raw: bytes) -> list[Any]:
-    return [json.loads(e) for e in events(raw) if e != b"[DONE]"]
 
 
 def contents(raw: bytes) -> dict[int, str]:
@@ -125,21 +98,6 @@ def finishes(raw: bytes) -> list[tuple[int, str]]:
         for c in p.get("choices") or []
         if c.get("finish_reason")
     ]
-
-
-async def timed_events(p: Proxy, body: dict[str, Any]) -> list[tuple[float, bytes]]:
-    """Each SSE event with the time it reached the client (at most 200 events)."""
-    out: list[tuple[float, bytes]] = []
-    async with p.session.post(p.url(real.CHAT_PATH), json=body) as r:
-        assert r.status == 200
-        for _ in range(200):
-            event = await r.content.readuntil(b"\n\n")
-            if not event:
-                break
-            out.append((time.monotonic(), event))
-    assert out
-    assert out[-1][1] == b"data: [DONE]\n\n"
-    return out
 
 
 # -- README 1-8: real streams, through the proxy ------------------------------------------
