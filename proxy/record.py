@@ -33,6 +33,9 @@ class RequestRecord:
     prompt_tokens: int | None = None
     blocked_rail: str = ""
     blocked_reason: str = ""
+    # The inter-token histogram's child for this route, looked up once per stream: the
+    # lookup (label validation, a lock, a dict) cost as much as the observation per write.
+    inter_token: Any = None
 
     def upstream_sent(self) -> None:
         self.sent_upstream = time.monotonic()
@@ -49,7 +52,9 @@ class RequestRecord:
             self.client_first = now
             self._observe_first(metrics)
         elif self.last_write is not None:
-            metrics.inter_token.labels(self.route).observe(now - self.last_write)
+            if self.inter_token is None:
+                self.inter_token = metrics.inter_token.labels(self.route)
+            self.inter_token.observe(now - self.last_write)
         self.last_write = now
 
     def _observe_first(self, metrics: Metrics) -> None:
