@@ -71,8 +71,8 @@ class UpstreamSettings(_Strict):
     api_key: SecretStr | None = None
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=300.0, gt=0)
-    # Pooled connections to the upstream: at least server.max_concurrent_streams, so an
-    # admitted stream never waits for one; the rest serve non-streaming requests.
+    # Pooled connections to the upstream: at least server.max_concurrent_streams (fewer
+    # would queue admitted streams even with no other traffic).
     max_connections: int = Field(default=2048, ge=1)
     max_event_bytes: int = Field(default=1 << 20, ge=1024)
     # Ask for a usage chunk on streams whose client did not (exact token accounting);
