@@ -218,3 +218,18 @@ async def test_holdback_histogram_counts_held_text_events(
     if not stream_first:
         assert value(m, "railproxy_holdback_seconds_sum") >= 2 * 2 * 0.05 * 0.9
         assert value(m, "railproxy_holdback_seconds_bucket", le="+Inf") == 6
+
+
+async def test_inter_token_histogram_counts_gaps_between_content_writes(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    """Paced deltas are written one by one: n content writes give n - 1 gaps, per stream."""
+    fake.script = Script(text=[" a", " b", " c", " d"], tokens_per_s=40)
+    p = await proxy()
+    route = "/v1/chat/completions"
+    for _ in range(2):
+        status, _ = await p.post_stream(route, chat_body())
+        assert status == 200
+    m = await scrape(p)
+    assert value(m, "railproxy_inter_token_seconds_count", route=route) == 2 * 3
+    assert value(m, "railproxy_inter_token_seconds_sum", route=route) >= 2 * 3 * 0.025 * 0.8
