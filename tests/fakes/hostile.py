@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +25,10 @@ SSE = "text/event-stream"
 
 @dataclass
 class Reply:
-    """One scripted answer: status, headers, and the body as the chunks to write."""
+    """One scripted answer: status, headers, and the body as the chunks to write (any
+    iterable: a generator streams a huge body without holding it)."""
 
-    chunks: list[bytes] = field(default_factory=list)
+    chunks: Iterable[bytes] = field(default_factory=list)
     status: int = 200
     content_type: str = SSE
     headers: dict[str, str] = field(default_factory=dict)
@@ -61,7 +63,7 @@ def chunk(text: str | None = None, index: Any = 0, finish: str | None = None) ->
 
 def gzipped(reply: Reply) -> Reply:
     """The same reply with its body gzip-compressed and labelled so."""
-    body = gzip.compress(b"".join(reply.chunks), mtime=0)
+    body = gzip.compress(b"".join(reply.chunks), mtime=0)  # (a list, not a generator)
     headers = {**reply.headers, "Content-Encoding": "gzip"}
     return Reply([body], reply.status, reply.content_type, headers)
 
