@@ -270,9 +270,9 @@ class GuardedStream(Generic[T]):
         the held items carry; the next window starts after it."""
         limit = self._cfg.max_held_events
         while len(self._queue) > limit and self.blocked is None:
-            if not self._passed(self._queue[0]) and not self._busy():
-                if not self._close_early(self._queue[0]):
-                    return
+            head = self._queue[0]
+            if not self._passed(head) and not self._busy() and not self._close_early(head):
+                return
             self._progress.clear()
             await self._progress.wait()
 
