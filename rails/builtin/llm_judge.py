@@ -5,7 +5,8 @@ The rail renders ``prompt`` with ``{user_message}`` and ``{bot_message}``, sends
 user message to ``{base_url}/chat/completions`` (non-streaming, temperature 0, small
 ``max_tokens``) and blocks when the answer's first word is "yes", allows when it is "no"
 (any case, punctuation stripped); any other answer is a ``RailResponseError``, so the
-rail's ``on_error`` decides (garbage never reads as "allow"). On input, ``{user_message}`` is the judged text and ``{bot_message}`` is empty;
+rail's ``on_error`` decides (garbage never reads as "allow").
+On input, ``{user_message}`` is the judged text and ``{bot_message}`` is empty;
 on output, ``{bot_message}`` is the judged text and ``{user_message}`` the request's last
 user message. Other braces in a prompt are literal (no ``str.format`` escaping needed).
 
