@@ -29,9 +29,21 @@ from typing import Any
 
 import orjson
 
+from proxy.fields import (
+    ALT_SEPARATOR,
+    Texts,
+    content_text,
+    drop_repeats,
+    index_of,
+    read_chat_logprobs,
+    read_completion_logprobs,
+    read_message,
+    replace_in,
+    spelled,
+)
 from proxy.sse import Event, encode
 from rails.base import ChannelKey
-from rails.stream import Blocked
+from rails.stream import Blocked, CannotRewrite
 
 _TEXT = re.compile(rb'"(?:content|reasoning|reasoning_content|arguments|text)"\s*:\s*"[^"]')
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
@@ -45,9 +57,11 @@ class Kind(enum.Enum):
     ERROR = "error"
     COMMENT = "comment"
     OPAQUE = "opaque"  # data we cannot read as the client would: ends a guarded stream
+    LATE = "late"  # text after its choice or the stream ended (proxy.reader): ends it too
 
 
 ERROR_INDEX = -1  # the channel of an in-band error's text (error text is output too)
+GENERATED = 1  # TGI's sub-channel for the final event's generated_text
 
 
 @dataclass(slots=True)
@@ -122,7 +136,9 @@ class Dialect:
         index = index_of(choice)
         delta = choice.get("delta")
         if isinstance(delta, dict):
-            _read_delta(index, delta, parsed.texts)
+            read_message(index, delta, parsed.texts)
+        if choice.get("logprobs") is not None:
+            read_chat_logprobs(index, choice, spelled(parsed.texts, index), parsed.texts)
         if choice.get("finish_reason"):
             parsed.ends.append(index)
 
@@ -171,37 +187,47 @@ class Dialect:
             return False
         return isinstance(obj, dict) and obj.get("choices") == [] and bool(obj.get("usage"))
 
-    def final_text(self, body: Any) -> list[tuple[int, str]]:
-        """(choice index, text) of a non-streaming response; ``ValueError`` when the body
-        is not of a shape the client would read as this API's answer."""
-        out = []
+    def final_texts(self, body: Any) -> Texts:
+        """Every judged text of a non-streaming answer, per channel, read as the same answer
+        streamed would be; ``ValueError`` when the body is not of a shape the client
+        would read as this API's answer."""
+        texts: Texts = []
         for choice in _choices(body):
             message = choice.get("message")
             if message is None:
                 continue
             if not isinstance(message, dict):
                 raise ValueError("'message' is not an object")
-            content = content_text(message.get("content"))
-            if content is not None:
-                out.append((index_of(choice), content))
-        return out
+            index = index_of(choice)
+            read_message(index, message, texts)
+            if choice.get("logprobs") is not None:
+                read_chat_logprobs(index, choice, spelled(texts, index), texts)
+        return texts
 
-    def set_final_text(self, body: dict[str, Any], index: int, text: str) -> None:
+    def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None:
         for choice in body.get("choices") or []:
-            if index_of(choice) == index:
-                choice["message"]["content"] = text
-                _drop_logprobs(choice)
+            if index_of(choice) == key[0]:
+                self._set(choice, "message", key, text)
 
     def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
-        """The event with the guarded text of ``key`` replaced (masking)."""
+        """The event with the guarded text of ``key`` replaced (masking). Tool arguments
+        judged with their escapes resolved cannot be mapped back: ``CannotRewrite``."""
         if key[0] == ERROR_INDEX:
             return Event(self.error_event(new, "upstream_error"))
+        if key[1] == "tool_arguments" and ev.escaped:
+            raise CannotRewrite("tool arguments with JSON escapes")
         obj = client_json(ev.data or b"{}")
         for choice in obj.get("choices") or []:
             if index_of(choice) == key[0]:
-                _replace(choice, key, new, self.name)
+                self._set(choice, "delta", key, new)
         data = dump_json(obj)
         return Event(encode(data), data)
+
+    def _set(self, choice: dict[str, Any], where: str, key: ChannelKey, new: str) -> None:
+        if key[1] == "logprobs":
+            drop_repeats(choice)
+        else:
+            replace_in(choice, choice.setdefault(where, {}), key, new)
 
     # -- events we author ------------------------------------------------------------
 
@@ -255,25 +281,28 @@ class Completions(Dialect):
 
     def _read_choice(self, choice: dict[str, Any], parsed: Parsed) -> None:
         index = index_of(choice)
-        text = content_text(choice.get("text"))
-        if text:
-            parsed.texts.append(((index, "content", 0), text))
+        self._read_text(index, choice, parsed.texts)
         if choice.get("finish_reason"):
             parsed.ends.append(index)
 
-    def final_text(self, body: Any) -> list[tuple[int, str]]:
-        out = []
-        for choice in _choices(body):
-            text = content_text(choice.get("text"))
-            if text is not None:
-                out.append((index_of(choice), text))
-        return out
+    @staticmethod
+    def _read_text(index: int, choice: dict[str, Any], texts: Texts) -> None:
+        text = content_text(choice.get("text"))
+        if text:
+            texts.append(((index, "content", 0), text))
+        if choice.get("logprobs") is not None:
+            read_completion_logprobs(index, choice, text or "", texts)
 
-    def set_final_text(self, body: dict[str, Any], index: int, text: str) -> None:
-        for choice in body.get("choices") or []:
-            if index_of(choice) == index:
-                choice["text"] = text
-                _drop_logprobs(choice)
+    def final_texts(self, body: Any) -> Texts:
+        texts: Texts = []
+        for choice in _choices(body):
+            self._read_text(index_of(choice), choice, texts)
+        return texts
+
+    def _set(self, choice: dict[str, Any], where: str, key: ChannelKey, new: str) -> None:
+        drop_repeats(choice)
+        if key[1] != "logprobs":
+            choice["text"] = new
 
     def _chunk(
         self, env: Envelope, index: int, text: str | None, finish: str | None
@@ -291,14 +320,16 @@ class TGI(Dialect):
     def _parse_obj(self, obj: dict[str, Any]) -> Parsed:
         parsed = Parsed(Kind.DATA, obj)
         token = obj.get("token")
-        if isinstance(token, dict) and not token.get("special"):
-            text = content_text(token.get("text"))
-            if text:
-                parsed.texts.append(((0, "content", 0), text))
+        text = content_text(token.get("text")) if isinstance(token, dict) else None
+        if text:  # special tokens too: the client shows their text
+            parsed.texts.append(((0, "content", 0), text))
+        _read_top_tokens(0, obj.get("top_tokens"), parsed.texts)
         final = obj.get("generated_text")
         if final is not None:
             if not isinstance(final, str):
                 raise ValueError("'generated_text' is not a string")
+            if final:  # repeats the text, but a client shows it: judged as it reads
+                parsed.texts.append(((0, "content", GENERATED), final))
             parsed.ends.append(0)
             parsed.end = parsed.complete = True  # TGI sends nothing after it
         return parsed
@@ -309,29 +340,39 @@ class TGI(Dialect):
         parsed = self.parse(ev)
         return Kind.DONE if parsed.end and parsed.kind is Kind.DATA else parsed.kind
 
-    def final_text(self, body: Any) -> list[tuple[int, str]]:
+    def final_texts(self, body: Any) -> Texts:
+        """``generated_text``, and in ``details`` the tokens (when they do not spell it),
+        ``top_tokens``, and each of ``best_of_sequences`` as choice 1, 2, ..."""
         if not isinstance(body, dict):
             raise ValueError("the body is not an object")
-        text = body.get("generated_text")
-        if text is None:
-            return []
-        if not isinstance(text, str):
-            raise ValueError("'generated_text' is not a string")
-        return [(0, text)]
-
-    def set_final_text(self, body: dict[str, Any], index: int, text: str) -> None:
-        body["generated_text"] = text
+        texts: Texts = []
+        _read_generation(0, body, body.get("details"), texts)
         details = body.get("details")
+        if isinstance(details, dict):
+            for k, seq in enumerate(_list(details.get("best_of_sequences")), 1):
+                if isinstance(seq, dict):
+                    _read_generation(k, seq, seq, texts)
+        return texts
+
+    def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None:
+        index, name, _ = key
+        target = body if index == 0 else body["details"]["best_of_sequences"][index - 1]
+        if name == "content":
+            target["generated_text"] = text
+        details = body.get("details") if index == 0 else target
         if isinstance(details, dict):  # the tokens repeat the original text
-            for name in ("tokens", "top_tokens", "best_of_sequences"):
-                if name in details:
-                    details[name] = []
+            for field_name in ("tokens", "top_tokens", "best_of_sequences"):
+                if field_name in details:
+                    details[field_name] = []
 
     def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
         if key[0] == ERROR_INDEX:
             return Event(self.error_event(new, "upstream_error"))
         obj = client_json(ev.data or b"{}")
-        obj["token"]["text"] = new
+        if key[1] == "content" and key[2] == GENERATED:
+            obj["generated_text"] = new
+        elif key[1] == "content":
+            obj["token"]["text"] = new
         if obj.get("top_tokens"):  # they repeat the original text
             obj["top_tokens"] = []
         data = dump_json(obj)
@@ -420,37 +461,6 @@ def _has_surrogate(text: str) -> bool:
     return False
 
 
-def index_of(choice: dict[str, Any]) -> int:
-    """A choice's (or tool call's) ``index`` as the client groups by it: an int, a bool
-    (Python's ``True == 1``) or an integral float; missing means 0. ``ValueError`` for
-    anything else (a client would group that text under a key we cannot predict)."""
-    value = choice.get("index", 0)
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise ValueError(f"unreadable index {value!r}")
-
-
-def content_text(value: Any) -> str | None:
-    """The text a client shows for a content field: a string, or a list of parts whose
-    ``text`` (or ``refusal``) strings it joins. None when there is none; ``ValueError``
-    for any other type."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        texts = []
-        for part in value:
-            if isinstance(part, str):
-                texts.append(part)
-            elif isinstance(part, dict):
-                texts.extend(v for k in ("text", "refusal") if isinstance(v := part.get(k), str))
-        return "".join(texts)
-    raise ValueError(f"unreadable content of type {type(value).__name__}")
-
-
 def error_text(obj: Any) -> str:
     """Every string in an error body, keys included, one per line: what any client (raw
     SSE readers print the whole body) could show. Error text is judged as output."""
@@ -481,52 +491,28 @@ def _choices(body: Any) -> list[dict[str, Any]]:
     return choices
 
 
-def _read_delta(index: int, delta: dict[str, Any], texts: list[tuple[ChannelKey, str]]) -> None:
-    content = content_text(delta.get("content"))
-    if content:
-        texts.append(((index, "content", 0), content))
-    for name in ("reasoning", "reasoning_content"):
-        value = delta.get(name)
-        if isinstance(value, str) and value:
-            texts.append(((index, "reasoning", 0), value))
-            break  # some servers send both names with the same text
-    calls = delta.get("tool_calls")
-    if isinstance(calls, list):
-        for call in calls:
-            args = _arguments(call)
-            if args:
-                texts.append(((index, "tool_arguments", index_of(call)), args))
-
-
-def _arguments(call: Any) -> str:
-    if isinstance(call, dict) and isinstance(call.get("function"), dict):
-        args = call["function"].get("arguments")
-        if isinstance(args, str):
-            return args
-    return ""
-
-
-def _drop_logprobs(choice: dict[str, Any]) -> None:
-    """Masked text has no logprobs of its own, and the original ones spell out the text
-    that was masked (tokens, UTF-8 bytes, alternatives): they go, as ``null``."""
-    if choice.get("logprobs") is not None:
-        choice["logprobs"] = None
-
-
-def _replace(choice: dict[str, Any], key: ChannelKey, new: str, dialect: str) -> None:
-    _drop_logprobs(choice)
-    _, field_name, call_index = key
-    if dialect == "completions":
-        choice["text"] = new
+def _read_generation(index: int, gen: dict[str, Any], details: Any, texts: Texts) -> None:
+    """One TGI generation: its text, and its details' tokens and top tokens."""
+    text = gen.get("generated_text")
+    if text is not None and not isinstance(text, str):
+        raise ValueError("'generated_text' is not a string")
+    if text:
+        texts.append(((index, "content", 0), text))
+    if not isinstance(details, dict):
         return
-    delta = choice.get("delta") or {}
-    if field_name == "content":
-        parts = isinstance(delta.get("content"), list)
-        delta["content"] = [{"type": "text", "text": new}] if parts else new
-    elif field_name == "reasoning":
-        name = "reasoning" if "reasoning" in delta else "reasoning_content"
-        delta[name] = new
-    else:
-        for call in delta.get("tool_calls") or []:
-            if index_of(call) == call_index and isinstance(call.get("function"), dict):
-                call["function"]["arguments"] = new
+    tokens = [t for t in _list(details.get("tokens")) if isinstance(t, dict)]
+    chosen = "".join(t["text"] for t in tokens if isinstance(t.get("text"), str))
+    if chosen and chosen != text:
+        texts.append(((index, "logprobs", 0), chosen))
+    for top in _list(details.get("top_tokens")):
+        _read_top_tokens(index, top, texts)
+
+
+def _read_top_tokens(index: int, top: Any, texts: Texts) -> None:
+    alts = [t["text"] for t in _list(top) if isinstance(t, dict) and isinstance(t.get("text"), str)]
+    if alts := [a for a in alts if a]:
+        texts.append(((index, "logprobs", 1), ALT_SEPARATOR.join(alts) + ALT_SEPARATOR))
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

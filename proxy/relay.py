@@ -39,6 +39,7 @@ from proxy.body import Unreadable, UpstreamBody
 from proxy.debug import DebugChannel, abort_event, report_event
 from proxy.metrics import Metrics
 from proxy.protocol import Dialect, Envelope, Kind, Parsed
+from proxy.reader import EventReader
 from proxy.record import RequestRecord
 from proxy.sse import Decoder, Event, SSEError, comment
 from proxy.writer import SSEWriter
@@ -114,26 +115,6 @@ _FAILURES = {
 }
 
 
-class _Finished:
-    """Which choices have finished, and whether the stream has: text for either is late
-    (its window was closed and judged; relaying it would relay it unjudged)."""
-
-    def __init__(self) -> None:
-        self.choices: set[int] = set()
-        self.all = False
-
-    def note(self, p: Parsed) -> None:
-        if p.ends:
-            self.choices.update(p.ends)
-        if p.end:
-            self.all = True
-
-    def late(self, p: Parsed) -> bool:
-        if not p.texts or not (self.all or self.choices):
-            return False
-        return self.all or any(key[0] in self.choices for key, _ in p.texts)
-
-
 @dataclass(frozen=True, slots=True)
 class RelaySpec:
     """What the handler decided for one stream."""
@@ -168,7 +149,7 @@ class Relay:
         self._metrics = metrics
         self._guard = guard
         self._ending = _Ending()
-        self._tracker = _Finished()
+        self._reader = EventReader(spec.dialect)
         self.result = RelayResult()
 
     def shut_down(self) -> None:
@@ -287,9 +268,9 @@ class Relay:
     def _push_all(self, guard: GuardedStream[Event], events: list[Event]) -> bool:
         """Push one read's events; False once nothing more may be read (the stream ended,
         errored, or sent what we cannot judge)."""
-        parse, env, ending = self._dialect.parse, self.result.envelope, self._ending
+        read, env, ending = self._reader.read, self.result.envelope, self._ending
         for ev in events:
-            p = parse(ev)
+            p = read(ev)
             if p.kind is Kind.COMMENT:
                 guard.push(ev, bypass=True)
                 continue
@@ -302,12 +283,10 @@ class Relay:
                 env.learn(p.obj)
                 env.choices.update(key[0] for key, _ in p.texts)
                 if self._usage(ev):
-                    self._tracker.note(p)
                     continue
             if p.texts:
                 self._mark_text(ev)
             guard.push(ev, p.texts, ends=p.ends, end=p.end)
-            self._tracker.note(p)
             if p.complete:
                 ending.done = True
             if ending.done or ending.in_band_error:
@@ -321,7 +300,7 @@ class Relay:
                 "The upstream sent an event railproxy cannot read, so cannot judge.",
                 "upstream_unreadable",
             )
-        if p.kind is Kind.DATA and self._tracker.late(p):
+        if p.kind is Kind.LATE:
             return (
                 "The upstream sent text after that choice (or the stream) had ended.",
                 "upstream_protocol_error",

@@ -14,6 +14,7 @@ from proxy import requests as req
 from proxy.body import Unreadable, UpstreamBody
 from proxy.call import Call
 from proxy.errors import error_body, json_error
+from proxy.json_text import unescape
 from proxy.keys import METRICS, SETTINGS, STATE
 from proxy.protocol import (
     CHAT,
@@ -31,7 +32,7 @@ from proxy.sse import Event
 from proxy.upstream import response_headers
 from proxy.writer import SSEWriter
 from rails.base import Action
-from rails.stream import Blocked
+from rails.stream import Blocked, CannotRewrite
 from rails.tokens import counter_for
 
 NO_RETRY = {"x-should-retry": "false"}
@@ -161,7 +162,7 @@ async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
         obj = client_json(data)
         if isinstance(obj, dict) and is_error(obj):
             return await _judge_error(call, data, 400)
-        texts = call.dialect.final_text(obj)
+        texts = call.dialect.final_texts(obj)
     except ValueError as e:
         raise Unreadable(
             f"The upstream's answer is not a {call.dialect.name} response railproxy can "
@@ -169,13 +170,21 @@ async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
         ) from None
     user = req.last_user_text(call.dialect.name, call.body)
     changed = False
-    for index, text in texts:
-        outcome = await call.guard.check_output(text, user)
+    for key, text in texts:
+        judged = unescape(text) if key[1] == "tool_arguments" else text
+        outcome = await call.guard.check_output(judged, user, field=key[1])
         if outcome.blocked:
             return await respond_blocked(call, Blocked(outcome.rail or "", outcome.reason))
-        if outcome.text != text:
-            call.dialect.set_final_text(obj, index, outcome.text)
-            changed = True
+        if outcome.text == judged:
+            continue
+        try:
+            if judged != text:  # the mask cannot be written back into escaped JSON
+                raise CannotRewrite(key[1])
+            call.dialect.set_final_text(obj, key, outcome.text)
+        except CannotRewrite:
+            reason = outcome.reason or "text modified where it cannot be rewritten"
+            return await respond_blocked(call, Blocked(outcome.rail or "", reason))
+        changed = True
     return dump_json(obj) if changed else data
 
 

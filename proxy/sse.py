@@ -47,6 +47,9 @@ class Event:
     # arrived (for hold-back timing).
     has_text: bool = False
     arrived: float = 0.0
+    # Set by the relay: the event's tool arguments were judged with JSON escapes resolved
+    # (a mask cannot be written back into them).
+    escaped: bool = False
 
     @property
     def is_comment(self) -> bool:

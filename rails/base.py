@@ -17,16 +17,21 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 Stage = Literal["input", "output"]
-TextField = Literal["content", "tool_arguments", "reasoning"]
+TextField = Literal["content", "refusal", "reasoning", "tool_arguments", "tool_names", "logprobs"]
+"""Every text a client can be shown or act on: message content, refusals, reasoning (each
+spelling), tool-call arguments (as the client's JSON parser decodes them) and function
+names, and the token strings of logprobs where they do not spell the content."""
+ALL_FIELDS: tuple[TextField, ...] = get_args(TextField)
 ChannelKey = tuple[int, TextField, int]
-"""A stream's text channel: (choice index, field, tool-call index; 0 unless the field is
-tool_arguments)."""
+"""A stream's text channel: (choice index, field, sub-channel: the tool call's index for
+tool fields, -1 for the legacy ``function_call``; which spelling for reasoning; which
+part for logprobs; else 0). Choice index -1 is an in-band error's text."""
 
 
 class Action(enum.Enum):
@@ -82,7 +87,7 @@ class RailConfig(BaseModel):
     type: str = ""
     timeout_s: float = Field(default=5.0, gt=0)
     on_error: Literal["allow", "block"] = "block"
-    fields: tuple[TextField, ...] = ("content",)
+    fields: tuple[TextField, ...] = ALL_FIELDS
 
 
 class Resources:

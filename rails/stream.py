@@ -21,7 +21,8 @@ Release rules (DESIGN.md, "Release"):
 Items are released strictly in order. A block (or an error whose policy is block) ends
 the stream: ``releases()`` yields a ``Blocked`` and stops; held items are dropped.
 A MODIFY verdict rewrites the held items of that window through the caller's ``rewrite``
-callback; where the text was already released (stream_first true) it counts as a block.
+callback; where the text was already released (stream_first true), or the callback raises
+``CannotRewrite``, it counts as a block.
 
 Reports (opt-in, for a debug view): ``releases(reports=True)`` also yields, in order with
 the releases, a ``WindowReport`` per judged window (offsets, verdict, each rail's verdict
@@ -51,6 +52,12 @@ log = logging.getLogger("railproxy.guard")
 T = TypeVar("T")
 
 Rewrite = Callable[[T, ChannelKey, str], T]
+
+
+class CannotRewrite(Exception):
+    """Raised by a ``Rewrite`` callback for an item whose text it cannot replace (the item
+    shows the text in a form the judged text does not map back to): the modification
+    becomes a block, as it does where the text was already released."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,9 +428,17 @@ class GuardedStream(Generic[T]):
             reason = outcome.reason or "text modified after release"
             return Outcome(Action.BLOCK, outcome.text, outcome.rail, reason)
         pieces = [p for p in ch.pending if p.end <= window.end]
-        for i, piece in enumerate(pieces):
+        try:
+            items = [
+                self._rewrite(p.entry.item, ch.key, new if i == 0 else "")
+                for i, p in enumerate(pieces)
+            ]
+        except CannotRewrite:
+            reason = outcome.reason or "text modified where it cannot be rewritten"
+            return Outcome(Action.BLOCK, outcome.text, outcome.rail, reason)
+        for i, (piece, item) in enumerate(zip(pieces, items, strict=True)):
             piece.text = new if i == 0 else ""
-            piece.entry.item = self._rewrite(piece.entry.item, ch.key, piece.text)
+            piece.entry.item = item
         tail = (ch.modified_tail if ch.modified_tail is not None else context) + new
         ch.modified_tail = self._trim(tail)
         return outcome

@@ -116,10 +116,17 @@ async def test_tool_calls_pass_untouched_by_content_rails(
     fake: FakeUpstream, proxy: ProxyFactory
 ) -> None:
     fake.script = Script(text=["ok"], tool_calls=[("run", ['{"cmd": "rm -', 'rf /"}'])])
-    rails = {"tools": {"type": "regex", "patterns": [r"rm -rf"]}}
+    rails = {"tools": {"type": "regex", "patterns": [r"rm -rf"], "fields": ["content"]}}
     p = await proxy(**config(rails, ["tools"]))
     _, raw = await p.post_stream("/v1/chat/completions", chat_body())
     assert raw == fake.sent[-1]
+
+
+async def test_tool_calls_are_judged_by_default(fake: FakeUpstream, proxy: ProxyFactory) -> None:
+    fake.script = Script(text=["ok"], tool_calls=[("run", ['{"cmd": "rm -', 'rf /"}'])])
+    p = await proxy(**config({"tools": {"type": "regex", "patterns": [r"rm -rf"]}}, ["tools"]))
+    _, raw = await p.post_stream("/v1/chat/completions", chat_body())
+    assert b"Blocked by tools rails." in raw
 
 
 @pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])

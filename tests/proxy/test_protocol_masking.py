@@ -35,7 +35,12 @@ def rewritten(ev: Event) -> dict[str, Any]:
     ("key", "delta"),
     [
         ((0, "content", 0), {"content": SECRET}),
-        ((0, "reasoning", 0), {"reasoning_content": SECRET}),
+        ((0, "reasoning", 1), {"reasoning_content": SECRET}),
+        ((0, "reasoning", 0), {"reasoning": SECRET}),
+        ((0, "refusal", 0), {"refusal": SECRET}),
+        ((0, "content", 0), {"content": [{"type": "text", "text": SECRET}]}),
+        ((0, "tool_names", 0), {"tool_calls": [{"index": 0, "function": {"name": SECRET}}]}),
+        ((0, "tool_arguments", -1), {"function_call": {"arguments": SECRET}}),
         (
             (0, "tool_arguments", 0),
             {"tool_calls": [{"index": 0, "function": {"arguments": SECRET}}]},
@@ -70,10 +75,10 @@ def test_completions_rewrite_drops_logprobs() -> None:
 
 def test_non_streaming_masks_drop_logprobs() -> None:
     chat = {"choices": [{"index": 0, "message": {"content": SECRET}, "logprobs": CHAT_LOGPROBS}]}
-    CHAT.set_final_text(chat, 0, "[EMAIL]")
+    CHAT.set_final_text(chat, (0, "content", 0), "[EMAIL]")
     assert chat["choices"][0] == {"index": 0, "message": {"content": "[EMAIL]"}, "logprobs": None}
     completions = {"choices": [{"index": 0, "text": SECRET, "logprobs": {"tokens": [SECRET]}}]}
-    COMPLETIONS.set_final_text(completions, 0, "[EMAIL]")
+    COMPLETIONS.set_final_text(completions, (0, "content", 0), "[EMAIL]")
     assert completions["choices"][0] == {"index": 0, "text": "[EMAIL]", "logprobs": None}
 
 
@@ -87,6 +92,33 @@ def test_tgi_masks_drop_the_tokens_that_spell_the_text() -> None:
         "generated_text": SECRET,
         "details": {"finish_reason": "length", "tokens": [token], "top_tokens": [[token]]},
     }
-    TGI_NATIVE.set_final_text(body, 0, "[EMAIL]")
+    TGI_NATIVE.set_final_text(body, (0, "content", 0), "[EMAIL]")
     assert SECRET.encode() not in orjson.dumps(body)
     assert body["details"] == {"finish_reason": "length", "tokens": [], "top_tokens": []}
+
+
+def test_masks_drop_vllm_token_ids() -> None:
+    choice = {"index": 0, "delta": {"content": SECRET}, "token_ids": [1, 2, 3], "logprobs": None}
+    out = rewritten(CHAT.rewrite(event({"choices": [choice]}), (0, "content", 0), "[E]"))
+    assert out["choices"][0]["token_ids"] is None
+    whole = {"choices": [{"index": 0, "message": {"content": SECRET}, "token_ids": [1, 2]}]}
+    CHAT.set_final_text(whole, (0, "content", 0), "[E]")
+    assert whole["choices"][0]["token_ids"] is None
+
+
+def test_tgi_final_event_generated_text_is_rewritten() -> None:
+    token = {"id": 2, "text": "!", "logprob": -0.1, "special": False}
+    ev = event({"index": 3, "token": token, "generated_text": f"Mail {SECRET}!"})
+    out = rewritten(TGI_NATIVE.rewrite(ev, (0, "content", 1), "Mail [EMAIL]!"))
+    assert out["generated_text"] == "Mail [EMAIL]!"
+    assert out["token"]["text"] == "!"
+
+
+def test_escaped_tool_arguments_cannot_be_rewritten() -> None:
+    from rails.stream import CannotRewrite
+
+    call = {"index": 0, "function": {"arguments": '{"to": "jane\\u0040example.com"}'}}
+    ev = event({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
+    ev.escaped = True
+    with pytest.raises(CannotRewrite):
+        CHAT.rewrite(ev, (0, "tool_arguments", 0), "[EMAIL]")

@@ -193,7 +193,9 @@ async def test_check_output_masks_are_far_apart(guards: list[Guard]) -> None:
 
 
 async def test_check_output_field_no_rail_wants(guards: list[Guard]) -> None:
-    guard = build(guards, config())
+    narrowed = config()
+    narrowed["rails"]["config"] = {k: {**v, "fields": ["content"]} for k, v in RAILS.items()}
+    guard = build(guards, narrowed)
     text = f'{{"to": "{EMAIL_1}", "note": "forbidden"}}'
     outcome = await guard.check_output(text, field="tool_arguments")
     assert (outcome.action, outcome.text) == (Action.ALLOW, text)

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 from rail_service_fakes import FakeService, StartService, chat_completion
 
-from rails.base import CheckContext, Resources, Verdict
+from rails.base import ALL_FIELDS, CheckContext, Resources, Verdict
 from rails.builtin.http import RailResponseError
 from rails.builtin.llm_judge import LlmJudgeConfig, LlmJudgeRail, PromptTemplate, says_yes
 
@@ -138,4 +138,4 @@ def test_config_defaults() -> None:
     config = LlmJudgeConfig.model_validate({"base_url": "http://x/v1", "model": "m", "api_key": ""})
     assert config.api_key is None
     assert config.timeout_s == 10.0
-    assert config.fields == ("content",)
+    assert config.fields == ALL_FIELDS

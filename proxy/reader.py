@@ -1,0 +1,61 @@
+"""One stream's events, read as its client reads them.
+
+``proxy.protocol`` parses each event on its own; an ``EventReader`` adds what only the
+whole stream knows:
+
+* tool-call arguments arrive as fragments of JSON source: each channel's fragments go
+  through an ``Unescaper`` so the rails judge the text the client's JSON parser will
+  produce (an escape split across two fragments included); an event whose fragment
+  changed that way is marked ``escaped`` (a mask cannot be written back into it);
+* which choices have finished, and whether the stream has (usage chunk, error): text
+  that arrives after that is ``Kind.LATE``, since its window was already closed and
+  judged.
+"""
+
+from __future__ import annotations
+
+from proxy.json_text import Unescaper
+from proxy.protocol import Dialect, Kind, Parsed
+from proxy.sse import Event
+from rails.base import ChannelKey
+
+
+class EventReader:
+    def __init__(self, dialect: Dialect) -> None:
+        self._parse = dialect.parse
+        self._args: dict[ChannelKey, Unescaper] = {}
+        self._finished: set[int] = set()
+        self._ended = False
+
+    def read(self, ev: Event) -> Parsed:
+        p = self._parse(ev)
+        if p.kind is not Kind.DATA:
+            return p
+        if p.texts:
+            if self._late(p):
+                p.kind = Kind.LATE
+                return p
+            self._unescape(ev, p)
+        if p.ends:
+            self._finished.update(p.ends)
+        if p.end:
+            self._ended = True
+        return p
+
+    def _late(self, p: Parsed) -> bool:
+        if self._ended:
+            return True
+        return bool(self._finished) and any(key[0] in self._finished for key, _ in p.texts)
+
+    def _unescape(self, ev: Event, p: Parsed) -> None:
+        texts = p.texts
+        for i, (key, text) in enumerate(texts):
+            if key[1] != "tool_arguments":
+                continue
+            u = self._args.get(key)
+            if u is None:
+                u = self._args[key] = Unescaper()
+            out = u.feed(text)
+            if u.altered:
+                ev.escaped = True
+                texts[i] = (key, out)
