@@ -57,6 +57,9 @@ class OutputRails(_Strict):
 class Abort(_Strict):
     style: Literal["error", "content_filter"] = "error"
     refusal_message: str = ""
+    # content_filter, mid-stream: written between the text already sent and the refusal
+    # (without it a client shows "our[removed by policy]").
+    separator: str = "\n"
 
 
 class RailsSection(_Strict):

@@ -158,6 +158,46 @@ async def test_content_filter_style(fake: FakeUpstream, proxy: ProxyFactory, ref
     assert "Falcon" not in texts
 
 
+@pytest.mark.parametrize(
+    ("separator", "expected"), [(None, "\nNo."), (" -- ", " -- No."), ("", "No.")]
+)
+async def test_content_filter_refusal_is_separated_from_the_partial_text(
+    fake: FakeUpstream, proxy: ProxyFactory, separator: str | None, expected: str
+) -> None:
+    """Mid-stream, the refusal does not glue onto the text already sent ("w9No.")."""
+    fake.script = Script(text=with_secret_at(30))
+    abort: dict[str, Any] = {"style": "content_filter", "refusal_message": "No."}
+    if separator is not None:
+        abort["separator"] = separator
+    p = await proxy(**rails(stream_first=True, abort=abort))
+    status, raw = await p.post_stream("/v1/chat/completions", chat_body())
+    assert status == 200
+    deltas = [
+        c["delta"].get("content")
+        for e in events(raw)
+        if e != b"[DONE]"
+        for c in json.loads(e)["choices"]
+    ]
+    assert deltas[-2:] == [expected, None]  # the refusal chunk, then the finish chunk
+    assert "".join(d or "" for d in deltas[:-2]).startswith(" w0 w1")
+
+
+async def test_content_filter_input_block_has_no_separator(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    """Nothing was sent before an input block: the refusal stands alone."""
+    abort = {"style": "content_filter", "refusal_message": "No."}
+    cfg = rails(abort=abort)
+    cfg["rails"]["input"] = {"flows": ["banned"]}
+    p = await proxy(**cfg)
+    body = chat_body(messages=[{"role": "user", "content": "Project Falcon?"}])
+    status, raw = await p.post_stream("/v1/chat/completions", body)
+    assert status == 200
+    first = json.loads(events(raw)[0])
+    assert first["choices"][0]["delta"]["content"] == "No."
+    assert fake.requests == []
+
+
 async def test_non_streaming_block_is_400_without_retry(
     fake: FakeUpstream, proxy: ProxyFactory
 ) -> None:
