@@ -35,7 +35,7 @@ from rails.guard import Guard
 
 MODEL = "railproxy-demo"
 DEMO_RAILS: dict[str, Any] = {
-    "streaming": True,
+    "streaming": True,  # both switches, as in NeMo Guardrails: this one and `enabled`
     "rails": {
         "config": {
             "banned": {"type": "blocklist", "words": ["project falcon"]},
@@ -43,7 +43,12 @@ DEMO_RAILS: dict[str, Any] = {
         },
         "output": {
             "flows": ["banned", "pii"],
-            "streaming": {"chunk_size": 8, "context_size": 4, "stream_first": False},
+            "streaming": {
+                "enabled": True,
+                "chunk_size": 8,
+                "context_size": 4,
+                "stream_first": False,
+            },
         },
     },
 }
@@ -197,6 +202,10 @@ def _rails_line(guard: Guard) -> str:
         release = "stream_first: true" if s.stream_first else "stream_first: false"
         window = f"windows of {s.chunk_size} tokens"
         parts.append(f"output rails {', '.join(outputs)} ({window}, {release})")
+        off = guard.config.streaming_switches_off
+        if off:
+            settings = " and ".join(f"{name}: true" for name in off)
+            parts.append(f"streaming requests get a 400 until {settings}")
     parts.append(f"abort style {guard.config.rails.abort.style}")
     return "; ".join(parts)
 

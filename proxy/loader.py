@@ -33,7 +33,25 @@ class LoadedConfig:
         data: dict[str, Any] = self.settings.model_dump(mode="json", exclude={"rails"})
         data["configs"] = {cid: _summary(self.configs.get(cid)) for cid in self.configs.ids}
         data["default_config"] = self.configs.default
-        return f"# {self.source}: OK{_empty_note(self.source)}\n" + json.dumps(data, indent=2)
+        notes = [f"# {note}\n" for note in self.notes()]
+        head = f"# {self.source}: OK{_empty_note(self.source)}\n"
+        return head + "".join(notes) + json.dumps(data, indent=2)
+
+    def notes(self) -> list[str]:
+        """What is valid but likely unintended: output rails whose streaming is off, so
+        every streaming request gets a 400."""
+        out = []
+        for cid in self.configs.ids:
+            guard = self.configs.get(cid)
+            off = guard.config.streaming_switches_off
+            if guard.guards_output and off:
+                settings = " and ".join(f"{name}: true" for name in off)
+                out.append(
+                    f"config {cid!r}: output rails are configured but {' and '.join(off)} "
+                    f"{'are' if len(off) > 1 else 'is'} false: streaming requests get a 400 "
+                    f"(set {settings} to stream through the rails)"
+                )
+        return out
 
 
 FLAGS = {"server.host": "--host", "server.port": "--port", "upstream.base_url": "--upstream"}

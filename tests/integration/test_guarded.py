@@ -34,11 +34,12 @@ def rails(
         },
     }
     return {
+        "streaming": True,
         "rails": {
             "config": {"banned": {"type": "blocklist", "words": ["project falcon"]}},
             "output": output,
             **extra,
-        }
+        },
     }
 
 
@@ -267,26 +268,41 @@ async def test_input_rail_judges_only_the_last_user_message(
     assert status == 200
 
 
-async def test_streaming_with_rails_disabled_is_a_clear_400(
-    fake: FakeUpstream, proxy: ProxyFactory
+@pytest.mark.parametrize(
+    ("streaming", "enabled", "off"),
+    [
+        (True, False, "rails.output.streaming.enabled is false"),
+        (False, True, "streaming is false"),
+        (None, True, "streaming is false"),
+        (None, False, "streaming and rails.output.streaming.enabled are false"),
+    ],
+)
+async def test_streaming_rails_need_both_switches(
+    fake: FakeUpstream, proxy: ProxyFactory, streaming: bool | None, enabled: bool, off: str
 ) -> None:
+    """NeMo Guardrails: top-level `streaming` and `rails.output.streaming.enabled` must both
+    be true for a stream through output rails; the 400 names the switch that is off."""
     cfg = rails()
-    cfg["rails"]["output"]["streaming"]["enabled"] = False
+    cfg["streaming"] = streaming
+    cfg["rails"]["output"]["streaming"]["enabled"] = enabled
     p = await proxy(**cfg)
     status, raw = await p.post_stream("/v1/chat/completions", chat_body())
     assert status == 400
-    assert "stream: false" in json.loads(raw)["error"]["message"]
+    error = json.loads(raw)["error"]
+    assert error["code"] == "streaming_rails_disabled"
+    assert error["message"].startswith(
+        f"stream: true cannot be used when output rails are configured but {off}. Either set "
+    )
+    assert error["message"].endswith(" in the rails config, or send stream: false.")
     assert fake.requests == []
     status, _ = await p.post_stream("/v1/chat/completions", chat_body(False))
     assert status == 200
 
 
-async def test_top_level_streaming_true_enables_streaming_rails(
+async def test_both_switches_on_streams_through_the_rails(
     fake: FakeUpstream, proxy: ProxyFactory
 ) -> None:
-    cfg = rails()
-    cfg["rails"]["output"]["streaming"]["enabled"] = False
-    p = await proxy(streaming=True, **cfg)
+    p = await proxy(**rails())
     status, _ = await p.post_stream("/v1/chat/completions", chat_body())
     assert status == 200
 

@@ -13,6 +13,7 @@ from fakes.upstream import FakeUpstream, Script
 from integration.conftest import Proxy, ProxyFactory, chat_body, events
 
 BLOCKING = {
+    "streaming": True,
     "rails": {
         "config": {
             "banned": {"type": "blocklist", "words": ["falcon"]},
@@ -26,7 +27,7 @@ BLOCKING = {
             "flows": ["banned", "slow"],
             "streaming": {"enabled": True, "chunk_size": 50, "context_size": 5},
         },
-    }
+    },
 }
 
 
@@ -209,7 +210,7 @@ async def test_holdback_histogram_counts_held_text_events(
     fake.script = Script(text=[" a", " b", " c", " d", " e", " f"], tokens_per_s=20)
     streaming = {"enabled": True, "chunk_size": 3, "context_size": 1}
     rails = {"output": {"flows": ["pii"], "streaming": {**streaming, "stream_first": stream_first}}}
-    p = await proxy(rails=rails)
+    p = await proxy(streaming=True, rails=rails)
     status, _ = await p.post_stream("/v1/chat/completions", chat_body())
     assert status == 200
     m = await scrape(p)

@@ -48,6 +48,7 @@ FAST_S = 0.01
 SLOW_S = 0.1
 DEFAULT_END = "before reaching you."
 STREAM_FIRST = {
+    "streaming": True,
     "rails": {
         "config": {"banned": {"type": "blocklist", "words": ["project falcon"]}},
         "output": {
@@ -59,7 +60,7 @@ STREAM_FIRST = {
                 "stream_first": True,
             },
         },
-    }
+    },
 }
 RETRACTED = r"\[retracted: the (\d+) characters above were blocked by rail 'banned'\]"
 

@@ -50,7 +50,7 @@ def test_check_prints_effective_settings_with_secrets_masked(cfg: Path) -> None:
     result = run("check", "--config", str(cfg))
     assert result.returncode == 0, result.stderr
     assert "sk-very-secret" not in result.stdout
-    data = json.loads(result.stdout.split("\n", 1)[1])
+    data = json.loads(result.stdout[result.stdout.index("\n{") + 1 :])
     assert data["upstream"]["base_url"] == "http://h:1/v1"
     assert data["configs"]["default"]["output"] == ["secrets"]
 
@@ -73,6 +73,43 @@ def test_check_reports_bad_configs(cfg: Path, text: str, expected: str) -> None:
     result = run("check", "--config", str(cfg))
     assert result.returncode == 1
     assert re.search(expected, result.stderr, re.S), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("switches", "note"),
+    [
+        (
+            "rails: {output: {flows: [secrets]}}\n",
+            "streaming and rails.output.streaming.enabled are false: streaming requests get a "
+            "400 (set streaming: true and rails.output.streaming.enabled: true",
+        ),
+        (
+            "streaming: true\nrails: {output: {flows: [secrets]}}\n",
+            "rails.output.streaming.enabled is false: streaming requests get a 400 (set "
+            "rails.output.streaming.enabled: true",
+        ),
+        (
+            "rails: {output: {flows: [secrets], streaming: {enabled: true}}}\n",
+            "streaming is false: streaming requests get a 400 (set streaming: true",
+        ),
+    ],
+)
+def test_check_notes_output_rails_that_cannot_stream(cfg: Path, switches: str, note: str) -> None:
+    """Valid, but every streaming request would get a 400: check says so."""
+    cfg.write_text(switches)
+    result = run("check", "--config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    expected = f"# config 'default': output rails are configured but {note} to stream through "
+    assert result.stdout.splitlines()[1] == expected + "the rails)"
+
+
+def test_check_has_no_note_when_both_switches_are_on(cfg: Path) -> None:
+    cfg.write_text(
+        "streaming: true\nrails: {output: {flows: [secrets], streaming: {enabled: true}}}\n"
+    )
+    result = run("check", "--config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "{"
 
 
 def test_check_reports_every_problem_in_one_pass(cfg: Path) -> None:
@@ -291,7 +328,9 @@ def test_demo_banner_describes_the_config_loaded(
     lines = [wait_for(own_demo, r".+").group(0) for _ in range(2)]
     assert lines == [
         f"  config: {demo_config}",
-        "    output rails banned (windows of 6 tokens, stream_first: true); abort style error",
+        "    output rails banned (windows of 6 tokens, stream_first: true); streaming requests "
+        "get a 400 until streaming: true and rails.output.streaming.enabled: true; abort "
+        "style error",
     ]
     assert wait_for(own_demo, r"playground: .*").group(0) == (
         "playground: off (server.playground: true turns it on)"
