@@ -109,7 +109,7 @@ async def _input_rails(call: Call) -> Blocked | None:
     messages = req.input_messages(call.dialect.name, call.body)
     outcome, changes = await guard.check_input(messages)
     if outcome.blocked:
-        return Blocked(outcome.rail or "", outcome.reason)
+        return Blocked(outcome.rail or "", outcome.reason, text=outcome.text)
     if changes:
         req.apply_input_changes(call.dialect.name, call.body, changes)
         call.raw = orjson.dumps(call.body)

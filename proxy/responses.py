@@ -80,7 +80,7 @@ def _account(call: Call, result: RelayResult, spec: RelaySpec) -> None:
         metrics.upstream_errors.labels(kind).inc()
     if result.blocked is not None:
         metrics.streams_blocked.labels(result.blocked.rail).inc()
-        record.blocked(result.blocked.rail, result.blocked.reason)
+        record.blocked(result.blocked, _include_text(call))
     metrics.tokens.labels("relayed").inc(result.text_events)
     if spec.hold:
         metrics.tokens.labels("held").inc(result.text_events)
@@ -124,6 +124,10 @@ async def whole_response(call: Call, resp: aiohttp.ClientResponse) -> web.Stream
     return web.Response(status=resp.status, body=body, headers=headers)
 
 
+def _include_text(call: Call) -> bool:
+    return call.request.app[SETTINGS].logging.include_text
+
+
 def _whole_usage(record: RequestRecord, body: bytes) -> None:
     found = CHAT.usage(Event(b"", body))
     if found is not None:
@@ -142,7 +146,8 @@ async def _judge_whole(call: Call, body: bytes) -> bytes | web.StreamResponse:
     for index, text in call.dialect.final_text(obj):
         outcome = await call.guard.check_output(text, user)
         if outcome.blocked:
-            return await respond_blocked(call, Blocked(outcome.rail or "", outcome.reason))
+            blocked = Blocked(outcome.rail or "", outcome.reason, text=outcome.text)
+            return await respond_blocked(call, blocked)
         if outcome.text != text:
             call.dialect.set_final_text(obj, index, outcome.text)
             changed = True
@@ -154,7 +159,7 @@ async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
     ``abort.style: content_filter`` a 200 carrying the refusal."""
     abort = call.guard.config.rails.abort
     call.request.app[METRICS].streams_blocked.labels(blocked.rail).inc()
-    call.record.blocked(blocked.rail, blocked.reason)
+    call.record.blocked(blocked, _include_text(call))
     call.record.outcome = "blocked"
     if abort.style != "content_filter" or call.dialect is TGI_NATIVE:
         body = abort_body(blocked)

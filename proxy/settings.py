@@ -118,6 +118,9 @@ class UpstreamSettings(_Strict):
 class LoggingSettings(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
+    # Opt-in: a block's log line carries the text the blocking rail judged (the window
+    # with its context, or the input message), so false blocks can be reviewed. That text
+    # may hold personal data or secrets: off by default.
     include_text: bool = False
 
 
