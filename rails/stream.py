@@ -65,7 +65,7 @@ class Blocked:
     offset: int = 0
     channel: ChannelKey = (0, "content", 0)
     released: bool = False
-    text: str = field(default="", repr=False)
+    text: str = field(default="", repr=False, compare=False)
 
 
 class Idle:
