@@ -349,13 +349,17 @@ def _until_probed(view: ProcessView, timeout: float = 10.0) -> Snapshot:
 
 
 def _settle(view: ProcessView, base: Snapshot, streams: int, limit_s: float) -> Snapshot:
-    """Sample every second until fds and tasks are back at baseline, or ``limit_s``."""
+    """Sample until fds and tasks are back at baseline as the soak's checks judge it
+    (``reliability_report.settled``: idle upstream keep-alive connections do not count),
+    or ``limit_s``. Judging by raw fds here made the wait run to its limit whenever
+    connections stayed pooled, and the checks then judged whatever that last sample caught
+    in flight (a client socket still closing, an idle upstream connection being expired)."""
     deadline = time.monotonic() + limit_s
     while True:
         s = view.snapshot("settled", streams)
-        if (s.fds == base.fds and s.tasks == base.tasks) or time.monotonic() >= deadline:
+        if report.settled(base, s) or time.monotonic() >= deadline:
             return s
-        time.sleep(1.0)
+        time.sleep(0.25)
 
 
 def _windows(p: SoakPlan) -> int:

@@ -77,6 +77,18 @@ def _kinds(run: LoadRun) -> str:
 # -- soak ---------------------------------------------------------------------------------
 
 
+def fds_back(base: Snapshot, now: Snapshot) -> bool:
+    """Open fds are back at ``base``, not counting upstream connections: the proxy keeps
+    idle keep-alive connections to the upstream pooled (and closes them on its own clock),
+    so their number after a soak is not a leak."""
+    return now.fds - now.fd_kinds.get("upstream", 0) == base.fds - base.fd_kinds.get("upstream", 0)
+
+
+def settled(base: Snapshot, now: Snapshot) -> bool:
+    """What the soak's settle phase waits for and its checks require: fds and tasks back."""
+    return fds_back(base, now) and now.tasks == base.tasks
+
+
 @dataclass
 class SoakResult:
     setup: dict[str, Any]  # what ran: streams, concurrency, deltas, rails, configs, ...
@@ -135,7 +147,7 @@ class SoakResult:
         errors = sum(tally.errors.values())
         expected = int(self.setup["streams"])
         pool = last.fd_kinds.get("upstream", 0)
-        fds_ok = last.fds - pool == base.fds - base.fd_kinds.get("upstream", 0)
+        fds_ok = fds_back(base, last)
         fds_note = "" if pool == 0 else f" (+{pool} idle upstream keep-alive connections)"
         return [
             Check(

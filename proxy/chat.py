@@ -27,42 +27,50 @@ from aiohttp import web
 
 from proxy import chat_render as render
 from proxy.app import create_app
-from proxy.chat_wire import End, Target, Text, fetch_model, stream_reply, whole_reply
+from proxy.chat_wire import End, Target, Text, fetch_model, probe, stream_reply, whole_reply
 from proxy.configs import HEADER
 from proxy.loader import LoadedConfig, load_config
 from proxy.server import bound_port
 from proxy.settings import SettingsError
 
 T = TypeVar("T")
+CANNOT_START = 2
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the ``chat`` subcommand; the exit code."""
+    """Run the ``chat`` subcommand; the exit code (2: no config or no server to talk to)."""
     loaded = None
     if args.config:
         try:
             loaded = load_config(args.config)
         except (SettingsError, ValueError) as e:
-            print(f"railproxy: invalid config: {e}", file=sys.stderr)
-            return 1
+            problems = e.problems if isinstance(e, SettingsError) else str(e).splitlines()
+            for problem in problems:
+                print(f"railproxy: {problem}", file=sys.stderr)
+            return CANNOT_START
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the session starts
-        asyncio.run(_chat(args, loaded))
+        return asyncio.run(_chat(args, loaded))
     return 0
 
 
-async def _chat(args: argparse.Namespace, loaded: LoadedConfig | None) -> None:
+async def _chat(args: argparse.Namespace, loaded: LoadedConfig | None) -> int:
     headers = _headers(args.config_id)
     async with contextlib.AsyncExitStack() as stack:
         base_url = (args.base_url or DEFAULT_BASE_URL).rstrip("/")
         if loaded is not None:
             base_url = await stack.enter_async_context(in_process_proxy(loaded))
         session = await stack.enter_async_context(aiohttp.ClientSession())
+        problem = await probe(session, base_url, headers)
+        if problem is not None:
+            print(f"railproxy chat: {problem}", file=sys.stderr)
+            return CANNOT_START
         model = args.model or await fetch_model(session, base_url, headers)
         target = Target(base_url, model, headers)
         chat = Chat(session, target, args.streaming, LineReader(sys.stdin.fileno()), sys.stdout)
         sys.stdout.write(render.banner(base_url, model, args.streaming, args.config_id))
         await chat.run()
+    return 0
 
 
 def _headers(config_id: str | None) -> dict[str, str]:

@@ -12,7 +12,6 @@ import re
 from proxy.chat_wire import Abort, End, Failure
 
 ALERT = "\x1b[1;31m"
-STRUCK = "\x1b[9m"
 DIM = "\x1b[2m"
 RESET = "\x1b[0m"
 PROMPT = "you> "
@@ -54,15 +53,14 @@ def finish(end: End | None, shown: str, tty: bool, retract: bool = True) -> str:
 
 
 def abort_lines(abort: Abort, retracted: str, tty: bool) -> list[str]:
-    """The block line, then (when text was already shown) the retraction, struck through
-    on a terminal, then the history note."""
+    """The block line, then (when text was already shown) the retraction mark, then the
+    history note. The shown text is not printed again: it stands above, once."""
     message = f": {clean(abort.message)}" if abort.message else ""
     lines = [style(f"[blocked by {who(abort)}{message}]", ALERT, tty)]
     if retracted:
-        if tty:
-            lines.append(style(clean(retracted), DIM + STRUCK, tty))
         n = len(retracted)
-        lines.append(f"[retracted: the {n} characters above were blocked by {who(abort)}]")
+        mark = f"[retracted: the {n} characters above were blocked by {who(abort)}]"
+        lines.append(style(mark, DIM, tty))
     return [*lines, NOT_KEPT]
 
 

@@ -10,6 +10,7 @@ that ends with neither was complete.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -95,6 +96,28 @@ async def fetch_model(
             return first_model_id(orjson.loads(await resp.read()))
     except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
         return FALLBACK_MODEL
+
+
+async def probe(
+    session: aiohttp.ClientSession, base_url: str, headers: dict[str, str]
+) -> str | None:
+    """None when ``GET {base_url}/models`` gets an HTTP answer other than 401/403; else
+    one line saying what is wrong (nothing listening, a refused key)."""
+    try:
+        async with session.get(
+            f"{base_url}/models", headers=headers, timeout=MODELS_TIMEOUT
+        ) as resp:
+            if resp.status in (401, 403):
+                return f"{base_url} refused the key (HTTP {resp.status}): set OPENAI_API_KEY"
+            return None
+    except TimeoutError:
+        return f"{base_url} did not answer within {MODELS_TIMEOUT.total:g} s"
+    except aiohttp.ClientConnectorError as e:
+        err = e.os_error.errno
+        why = os.strerror(err) if err else str(e.os_error)
+        return f"cannot reach {base_url}: {why.lower()} (start one with: railproxy demo)"
+    except aiohttp.ClientError as e:
+        return f"cannot reach {base_url}: {type(e).__name__}: {e}"
 
 
 def classify_error(obj: dict[str, Any], prefix: str = "") -> End:

@@ -1,15 +1,21 @@
-"""The ``railproxy`` command: ``serve``, ``check``, ``demo``."""
+"""The ``railproxy`` command: ``serve``, ``check``, ``demo``, ``chat``.
+
+Exit codes: 0 done; 1 ``check`` found problems; 2 ``serve`` or ``demo`` could not start
+(a config that cannot be used, a bad flag, an address that cannot be listened on), said in
+one line per problem on stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from proxy import workers
+from proxy import __version__, workers
 from proxy.app import create_app
 from proxy.loader import LoadedConfig, load_config
 from proxy.logs import configure_logging
@@ -18,6 +24,9 @@ from proxy.server import run, serve_forever
 from proxy.settings import SettingsError
 
 log = logging.getLogger("railproxy")
+DESCRIPTION = "A streaming guardrails reverse proxy for OpenAI-compatible LLM servers."
+EPILOG = "Start with: railproxy demo (then railproxy chat in another terminal)."
+CANNOT_START = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="railproxy", description=__doc__)
+    p = argparse.ArgumentParser(prog="railproxy", description=DESCRIPTION, epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"railproxy {__version__}")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the proxy")
     serve.add_argument("--config", help="a YAML config file, or a directory of them")
@@ -59,10 +69,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> LoadedConfig | None:
+    """The config, or None after printing each problem on its own line."""
     try:
         return load_config(args.config, **_overrides(args))
     except (SettingsError, ValueError) as e:
-        print(f"railproxy: invalid config: {e}", file=sys.stderr)
+        problems = e.problems if isinstance(e, SettingsError) else str(e).splitlines()
+        for problem in problems:
+            print(f"railproxy: {problem}", file=sys.stderr)
         return None
 
 
@@ -85,7 +98,7 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     loaded = _load(args)
     if loaded is None:
-        return 1
+        return CANNOT_START
     configure_logging(loaded.settings.logging)
     s = loaded.settings.server
     _warn_if_open(s.host, bool(s.api_keys))
@@ -99,8 +112,22 @@ def _serve(args: argparse.Namespace) -> int:
     def announce(port: int) -> None:
         _announce(s.host, port)
 
-    run(serve_forever(app, s.host, s.port, announce, reuse_port=s.workers > 1, reload=reload))
+    try:
+        run(serve_forever(app, s.host, s.port, announce, reuse_port=s.workers > 1, reload=reload))
+    except OSError as e:
+        return cannot_listen(s.host, s.port, e)
     return 0
+
+
+def cannot_listen(host: str, port: int, e: OSError) -> int:
+    """Say in one line why ``host:port`` cannot be listened on, and what to do."""
+    what = {
+        errno.EADDRINUSE: "the address is in use: stop the process using it or pick another --port",
+        errno.EACCES: "permission denied: ports below 1024 need privileges, pick another --port",
+        errno.EADDRNOTAVAIL: "no such address on this machine: check --host",
+    }.get(e.errno or 0, e.strerror or str(e))
+    print(f"railproxy: cannot listen on {host}:{port}: {what}", file=sys.stderr)
+    return CANNOT_START
 
 
 def _warn_if_open(host: str, has_keys: bool) -> None:
@@ -133,7 +160,16 @@ def _serve_args(args: argparse.Namespace) -> list[str]:
 def _demo(args: argparse.Namespace) -> int:
     from proxy.demo import run_demo
 
-    run(run_demo(args.port, args.config))
+    loaded = None
+    if args.config:
+        # Validated before anything starts; the demo upstream's URL replaces the file's.
+        loaded = _load(args)
+        if loaded is None:
+            return CANNOT_START
+    try:
+        run(run_demo(args.port, loaded))
+    except OSError as e:
+        return cannot_listen("127.0.0.1", args.port, e)
     return 0
 
 

@@ -4,14 +4,23 @@ The demo upstream streams a canned answer word by word (about 40 words a second)
 ``/v1/chat/completions`` and ``/v1/completions``. Ask it about "project falcon" and its
 answer names the project, which the demo's blocklist rail stops mid-stream; ask for a
 contact and the answer's e-mail address is masked by the pii rail.
+
+The banner describes the config actually loaded (``--config FILE`` replaces the demo's
+own), and each request prints one short line: route, status, outcome and the rail that
+blocked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
+import logging
 import re
+import sys
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -19,13 +28,14 @@ from aiohttp import web
 
 from proxy.app import create_app
 from proxy.configs import ConfigSet
-from proxy.loader import load_config
+from proxy.loader import LoadedConfig
 from proxy.server import bound_port, serve_forever
 from proxy.settings import Settings
+from rails.guard import Guard
 
 MODEL = "railproxy-demo"
 DEMO_RAILS: dict[str, Any] = {
-    "streaming": True,
+    "streaming": True,  # both switches, as in NeMo Guardrails: this one and `enabled`
     "rails": {
         "config": {
             "banned": {"type": "blocklist", "words": ["project falcon"]},
@@ -33,7 +43,12 @@ DEMO_RAILS: dict[str, Any] = {
         },
         "output": {
             "flows": ["banned", "pii"],
-            "streaming": {"chunk_size": 8, "context_size": 4, "stream_first": False},
+            "streaming": {
+                "enabled": True,
+                "chunk_size": 8,
+                "context_size": 4,
+                "stream_first": False,
+            },
         },
     },
 }
@@ -125,45 +140,139 @@ def _complete(pieces: list[str], chat: bool) -> dict[str, Any]:
     return {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
 
 
-async def run_demo(port: int, config: str | None = None) -> None:
-    """Start the demo upstream on a free port and the proxy on ``port``; serve until
-    interrupted."""
+async def run_demo(port: int, loaded: LoadedConfig | None = None) -> None:
+    """Start the demo upstream on a free port and the proxy on ``port`` with ``loaded``'s
+    rails (None: the demo's own); serve until interrupted."""
     upstream = web.AppRunner(demo_upstream())
     await upstream.setup()
     await web.TCPSite(upstream, "127.0.0.1", 0).start()
     up_url = f"http://127.0.0.1:{bound_port(upstream)}/v1"
     try:
-        if config is None:
+        if loaded is None:
             demo = {**DEMO_RAILS, "upstream": {"base_url": up_url}, "server": {"playground": True}}
             settings = Settings.model_validate(demo)
-            configs = ConfigSet.single(settings.rails_config)
+            configs, source = ConfigSet.single(settings.rails_config), None
         else:
-            loaded = load_config(config, **{"upstream.base_url": up_url})
-            settings, configs = loaded.settings, loaded.configs
+            settings = loaded.settings.with_overrides(**{"upstream.base_url": up_url})
+            configs, source = loaded.configs, loaded.source
         app = create_app(settings, configs)
-        await serve_forever(app, "127.0.0.1", port, _print_usage)
+
+        def ready(bound: int) -> None:
+            print(banner(bound, settings, configs, source), flush=True)
+
+        with request_lines():
+            await serve_forever(app, "127.0.0.1", port, ready)
     finally:
         await upstream.cleanup()
 
 
-def _print_usage(port: int) -> None:
+def banner(port: int, settings: Settings, configs: ConfigSet, source: str | None) -> str:
+    """What the demo prints at start: where it is, what the loaded config does, and how to
+    try it (curl, ``railproxy chat``, the openai SDK)."""
     base = f"http://127.0.0.1:{port}/v1"
-    print(
-        f"""railproxy demo: proxy at {base} (demo upstream behind it)
-  playground: http://127.0.0.1:{port}/ui (the built-in demo config turns it on)
+    lines = [f"railproxy demo: proxy at {base} (demo upstream behind it)"]
+    lines += [f"  {line}" for line in describe_configs(configs, source)]
+    if settings.server.playground:
+        lines.append(f"  playground: http://127.0.0.1:{port}/ui")
+    else:
+        lines.append("  playground: off (server.playground: true turns it on)")
+    return "\n".join([*lines, "", *_how_to_try(base), "", _what_to_ask(source)])
 
-  curl -N {base}/chat/completions -H 'Content-Type: application/json' \\
+
+def describe_configs(configs: ConfigSet, source: str | None) -> list[str]:
+    """One line per rails config: its rails and how a stream is released."""
+    name = source or "the demo's built-in config"
+    lines = [f"config: {name}"]
+    for cid in configs.ids:
+        label = f"  {cid}: " if len(configs.ids) > 1 else "  "
+        lines.append(label + _rails_line(configs.get(cid)))
+    return lines
+
+
+def _rails_line(guard: Guard) -> str:
+    inputs = [r.name for r in guard.input.rails]
+    outputs = [r.name for r in guard.output.rails]
+    if not inputs and not outputs:
+        return "no rails: every answer passes through unchanged"
+    parts = []
+    if inputs:
+        parts.append(f"input rails {', '.join(inputs)}")
+    if outputs:
+        s = guard.config.rails.output.streaming
+        release = "stream_first: true" if s.stream_first else "stream_first: false"
+        window = f"windows of {s.chunk_size} tokens"
+        parts.append(f"output rails {', '.join(outputs)} ({window}, {release})")
+        off = guard.config.streaming_switches_off
+        if off:
+            settings = " and ".join(f"{name}: true" for name in off)
+            parts.append(f"streaming requests get a 400 until {settings}")
+    parts.append(f"abort style {guard.config.rails.abort.style}")
+    return "; ".join(parts)
+
+
+def _how_to_try(base: str) -> list[str]:
+    curl = f"""  curl -N {base}/chat/completions -H 'Content-Type: application/json' \\
     -d '{{"model": "{MODEL}", "stream": true,
-         "messages": [{{"role": "user", "content": "Tell me about Project Falcon"}}]}}'
-
-  python -c "
+         "messages": [{{"role": "user", "content": "Tell me about Project Falcon"}}]}}'"""
+    snippet = f"""  python -c "
 from openai import OpenAI
 c = OpenAI(base_url='{base}', api_key='none')
 for ch in c.chat.completions.create(model='{MODEL}', stream=True,
         messages=[{{'role': 'user', 'content': 'How do I contact you?'}}]):
     print(ch.choices[0].delta.content or '', end='', flush=True) if ch.choices else None
-print()"
+print()\""""
+    sdk = "with the openai SDK:"
+    if importlib.util.find_spec("openai") is None:
+        sdk = "with the openai SDK (not installed here: pip install openai):"
+    return [
+        "try it, in another terminal:",
+        f"  railproxy chat --base-url {base}",
+        "with curl:",
+        curl,
+        sdk,
+        snippet,
+    ]
 
-Ask about "Project Falcon" to see a block, or for a contact to see masking. Ctrl-C stops.""",
-        flush=True,
+
+def _what_to_ask(source: str | None) -> str:
+    if source is None:
+        return (
+            'Ask about "Project Falcon" to see a block, or for a contact to see masking. '
+            "Each request prints a line below. Ctrl-C stops."
+        )
+    return (
+        'The demo model answers "Project Falcon is our secret plan ..." to questions about '
+        'Project Falcon, "Write to jane.doe@example.com ..." to a contact question, and a '
+        "greeting otherwise; your config's rails judge those answers. Each request prints a "
+        "line below. Ctrl-C stops."
     )
+
+
+class RequestLine(logging.Formatter):
+    """An access-log record as one short line: route, status, outcome, blocking rail."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = vars(record)
+        status = fields.get("status", 0)
+        outcome = fields.get("outcome") or ("ok" if status < 400 else "error")
+        rail = fields.get("blocked_rail")
+        by = f" by rail '{rail}'" if rail else ""
+        kind = "stream" if fields.get("stream") else "request"
+        return f"  {fields.get('route', '?')} {status} {kind} {outcome}{by}"
+
+
+@contextlib.contextmanager
+def request_lines() -> Iterator[None]:
+    """Print each request's line on stdout while the block runs."""
+    access = logging.getLogger("railproxy.access")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(RequestLine())
+    saved = access.level, access.propagate
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    try:
+        yield
+    finally:
+        access.removeHandler(handler)
+        access.level, access.propagate = saved

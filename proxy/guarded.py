@@ -74,13 +74,24 @@ def _ask_for_usage(call: Call) -> None:
 
 
 def _require_streaming_rails(call: Call) -> None:
-    if not call.guard.config.output_streaming_enabled:
+    """NeMo's ``stream_async()`` refuses output rails without streaming enabled
+    (``StreamingNotSupportedError``); so does railproxy, naming the switch that is off."""
+    off = call.guard.config.streaming_switches_off
+    if off:
         raise BadRequest(
-            "Output rails are configured but streaming output rails are disabled: set "
-            "rails.output.streaming.enabled: true in the rails config, or send stream: false.",
-            param="stream",
-            code="streaming_rails_disabled",
+            streaming_off_message(off), param="stream", code="streaming_rails_disabled"
         )
+
+
+def streaming_off_message(off: list[str]) -> str:
+    switches = " and ".join(off)
+    verb = "are" if len(off) > 1 else "is"
+    settings = " and ".join(f"{name}: true" for name in off)
+    return (
+        "stream: true cannot be used when output rails are configured but "
+        f"{switches} {verb} false. Either set {settings} in the rails config, or send "
+        "stream: false."
+    )
 
 
 def _admit(request: web.Request) -> None:
@@ -99,7 +110,7 @@ async def _input_rails(call: Call) -> Blocked | None:
     messages = req.input_messages(call.dialect.name, call.body)
     outcome, changes = await guard.check_input(messages)
     if outcome.blocked:
-        return Blocked(outcome.rail or "", outcome.reason)
+        return Blocked(outcome.rail or "", outcome.reason, text=outcome.text)
     if changes:
         req.apply_input_changes(call.dialect.name, call.body, changes)
         call.raw = orjson.dumps(call.body)

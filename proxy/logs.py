@@ -1,5 +1,8 @@
 """Logging set-up: one JSON object per line (or plain text), level from settings.
 
+Both formats carry the same fields: the text format writes the ``extra`` fields after the
+message as ``key=value`` (values with spaces, quotes or ``=`` JSON-quoted).
+
 Nothing here logs request or response text; callers pass only ids, sizes, timings and
 names in ``extra``.
 """
@@ -15,7 +18,10 @@ import orjson
 
 from proxy.settings import LoggingSettings
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
+    "message",
+    "asctime",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,10 +33,37 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        data.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        data.update(extra_fields(record))
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(data, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger message key=value ...``: the JSON format's fields as text."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = [f"{k}={_text_value(v)}" for k, v in extra_fields(record).items()]
+        line = super().format(record)
+        if not fields:
+            return line
+        head, sep, tail = line.partition("\n")  # a traceback stays below the fields
+        return " ".join([head, *fields]) + sep + tail
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a caller passed in ``extra``."""
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+
+
+def _text_value(value: Any) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    if isinstance(value, str) and (not value or any(c in value for c in ' "=\n\t')):
+        return orjson.dumps(value).decode()
+    return text
 
 
 def configure_logging(settings: LoggingSettings) -> None:
@@ -38,7 +71,7 @@ def configure_logging(settings: LoggingSettings) -> None:
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())

@@ -231,16 +231,20 @@ class Dialect:
 
     # -- events we author ------------------------------------------------------------
 
-    def abort(self, blocked: Blocked, style: str, refusal: str, env: Envelope) -> bytes:
+    def abort(
+        self, blocked: Blocked, style: str, refusal: str, env: Envelope, separator: str = ""
+    ) -> bytes:
         if style == "content_filter":
-            return self._content_filter(refusal, env) + DONE_EVENT
+            return self._content_filter(refusal, env, separator) + DONE_EVENT
         return encode(json.dumps(abort_body(blocked)).encode()) + DONE_EVENT
 
-    def _content_filter(self, refusal: str, env: Envelope) -> bytes:
+    def _content_filter(self, refusal: str, env: Envelope, separator: str) -> bytes:
+        """``separator`` goes before the refusal of each choice whose text was sent."""
         out = b""
         for index in sorted(env.choices or {0}):
             if refusal:
-                out += encode(orjson.dumps(self._chunk(env, index, refusal, None)))
+                text = (separator if index in env.choices else "") + refusal
+                out += encode(orjson.dumps(self._chunk(env, index, text, None)))
             out += encode(orjson.dumps(self._chunk(env, index, None, "content_filter")))
         return out
 
@@ -378,7 +382,9 @@ class TGI(Dialect):
         data = dump_json(obj)
         return Event(b"data:" + data + b"\n\n", data)
 
-    def abort(self, blocked: Blocked, style: str, refusal: str, env: Envelope) -> bytes:
+    def abort(
+        self, blocked: Blocked, style: str, refusal: str, env: Envelope, separator: str = ""
+    ) -> bytes:
         body = {"error": f"Blocked by {blocked.rail} rails.", "error_type": "guardrails_violation"}
         return b"data:" + json.dumps(body).encode() + b"\n\n"
 

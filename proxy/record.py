@@ -2,7 +2,8 @@
 
 The metrics middleware creates one per request (``request[RECORD]``), handlers and the
 relay fill it in, and the middleware turns it into metrics and one JSON log line when the
-request ends. No request or response text is ever stored here.
+request ends. No request or response text is stored here, except a block's judged text when
+the operator opts in with ``logging.include_text``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.metrics import Metrics
+from rails.stream import Blocked
 
 
 @dataclass(slots=True)
@@ -33,6 +35,8 @@ class RequestRecord:
     prompt_tokens: int | None = None
     blocked_rail: str = ""
     blocked_reason: str = ""
+    # The judged text of a block: only with logging.include_text (opt-in), never otherwise.
+    blocked_text: str = ""
     # The inter-token histogram's child for this route, looked up once per stream: the
     # lookup (label validation, a lock, a dict) cost as much as the observation per write.
     inter_token: Any = None
@@ -65,8 +69,12 @@ class RequestRecord:
             metrics.upstream_ttft.labels(self.route).observe(up)
             metrics.added_ttft.labels(self.route, self.config).observe(max(0.0, ttft - up))
 
-    def blocked(self, rail: str, reason: str) -> None:
-        self.blocked_rail, self.blocked_reason = rail, reason
+    def blocked(self, blocked: Blocked, include_text: bool = False) -> None:
+        """A rail ended the request; with ``include_text`` its log line carries the text
+        the rail judged (``logging.include_text``)."""
+        self.blocked_rail, self.blocked_reason = blocked.rail, blocked.reason
+        if include_text:
+            self.blocked_text = blocked.text
 
     @property
     def ttft(self) -> float | None:
@@ -96,6 +104,7 @@ class RequestRecord:
             "completion_tokens": self.completion_tokens,
             "blocked_rail": self.blocked_rail,
             "blocked_reason": self.blocked_reason,
+            "blocked_text": self.blocked_text,
         }
         fields.update({k: v for k, v in optional.items() if v not in (None, "")})
         return fields

@@ -319,7 +319,8 @@ class Relay:
         self.result.outcome = "blocked"
         self.result.blocked = blocked
         s = self._spec.abort
-        data = self._dialect.abort(blocked, s.style, s.refusal_message, self.result.envelope)
+        env = self.result.envelope
+        data = self._dialect.abort(blocked, s.style, s.refusal_message, env, s.separator)
         if self._spec.debug is not None:
             data = abort_event(blocked) + data
         await self._writer.send(data)

@@ -91,7 +91,7 @@ def _account(call: Call, result: RelayResult, spec: RelaySpec) -> None:
         metrics.upstream_errors.labels(kind).inc()
     if result.blocked is not None:
         metrics.streams_blocked.labels(result.blocked.rail).inc()
-        record.blocked(result.blocked.rail, result.blocked.reason)
+        record.blocked(result.blocked, _include_text(call))
     metrics.tokens.labels("relayed").inc(result.text_events)
     if spec.hold:
         metrics.tokens.labels("held").inc(result.text_events)
@@ -150,6 +150,10 @@ async def raw_response(call: Call, resp: aiohttp.ClientResponse) -> web.StreamRe
     return web.Response(status=resp.status, body=data, headers=headers)
 
 
+def _include_text(call: Call) -> bool:
+    return call.request.app[SETTINGS].logging.include_text
+
+
 def _whole_usage(record: RequestRecord, body: bytes) -> None:
     found = CHAT.usage(Event(b"", body))
     if found is not None:
@@ -174,7 +178,8 @@ async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
         judged = unescape(text) if key[1] == "tool_arguments" else text
         outcome = await call.guard.check_output(judged, user, field=key[1])
         if outcome.blocked:
-            return await respond_blocked(call, Blocked(outcome.rail or "", outcome.reason))
+            blocked = Blocked(outcome.rail or "", outcome.reason, text=outcome.text)
+            return await respond_blocked(call, blocked)
         if outcome.text == judged:
             continue
         try:
@@ -206,7 +211,7 @@ async def _judge_error(call: Call, data: bytes, status: int) -> bytes | web.Stre
     outcome = await call.guard.check_output(text, user)
     if outcome.action is Action.ALLOW:
         return data
-    blocked = Blocked(outcome.rail or "", outcome.reason or "error text modified")
+    blocked = Blocked(outcome.rail or "", outcome.reason or "error text modified", text=text)
     return blocked_error(call, blocked, status)
 
 
@@ -228,7 +233,7 @@ def blocked_error(call: Call, blocked: Blocked, status: int = 400) -> web.Respon
 
 def _count_block(call: Call, blocked: Blocked) -> None:
     call.request.app[METRICS].streams_blocked.labels(blocked.rail).inc()
-    call.record.blocked(blocked.rail, blocked.reason)
+    call.record.blocked(blocked, _include_text(call))
     call.record.outcome = "blocked"
 
 

@@ -4,10 +4,15 @@ Our own files are strict (``extra="forbid"``): a typo is an error naming the key
 may hold ``${VAR}`` or ``${VAR:-default}``; expansion happens on parsed scalars (never on
 raw YAML text, so a variable's value cannot inject YAML). An unset variable without a
 default is an error naming the variable and the key that used it.
+
+Every problem of a file is reported at once, one line each, as
+``file: key: value: what is wrong (did you mean ...)``: the settings' own keys and the rails
+under ``rails.config`` (validated by ``rails.registry``) in the same pass.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -25,13 +30,23 @@ from pydantic import (
     model_validator,
 )
 
-from rails.config import RailsConfig, RailsSection
+from rails.config import InputRails, OutputRails, RailsConfig, RailsSection
+from rails.registry import check_config
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class SettingsError(ValueError):
-    """A config file that cannot be used; the message names the key and the value."""
+    """A config file that cannot be used; ``problems`` holds one line per problem, each
+    naming the key and the value (the message is those lines)."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+    def within(self, source: str) -> SettingsError:
+        """The same problems, each line prefixed with ``source: ``."""
+        return SettingsError(*(f"{source}: {p}" for p in self.problems))
 
 
 class _Strict(BaseModel):
@@ -106,6 +121,9 @@ class UpstreamSettings(_Strict):
 class LoggingSettings(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
+    # Opt-in: a block's log line carries the text the blocking rail judged (the window
+    # with its context, or the input message), so false blocks can be reviewed. That text
+    # may hold personal data or secrets: off by default.
     include_text: bool = False
 
 
@@ -143,21 +161,42 @@ class Settings(_Strict):
 
 
 def load(path: str | Path | None, env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate a config file (None: all defaults)."""
+    """Read and validate a config file (None: all defaults). Every problem line of the
+    ``SettingsError`` starts with the file's name."""
     if path is None:
         return Settings()
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SettingsError(f"{p}: cannot read: {e.strerror}") from e
-    except yaml.YAMLError as e:
-        raise SettingsError(f"{p}: not valid YAML: {e}") from e
+    raw = read_yaml(p)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise SettingsError(f"{p}: the top level must be a mapping, got {type(raw).__name__}")
-    return _validate(expand(raw, os.environ if env is None else env))
+    try:
+        return _validate(expand(raw, os.environ if env is None else env))
+    except SettingsError as e:
+        raise e.within(str(p)) from None
+
+
+def read_yaml(p: Path) -> Any:
+    """The parsed YAML of ``p`` (None for an empty file); errors name the file and line."""
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise SettingsError(f"{p}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise SettingsError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    except yaml.YAMLError as e:
+        raise SettingsError(f"{p}: {_yaml_problem(e, p)}") from None
+
+
+def _yaml_problem(e: yaml.YAMLError, p: Path) -> str:
+    """PyYAML's several-line message as one line: where, and what."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is None or not problem:
+        return "not valid YAML: " + " ".join(str(e).replace("<unicode string>", str(p)).split())
+    context = getattr(e, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
 
 
 def expand(node: Any, env: Mapping[str, str], path: str = "") -> Any:
@@ -184,20 +223,70 @@ def _validate(data: dict[str, Any]) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as e:
-        raise SettingsError(describe(e)) from None
+        raise SettingsError(*describe(e), *_rail_problems(data)) from None
 
 
-def describe(e: ValidationError) -> str:
-    """One line per problem: ``key.path: message (got 'value')``. Secrets are not echoed."""
+def describe(e: ValidationError) -> list[str]:
+    """One line per problem: ``key.path: value: message``. Secrets are not echoed."""
     lines = []
     for err in e.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        shown = "***" if "key" in key else repr(err.get("input"))
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "(top level)"
+        shown = "***" if "key" in key else _short(err.get("input"))
         if err["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key")
+            lines.append(f"{key}: {shown}: unknown key{_key_hint(loc)}")
+        elif err["type"] == "missing":
+            lines.append(f"{key}: required key missing")
+        elif not loc:
+            lines.append(f"{key}: {err['msg'].removeprefix('Value error, ')}")
         else:
-            lines.append(f"{key}: {err['msg']} (got {shown})")
-    return "; ".join(lines)
+            lines.append(f"{key}: {shown}: {err['msg'].removeprefix('Value error, ')}")
+    return lines
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _key_hint(loc: list[str]) -> str:
+    """`` (did you mean 'port'?); known keys: ...`` for an unknown key at ``loc``."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        is_model = isinstance(model, type) and issubclass(model, BaseModel)
+        field = model.model_fields.get(part) if is_model else None
+        model = field.annotation if field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return ""
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(loc[-1], known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{hint}; known keys: {', '.join(known)}"
+
+
+def _rail_problems(data: dict[str, Any]) -> list[str]:
+    """What ``rails.registry`` finds wrong with the rails under ``rails.config`` and the
+    flows naming them, when the settings around them did not validate (when they do, the
+    loader builds the rails and reports the same problems)."""
+    rails = data.get("rails")
+    if not isinstance(rails, dict):
+        return []
+    config = rails.get("config") or {}
+    if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
+        return []
+    section = RailsSection.model_construct(
+        config=config,
+        input=InputRails.model_construct(flows=_flows(rails, "input")),
+        output=OutputRails.model_construct(flows=_flows(rails, "output")),
+    )
+    return check_config(RailsConfig.model_construct(rails=section))
+
+
+def _flows(rails: dict[str, Any], stage: str) -> tuple[str, ...]:
+    flows = rails.get(stage, {}).get("flows") if isinstance(rails.get(stage), dict) else None
+    if isinstance(flows, list) and all(isinstance(f, str) for f in flows):
+        return tuple(flows)
+    return ()
 
 
 def _reveal(data: Any) -> Any:

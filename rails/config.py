@@ -57,6 +57,9 @@ class OutputRails(_Strict):
 class Abort(_Strict):
     style: Literal["error", "content_filter"] = "error"
     refusal_message: str = ""
+    # content_filter, mid-stream: written between the text already sent and the refusal
+    # (without it a client shows "our[removed by policy]").
+    separator: str = "\n"
 
 
 class RailsSection(_Strict):
@@ -83,6 +86,14 @@ class RailsConfig(_Strict):
 
     @property
     def output_streaming_enabled(self) -> bool:
-        """Streaming output rails are on if ``rails.output.streaming.enabled`` or top-level
-        ``streaming`` says so (NeMo accepts either)."""
-        return self.rails.output.streaming.enabled or bool(self.streaming)
+        """Streaming output rails are on when both switches say so, as in NeMo Guardrails:
+        top-level ``streaming: true`` and ``rails.output.streaming.enabled: true``."""
+        return not self.streaming_switches_off
+
+    @property
+    def streaming_switches_off(self) -> list[str]:
+        """The switches a streaming request with output rails still needs turned on."""
+        off = [] if self.streaming else ["streaming"]
+        if not self.rails.output.streaming.enabled:
+            off.append("rails.output.streaming.enabled")
+        return off

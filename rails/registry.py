@@ -8,11 +8,14 @@ with its defaults (``flows: [secrets]`` needs no entry).
 Every problem is a ``RailsConfigError`` line naming the key path and the bad value and
 listing what is available::
 
-    rails.config.banned.wrods: unknown key (did you mean 'words'?); known keys for
-        blocklist: words, timeout_s, on_error, fields
-    rails.config.banned.timeout_s: Input should be greater than 0 (got -1)
-    rails.output.flows: 'pi' names no rail (did you mean 'pii'?); configured: [banned];
+    rails.config.banned.wrods: ['x']: unknown key (did you mean 'words'?); known keys
+        for blocklist: words, timeout_s, on_error, fields
+    rails.config.banned.timeout_s: -1: Input should be greater than 0
+    rails.output.flows: 'pi': names no rail (did you mean 'pii'?); configured: [banned];
         built-in types: [regex, blocklist, pii, ...]
+
+that is ``key: value: what is wrong``, the value left out where there is none (a missing
+key).
 
 Values under keys holding secrets (``api_key``, ``headers``) are shown as ``***``.
 
@@ -162,7 +165,7 @@ def _type_of(name: str, spec: Mapping[str, Any]) -> RailType:
     if rail_type is None:
         hint = _hint(type_name, BUILTIN)
         raise RailsConfigError(
-            f"rails.config.{name}.type: {type_name!r} is not a rail type{hint}; "
+            f"rails.config.{name}.type: {type_name!r}: not a rail type{hint}; "
             f"built-in types: {types}"
         )
     return rail_type
@@ -170,7 +173,7 @@ def _type_of(name: str, spec: Mapping[str, Any]) -> RailType:
 
 def _unknown_flow(stage: str, flow: str, configured: Mapping[str, Any]) -> str:
     return (
-        f"rails.{stage}.flows: {flow!r} names no rail{_hint(flow, [*configured, *BUILTIN])}; "
+        f"rails.{stage}.flows: {flow!r}: names no rail{_hint(flow, [*configured, *BUILTIN])}; "
         f"configured: {_listing(configured)}; built-in types: {_listing(BUILTIN)}"
     )
 
@@ -179,15 +182,16 @@ def _describe(name: str, spec: Mapping[str, Any], err: ErrorDetails) -> str:
     loc = [str(part) for part in err["loc"]]
     path = ".".join(["rails", "config", name, *loc])
     type_name = str(spec["type"])
+    shown = _shown(loc, err["input"])
     if err["type"] == "extra_forbidden":
         keys = known_keys(BUILTIN[type_name].Config)
         hint = _hint(loc[-1], keys)
-        return f"{path}: unknown key{hint}; known keys for {type_name}: {', '.join(keys)}"
+        return f"{path}: {shown}: unknown key{hint}; known keys for {type_name}: {', '.join(keys)}"
     if err["type"] == "missing":
         return f"{path}: required key missing"
     error = err.get("ctx", {}).get("error")
     message = str(error) if err["type"] == "value_error" and error else err["msg"]
-    return f"{path}: {message} (got {_shown(loc, err['input'])})"
+    return f"{path}: {shown}: {message}"
 
 
 def known_keys(config: type[RailConfig]) -> list[str]:

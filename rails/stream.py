@@ -64,13 +64,15 @@ class CannotRewrite(Exception):
 class Blocked:
     """A stream ended by a rail. ``offset`` is the token offset (in its channel) where the
     blocked window's new text starts; ``released`` says whether some of the blocked text
-    had already reached the client (stream_first true)."""
+    had already reached the client (stream_first true). ``text`` is the text the blocking
+    rail judged (the window with its context), for a log that opts in to it."""
 
     rail: str
     reason: str
     offset: int = 0
     channel: ChannelKey = (0, "content", 0)
     released: bool = False
+    text: str = field(default="", repr=False, compare=False)
 
 
 class Idle:
@@ -412,6 +414,7 @@ class GuardedStream(Generic[T]):
                 window.start,
                 ch.key,
                 released=self._cfg.stream_first,
+                text=outcome.text,
             )
             return outcome
         ch.passed = window.end

@@ -13,8 +13,15 @@ def sh_blocks(text: str) -> list[str]:
 
 
 def test_quick_start_installs_and_runs_the_demo() -> None:
-    first = sh_blocks((ROOT / "README.md").read_text())[0].strip()
-    assert first == "pip install . && railproxy demo"
+    readme = (ROOT / "README.md").read_text()
+    first = sh_blocks(readme)[0].strip().splitlines()
+    assert first == [
+        "python3 -m venv .venv && . .venv/bin/activate",
+        "pip install . && railproxy demo",
+    ]
+    wanted = re.search(r'requires-python = ">=(\d+\.\d+)"', (ROOT / "pyproject.toml").read_text())
+    assert wanted is not None
+    assert f"Python {wanted.group(1)} or newer, in a virtual environment" in readme
 
 
 def test_ci_runs_readmes_test_command() -> None:

@@ -17,9 +17,9 @@ import pytest
 
 from bench import reliability_report as report
 from bench.load import Refusal
-from bench.reliability import main, quick_plan, run_parts
+from bench.reliability import _settle, main, quick_plan, run_parts
 from bench.reliability_drive import Tally, well_formed_429
-from bench.reliability_report import LoadRow, SoakResult
+from bench.reliability_report import LoadRow, SoakResult, settled
 from bench.reliability_watch import Snapshot
 from bench.results import CaseResult, LoadRun, Stats
 from bench.scenarios import NONE, Case
@@ -36,7 +36,7 @@ TINY = dataclasses.replace(
         concurrency=8,
         canary_every=20,
         sample_s=0.3,
-        settle_s=1.0,
+        settle_s=30.0,  # an upper bound: the settle phase returns once settled
     ),
     overload=dataclasses.replace(QUICK.overload, limit=4, deltas=16, duration_s=0.8, ramp_s=0.1),
 )
@@ -48,6 +48,15 @@ def _met(result: report.Reliability, prefix: str) -> bool:
     return all(c.met for c in found)
 
 
+def _numbers(result: report.Reliability) -> str:
+    """The soak's fd and task figures, for an assertion message."""
+    soak = result.soak
+    assert soak is not None
+    checks = [f"{c.goal}: {c.measured}" for c in result.checks() if c.goal.startswith("soak")]
+    samples = [f"{s.label}: fds {s.fds} {s.fd_kinds} tasks {s.tasks}" for s in soak.snapshots]
+    return "\n".join([*checks, *samples[:1], *samples[-3:]])
+
+
 @pytest.mark.timeout(90)
 def test_soak_and_overload_end_to_end() -> None:
     result = run_parts(TINY, ["soak", "overload"], ["--tiny"], lambda msg: None)
@@ -57,8 +66,8 @@ def test_soak_and_overload_end_to_end() -> None:
     assert soak.tally.ok + soak.tally.blocked == 300, soak.tally
     assert soak.tally.blocked == soak.tally.canaries == 15
     assert _met(result, "soak: every stream correct")
-    assert _met(result, "soak: open fds back to baseline")
-    assert _met(result, "soak: asyncio tasks back to baseline")
+    assert _met(result, "soak: open fds back to baseline"), _numbers(result)
+    assert _met(result, "soak: asyncio tasks back to baseline"), _numbers(result)
     assert soak.baseline.tasks is not None
     assert soak.baseline.tasks > 0
     assert {s.label for s in soak.snapshots} >= {"baseline", "load", "load end", "settled"}
@@ -162,6 +171,35 @@ def test_soak_fds_may_still_hold_idle_upstream_connections() -> None:
     end = Snapshot("load end", 2, 1000, 90.0, 143, {"upstream": 64}, 60, 6, 0.0)
     last = Snapshot("settled", 3, 1000, 90.0, 79, {"upstream": 64}, 2, 6, 0.0)
     assert all(c.met for c in _soak([base, warm, end, last]).checks())
+
+
+class _Views:
+    """Stands in for a ProcessView: hands out the given snapshots in order."""
+
+    def __init__(self, *snapshots: Snapshot) -> None:
+        self.left = list(snapshots)
+        self.taken = 0
+
+    def snapshot(self, label: str, streams: int) -> Snapshot:
+        self.taken += 1
+        return self.left.pop(0)
+
+
+def test_settle_waits_for_what_the_checks_judge_not_raw_fds() -> None:
+    """The flake: with idle upstream connections pooled, raw fds never equal the baseline,
+    so the settle phase ran to its limit and the check judged a sample that caught a client
+    socket still closing. Now it waits until the check's own predicate holds."""
+    base = Snapshot("baseline", 0, 0, 80.0, 15, {"upstream": 0}, 2, 6, 0.0)
+    closing = Snapshot("settled", 1, 300, 80.0, 20, {"upstream": 4, "client": 1}, 2, 6, 0.0)
+    pooled = Snapshot("settled", 2, 300, 80.0, 19, {"upstream": 4, "client": 0}, 2, 6, 0.0)
+    views = _Views(closing, pooled)
+    got = _settle(views, base, 300, limit_s=30.0)  # type: ignore[arg-type]
+    assert got is pooled
+    assert views.taken == 2
+    assert not settled(base, closing)
+    assert settled(base, pooled)
+    load = [_snap("load", 1, 200, 90, 50, 60), _snap("load end", 1, 300, 90, 50, 60)]
+    assert all(c.met for c in _soak([base, *load, got]).checks())
 
 
 def _run(target: str, requests: int, errors: dict[str, int]) -> LoadRun:

@@ -65,6 +65,7 @@ pytestmark = pytest.mark.skipif(
 
 def rails(stream_first: bool) -> RailsConfig:
     config = {
+        "streaming": True,
         "rails": {
             "config": {
                 "banned": {"type": "blocklist", "words": ["project falcon"]},
@@ -79,7 +80,7 @@ def rails(stream_first: bool) -> RailsConfig:
                     "stream_first": stream_first,
                 },
             },
-        }
+        },
     }
     return RailsConfig.model_validate(config)
 

@@ -50,7 +50,7 @@ def rails(words: list[str], stream_first: bool, **extra: Any) -> Json:
     streaming = {"enabled": True, "chunk_size": 10, "context_size": 4}
     output = {"flows": ["banned"], "streaming": streaming | {"stream_first": stream_first}}
     config = {"banned": {"type": "blocklist", "words": words}}
-    return {"rails": {"config": config, "output": output, **extra}}
+    return {"streaming": True, "rails": {"config": config, "output": output, **extra}}
 
 
 def events(raw: bytes) -> list[bytes]:

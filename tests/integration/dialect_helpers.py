@@ -20,7 +20,7 @@ def rails(stream_first: bool, chunk: int = 4, context: int = 2, **extra: Any) ->
     streaming = {"enabled": True, "chunk_size": chunk, "context_size": context}
     output = {"flows": ["banned"], "streaming": streaming | {"stream_first": stream_first}}
     config = {"banned": {"type": "blocklist", "words": ["ruru"]}}
-    return {"rails": {"config": config, "output": output, **extra}}
+    return {"streaming": True, "rails": {"config": config, "output": output, **extra}}
 
 
 def slow_rail(stream_first: bool, delay_s: float) -> dict[str, Any]:

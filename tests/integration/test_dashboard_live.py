@@ -14,6 +14,7 @@ from integration.conftest import ProxyFactory, chat_body
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "railproxy.json"
 RAILS = {
+    "streaming": True,
     "rails": {
         "config": {"banned": {"type": "blocklist", "words": ["falcon"]}},
         "input": {"flows": ["secrets"]},
@@ -21,7 +22,7 @@ RAILS = {
             "flows": ["banned"],
             "streaming": {"enabled": True, "chunk_size": 4, "stream_first": False},
         },
-    }
+    },
 }
 
 

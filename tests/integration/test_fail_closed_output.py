@@ -30,13 +30,14 @@ PHRASE = b"Falcon"
 def rails(stream_first: bool) -> dict[str, Any]:
     streaming = {"enabled": True, "chunk_size": 8, "context_size": 4}
     return {
+        "streaming": True,
         "rails": {
             "config": {"banned": {"type": "blocklist", "words": ["project falcon"]}},
             "output": {
                 "flows": ["banned"],
                 "streaming": {**streaming, "stream_first": stream_first},
             },
-        }
+        },
     }
 
 

@@ -34,11 +34,12 @@ def rails(
         },
     }
     return {
+        "streaming": True,
         "rails": {
             "config": {"banned": {"type": "blocklist", "words": ["project falcon"]}},
             "output": output,
             **extra,
-        }
+        },
     }
 
 
@@ -158,6 +159,46 @@ async def test_content_filter_style(fake: FakeUpstream, proxy: ProxyFactory, ref
     assert "Falcon" not in texts
 
 
+@pytest.mark.parametrize(
+    ("separator", "expected"), [(None, "\nNo."), (" -- ", " -- No."), ("", "No.")]
+)
+async def test_content_filter_refusal_is_separated_from_the_partial_text(
+    fake: FakeUpstream, proxy: ProxyFactory, separator: str | None, expected: str
+) -> None:
+    """Mid-stream, the refusal does not glue onto the text already sent ("w9No.")."""
+    fake.script = Script(text=with_secret_at(30))
+    abort: dict[str, Any] = {"style": "content_filter", "refusal_message": "No."}
+    if separator is not None:
+        abort["separator"] = separator
+    p = await proxy(**rails(stream_first=True, abort=abort))
+    status, raw = await p.post_stream("/v1/chat/completions", chat_body())
+    assert status == 200
+    deltas = [
+        c["delta"].get("content")
+        for e in events(raw)
+        if e != b"[DONE]"
+        for c in json.loads(e)["choices"]
+    ]
+    assert deltas[-2:] == [expected, None]  # the refusal chunk, then the finish chunk
+    assert "".join(d or "" for d in deltas[:-2]).startswith(" w0 w1")
+
+
+async def test_content_filter_input_block_has_no_separator(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    """Nothing was sent before an input block: the refusal stands alone."""
+    abort = {"style": "content_filter", "refusal_message": "No."}
+    cfg = rails(abort=abort)
+    cfg["rails"]["input"] = {"flows": ["banned"]}
+    p = await proxy(**cfg)
+    body = chat_body(messages=[{"role": "user", "content": "Project Falcon?"}])
+    status, raw = await p.post_stream("/v1/chat/completions", body)
+    assert status == 200
+    first = json.loads(events(raw)[0])
+    assert first["choices"][0]["delta"]["content"] == "No."
+    assert fake.requests == []
+
+
 async def test_non_streaming_block_is_400_without_retry(
     fake: FakeUpstream, proxy: ProxyFactory
 ) -> None:
@@ -227,26 +268,41 @@ async def test_input_rail_judges_only_the_last_user_message(
     assert status == 200
 
 
-async def test_streaming_with_rails_disabled_is_a_clear_400(
-    fake: FakeUpstream, proxy: ProxyFactory
+@pytest.mark.parametrize(
+    ("streaming", "enabled", "off"),
+    [
+        (True, False, "rails.output.streaming.enabled is false"),
+        (False, True, "streaming is false"),
+        (None, True, "streaming is false"),
+        (None, False, "streaming and rails.output.streaming.enabled are false"),
+    ],
+)
+async def test_streaming_rails_need_both_switches(
+    fake: FakeUpstream, proxy: ProxyFactory, streaming: bool | None, enabled: bool, off: str
 ) -> None:
+    """NeMo Guardrails: top-level `streaming` and `rails.output.streaming.enabled` must both
+    be true for a stream through output rails; the 400 names the switch that is off."""
     cfg = rails()
-    cfg["rails"]["output"]["streaming"]["enabled"] = False
+    cfg["streaming"] = streaming
+    cfg["rails"]["output"]["streaming"]["enabled"] = enabled
     p = await proxy(**cfg)
     status, raw = await p.post_stream("/v1/chat/completions", chat_body())
     assert status == 400
-    assert "stream: false" in json.loads(raw)["error"]["message"]
+    error = json.loads(raw)["error"]
+    assert error["code"] == "streaming_rails_disabled"
+    assert error["message"].startswith(
+        f"stream: true cannot be used when output rails are configured but {off}. Either set "
+    )
+    assert error["message"].endswith(" in the rails config, or send stream: false.")
     assert fake.requests == []
     status, _ = await p.post_stream("/v1/chat/completions", chat_body(False))
     assert status == 200
 
 
-async def test_top_level_streaming_true_enables_streaming_rails(
+async def test_both_switches_on_streams_through_the_rails(
     fake: FakeUpstream, proxy: ProxyFactory
 ) -> None:
-    cfg = rails()
-    cfg["rails"]["output"]["streaming"]["enabled"] = False
-    p = await proxy(streaming=True, **cfg)
+    p = await proxy(**rails())
     status, _ = await p.post_stream("/v1/chat/completions", chat_body())
     assert status == 200
 

@@ -39,7 +39,7 @@ async def test_flood_behind_a_held_head_stays_bounded(proxy: ProxyFactory, kind:
         "output": {"flows": ["banned"], "streaming": {**streaming, "max_held_events": 64}},
     }
     async with HostileUpstream(Reply(_flood(kind))) as up:
-        p = await proxy(target=up.base_url, rails=rails)
+        p = await proxy(target=up.base_url, streaming=True, rails=rails)
         gc.collect()
         before = psutil.Process().memory_info().rss
         received = 0

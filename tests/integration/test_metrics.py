@@ -13,6 +13,7 @@ from fakes.upstream import FakeUpstream, Script
 from integration.conftest import Proxy, ProxyFactory, chat_body, events
 
 BLOCKING = {
+    "streaming": True,
     "rails": {
         "config": {
             "banned": {"type": "blocklist", "words": ["falcon"]},
@@ -26,7 +27,7 @@ BLOCKING = {
             "flows": ["banned", "slow"],
             "streaming": {"enabled": True, "chunk_size": 50, "context_size": 5},
         },
-    }
+    },
 }
 
 
@@ -163,6 +164,40 @@ async def test_request_log_line_has_timings_and_no_text(
     assert fields["ttft_s"] > 0
     assert "private prompt" not in caplog.text
     assert "secret words" not in caplog.text
+    assert "blocked_text" not in fields  # logging.include_text is off by default
+
+
+@pytest.mark.parametrize(
+    ("stream", "question", "judged"),
+    [
+        (True, "hi", " the falcon secret words"),  # the window, with its context
+        (False, "hi", " the falcon secret words"),  # the whole answer
+        (True, "tell me of the falcon", "tell me of the falcon"),  # the input message
+    ],
+)
+async def test_include_text_puts_the_judged_text_on_the_block_line(
+    fake: FakeUpstream,
+    proxy: ProxyFactory,
+    caplog: pytest.LogCaptureFixture,
+    stream: bool,
+    question: str,
+    judged: str,
+) -> None:
+    """Opt-in, for reviewing false blocks: the text the blocking rail judged, nothing more
+    (not the other messages of the request)."""
+    fake.script = Script(text=[" the", " falcon", " secret words"])
+    rails = {**BLOCKING["rails"], "input": {"flows": ["banned"]}}
+    p = await proxy(streaming=True, rails=rails, logging={"include_text": True})
+    messages = [
+        {"role": "system", "content": "private system prompt"},
+        {"role": "user", "content": question},
+    ]
+    with caplog.at_level(logging.INFO, logger="railproxy.access"):
+        await p.post_stream("/v1/chat/completions", chat_body(stream, messages=messages))
+    (rec,) = [r for r in caplog.records if r.name == "railproxy.access"]
+    assert vars(rec)["blocked_rail"] == "banned"
+    assert vars(rec)["blocked_text"] == judged
+    assert "private system prompt" not in caplog.text
 
 
 async def test_usage_is_requested_and_hidden_from_clients_that_did_not_ask(
@@ -209,7 +244,7 @@ async def test_holdback_histogram_counts_held_text_events(
     fake.script = Script(text=[" a", " b", " c", " d", " e", " f"], tokens_per_s=20)
     streaming = {"enabled": True, "chunk_size": 3, "context_size": 1}
     rails = {"output": {"flows": ["pii"], "streaming": {**streaming, "stream_first": stream_first}}}
-    p = await proxy(rails=rails)
+    p = await proxy(streaming=True, rails=rails)
     status, _ = await p.post_stream("/v1/chat/completions", chat_body())
     assert status == 200
     m = await scrape(p)

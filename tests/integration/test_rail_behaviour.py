@@ -25,10 +25,11 @@ def config(
 ) -> dict[str, Any]:
     s = {"enabled": True, "chunk_size": 8, "context_size": 4, "stream_first": stream_first}
     return {
+        "streaming": True,
         "rails": {
             "config": rails,
             "output": {"flows": flows, "parallel": parallel, "streaming": {**s, **streaming}},
-        }
+        },
     }
 
 

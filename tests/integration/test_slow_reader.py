@@ -339,10 +339,11 @@ def guarded_rails(stream_first: bool) -> dict[str, Any]:
     streaming = {"enabled": True, "chunk_size": 4, "context_size": 1, "token_unit": "delta"}
     streaming |= {"stream_first": stream_first, "max_held_events": MAX_HELD}
     return {
+        "streaming": True,
         "rails": {
             "config": {"banned": {"type": "blocklist", "words": ["project falcon"]}},
             "output": {"flows": ["banned"], "streaming": streaming},
-        }
+        },
     }
 
 

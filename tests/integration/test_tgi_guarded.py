@@ -21,13 +21,14 @@ TEXT = ["Hello", ",", " wor", "ld", "!"]
 def rails(stream_first: bool, words: list[str] | None = None) -> dict[str, Any]:
     streaming = {"enabled": True, "chunk_size": 4, "context_size": 2}
     return {
+        "streaming": True,
         "rails": {
             "config": {"banned": {"type": "blocklist", "words": words or ["project falcon"]}},
             "output": {
                 "flows": ["banned"],
                 "streaming": {**streaming, "stream_first": stream_first},
             },
-        }
+        },
     }
 
 

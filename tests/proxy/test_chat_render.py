@@ -51,8 +51,7 @@ FILTER = Abort(None, "finish_reason: content_filter")
             "Project Falcon",
             True,
             "\n\x1b[1;31m[blocked by rail 'banned': Blocked by banned rails.]\x1b[0m\n"
-            "\x1b[2m\x1b[9mProject Falcon\x1b[0m\n"
-            "[retracted: the 14 characters above were blocked by rail 'banned']\n"
+            "\x1b[2m[retracted: the 14 characters above were blocked by rail 'banned']\x1b[0m\n"
             f"{NOT_KEPT}\n",
         ),
         (

@@ -85,18 +85,18 @@ def test_build_rail_validates_against_the_type_config() -> None:
         (
             {"banned": {"type": "blocklist", "words": ["x"], "wrods": ["y"]}},
             {"output": ["banned"]},
-            "rails.config.banned.wrods: unknown key (did you mean 'words'?); "
+            "rails.config.banned.wrods: ['y']: unknown key (did you mean 'words'?); "
             "known keys for blocklist: words, timeout_s, on_error, fields",
         ),
         (
             {"banned": {"type": "blocklist", "words": ["x"], "timeout_s": -1}},
             {},
-            "rails.config.banned.timeout_s: Input should be greater than 0 (got -1)",
+            "rails.config.banned.timeout_s: -1: Input should be greater than 0",
         ),
         (
             {"banned": {"type": "blocklist", "words": ["x"], "on_error": "ignore"}},
             {},
-            "rails.config.banned.on_error: Input should be 'allow' or 'block' (got 'ignore')",
+            "rails.config.banned.on_error: 'ignore': Input should be 'allow' or 'block'",
         ),
         (
             {"banned": {"type": "blocklist"}},
@@ -106,8 +106,8 @@ def test_build_rail_validates_against_the_type_config() -> None:
         (
             {"ids": {"type": "regex", "patterns": ["ok", "(bad"]}},
             {},
-            "rails.config.ids.patterns.1: pattern '(bad' does not compile: "
-            "missing ), unterminated subpattern at position 0 (got '(bad')",
+            "rails.config.ids.patterns.1: '(bad': pattern '(bad' does not compile: "
+            "missing ), unterminated subpattern at position 0",
         ),
         (
             {"mine": {"words": ["x"]}},
@@ -117,13 +117,13 @@ def test_build_rail_validates_against_the_type_config() -> None:
         (
             {"mine": {"type": "pi"}},
             {},
-            "rails.config.mine.type: 'pi' is not a rail type (did you mean 'pii'?); "
+            "rails.config.mine.type: 'pi': not a rail type (did you mean 'pii'?); "
             f"built-in types: {TYPES}",
         ),
         (
             {"banned": {"type": "blocklist", "words": ["x"]}},
             {"output": ["pi"]},
-            "rails.output.flows: 'pi' names no rail (did you mean 'pii'?); "
+            "rails.output.flows: 'pi': names no rail (did you mean 'pii'?); "
             f"configured: [banned]; built-in types: {TYPES}",
         ),
         (
@@ -135,20 +135,21 @@ def test_build_rail_validates_against_the_type_config() -> None:
         (
             {"judge": {"type": "llm_judge", "base_url": "http://x/v1", "model": "m", "api_key": 5}},
             {},
-            "rails.config.judge.api_key: Input should be a valid string (got ***)",
+            "rails.config.judge.api_key: ***: Input should be a valid string",
         ),
         (
             {"mine": {"type": "python", "class": "no_such_module_4711:Rail"}},
             {},
-            "rails.config.mine.class: cannot import 'no_such_module_4711' for "
+            "rails.config.mine.class: 'no_such_module_4711:Rail': cannot import "
+            "'no_such_module_4711' for "
             "'no_such_module_4711:Rail': ModuleNotFoundError(\"No module named "
-            "'no_such_module_4711'\") (got 'no_such_module_4711:Rail')",
+            "'no_such_module_4711'\")",
         ),
         (
             {"mine": {"type": "python", "class": "collections:OrderedDict"}},
             {},
-            "rails.config.mine.class: 'collections:OrderedDict' has no "
-            "'async def check(self, text, ctx)' (got 'collections:OrderedDict')",
+            "rails.config.mine.class: 'collections:OrderedDict': 'collections:OrderedDict' has "
+            "no 'async def check(self, text, ctx)'",
         ),
     ],
 )
@@ -185,7 +186,7 @@ def test_check_config_lists_every_problem_and_build_raises_them_all() -> None:
     cfg = config(entries, input=["fine", "ghost"], output=["banned"])
     found = check_config(cfg)
     assert len(found) == 5
-    assert found[0].startswith("rails.input.flows: 'ghost' names no rail")
+    assert found[0].startswith("rails.input.flows: 'ghost': names no rail")
     assert {p.split(":")[0] for p in found[1:]} == {
         "rails.config.banned.words",
         "rails.config.banned.wrods",
