@@ -8,9 +8,12 @@ import orjson
 from aiohttp import web
 
 from proxy import requests as req
+from proxy.admission import admit
+from proxy.body import read_body
 from proxy.call import Call, request_id
+from proxy.clients import client_of
 from proxy.configs import HEADER as CONFIG_HEADER
-from proxy.errors import BadRequest, TooManyRequests, UpstreamTimeout, UpstreamUnreachable
+from proxy.errors import BadRequest, UpstreamTimeout, UpstreamUnreachable
 from proxy.keys import METRICS, SETTINGS, STATE, UPSTREAM, live_configs
 from proxy.protocol import Dialect
 from proxy.record import RECORD
@@ -28,7 +31,7 @@ async def guarded(
         _require_streaming_rails(call)
     state = request.app[STATE]
     if call.stream:  # before input rails: no judge call for a stream we would refuse
-        _admit(request)
+        admit(request)
         state.active_streams += 1
     try:
         blocked = await _input_rails(call)
@@ -41,12 +44,12 @@ async def guarded(
 
 
 async def _prepare(request: web.Request, dialect: Dialect, path: str, native: bool) -> Call:
-    raw = await request.read()
+    raw = await read_body(request)
     body = req.parse_body(raw)
     req.validate(dialect.name, body, path)
     stream = path == "/generate_stream" or body.get("stream") is True
     config_id, guard, changed = live_configs(request.app).pick(
-        body, request.headers.get(CONFIG_HEADER)
+        body, request.headers.get(CONFIG_HEADER), client_of(request)
     )
     if changed:
         raw = orjson.dumps(body)
@@ -79,15 +82,6 @@ def _require_streaming_rails(call: Call) -> None:
             "rails.output.streaming.enabled: true in the rails config, or send stream: false.",
             param="stream",
             code="streaming_rails_disabled",
-        )
-
-
-def _admit(request: web.Request) -> None:
-    limit = request.app[SETTINGS].server.max_concurrent_streams
-    if request.app[STATE].active_streams >= limit:
-        raise TooManyRequests(
-            f"railproxy is serving its maximum of {limit} concurrent streams; retry shortly.",
-            headers={"Retry-After": "1"},
         )
 
 
