@@ -25,7 +25,12 @@ RAILS = {
         "config": {"banned": {"type": "blocklist", "words": [WORD]}},
         "output": {
             "flows": ["banned"],
-            "streaming": {"enabled": True, "chunk_size": 4, "context_size": 2},
+            "streaming": {
+                "enabled": True,
+                "chunk_size": 4,
+                "context_size": 2,
+                "stream_first": False,  # judged before release: WORD never reaches a client
+            },
         },
     }
 }
