@@ -89,6 +89,9 @@ def create_app(
             "max_headers": 128,
             # Also bounds the wait for a whole request head (see ServerSettings).
             "keepalive_timeout": server.idle_timeout_s,
+            # After an answer given before the whole body arrived (408, 413, 401...),
+            # aiohttp reads and discards the rest for this long, then closes.
+            "lingering_time": min(10.0, server.body_timeout_s),
             # proxy.body decodes request bodies itself, capped, and drops the header.
             "auto_decompress": False,
         },

@@ -14,7 +14,7 @@ import pytest
 
 from fakes.upstream import FakeUpstream
 from integration.conftest import Proxy, ProxyFactory, chat_body
-from integration.test_routes import ERROR_KEYS, raw_request, request_line
+from integration.test_routes import ERROR_KEYS, raw_request
 
 INPUT_RAILS = {
     "rails": {
@@ -79,7 +79,7 @@ async def test_input_rails_judge_the_decoded_body(fake: FakeUpstream, proxy: Pro
     data = gzip.compress(json.dumps(body).encode())
     headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
     async with p.session.post(p.url("/v1/chat/completions"), data=data, headers=headers) as r:
-            answer = await r.json()
+        answer = await r.json()
     assert answer["error"]["code"] == "content_blocked"
     assert fake.requests == []
 
