@@ -52,6 +52,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as e:
         if e.status < 400:
             raise
+        if e.status == 405:  # aiohttp's own: another method on one of our exact routes
+            request.app[METRICS].routes_refused.labels("method_not_allowed").inc()
         return _http_error(e)
     except ConnectionResetError:
         raise

@@ -243,12 +243,14 @@ async def test_refusals_are_counted(hostile: Everywhere, proxy: ProxyFactory) ->
         (b"/v1/a%2Fb", "GET"),
         (b"/v1/chat/completions", "GET"),
         (b"/v1/chat/completions/", "POST"),
+        (b"/generate", "GET"),
     ]:
         await raw_request(p, request_line(method, target, CHAT))
     async with p.session.get(p.url("/metrics")) as r:
         text = await r.text()
-    for reason in ("route_not_guarded", "invalid_path", "method_not_allowed", "route_variant"):
-        assert f'railproxy_routes_refused_total{{reason="{reason}"}} 1.0' in text
+    counts = {"route_not_guarded": 1, "invalid_path": 1, "method_not_allowed": 2}
+    for reason, n in {**counts, "route_variant": 1}.items():
+        assert f'railproxy_routes_refused_total{{reason="{reason}"}} {n}.0' in text
 
 
 # -- the pass-through allow-list ------------------------------------------------------------
