@@ -94,7 +94,7 @@ def create_app(
             # After an answer given before the whole body arrived (408, 413, 401...),
             # aiohttp reads and discards the rest for this long, then closes.
             "lingering_time": min(10.0, server.body_timeout_s),
-            # proxy.body decodes request bodies itself, capped, and drops the header.
+            # proxy.request_body decodes request bodies itself, capped; no header forwarded.
             "auto_decompress": False,
         },
     )

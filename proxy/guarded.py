@@ -9,7 +9,6 @@ from aiohttp import web
 
 from proxy import requests as req
 from proxy.admission import admit
-from proxy.body import read_body
 from proxy.call import Call, request_id
 from proxy.clients import client_of
 from proxy.configs import HEADER as CONFIG_HEADER
@@ -17,6 +16,7 @@ from proxy.errors import BadRequest, UpstreamTimeout, UpstreamUnreachable
 from proxy.keys import METRICS, SETTINGS, STATE, UPSTREAM, live_configs
 from proxy.protocol import Dialect
 from proxy.record import RECORD
+from proxy.request_body import read_body
 from proxy.responses import respond_blocked, stream_response, whole_response
 from rails.stream import Blocked
 

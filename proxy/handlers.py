@@ -12,7 +12,6 @@ from yarl import URL
 
 from proxy import paths, playground, routes
 from proxy.admission import stream_slot
-from proxy.body import read_body
 from proxy.call import request_id
 from proxy.clients import client_of
 from proxy.configs import HEADER as CONFIG_HEADER
@@ -21,6 +20,7 @@ from proxy.guarded import auth_on, guarded
 from proxy.keys import METRICS, PASS_ROUTES, STATE, UPSTREAM, live_configs
 from proxy.protocol import CHAT, COMPLETIONS, TGI_NATIVE
 from proxy.record import RECORD
+from proxy.request_body import read_body
 from proxy.upstream import response_headers
 
 GUARDED_LIST = ", ".join(f"{m} {p}" for p, m in routes.GUARDED.items())
