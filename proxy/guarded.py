@@ -9,6 +9,7 @@ from aiohttp import web
 
 from proxy import requests as req
 from proxy.admission import admit
+from proxy.body import Unreadable, UpstreamBody
 from proxy.call import Call, request_id
 from proxy.clients import client_of
 from proxy.configs import HEADER as CONFIG_HEADER
@@ -17,7 +18,7 @@ from proxy.keys import METRICS, SETTINGS, STATE, UPSTREAM, live_configs
 from proxy.protocol import Dialect
 from proxy.record import RECORD
 from proxy.request_body import read_body
-from proxy.responses import respond_blocked, stream_response, whole_response
+from proxy.responses import raw_response, respond_blocked, stream_response, whole_response
 from rails.stream import Blocked
 
 
@@ -115,11 +116,50 @@ async def _forward(call: Call) -> web.StreamResponse:
     try:
         if resp.status >= 400:
             metrics.upstream_errors.labels("status").inc()
-        if resp.status >= 300 or not _is_sse(resp) or not call.stream:
-            return await whole_response(call, resp)
-        return await stream_response(call, resp)
+        if not call.guard.guards_output:
+            return await _unjudged(call, resp)
+        try:
+            return await _judged(call, UpstreamBody(resp, _limit(call)))
+        except Unreadable:
+            metrics.upstream_errors.labels("unreadable").inc()
+            raise
     finally:
         resp.close()
+
+
+async def _judged(call: Call, body: UpstreamBody) -> web.StreamResponse:
+    """Output rails on: the body is read in its real format, whatever its label says; a
+    format we cannot judge is refused (DESIGN.md, "The boundary fails closed")."""
+    if body.status >= 300:
+        return await whole_response(call, body)
+    found = await body.sniff()
+    if call.stream and found in ("sse", "empty"):  # empty: the relay reports the cut
+        return await stream_response(call, body)
+    if found == "json":
+        return await whole_response(call, body)
+    asked = "a streaming" if call.stream else "a non-streaming"
+    what = {"sse": "an event stream", "empty": "an empty body"}.get(
+        found, "a body of unknown format"
+    )
+    raise Unreadable(
+        f"The upstream answered {asked} request with {what}, which railproxy cannot judge."
+    )
+
+
+async def _unjudged(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+    """No output rails: relayed as before, byte for byte; a compressed body keeps its
+    ``Content-Encoding`` (nothing here needs to read it)."""
+    coded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+    if coded:
+        return await raw_response(call, resp)
+    body = UpstreamBody(resp, _limit(call))
+    if resp.status >= 300 or not _is_sse(resp) or not call.stream:
+        return await whole_response(call, body)
+    return await stream_response(call, body)
+
+
+def _limit(call: Call) -> int:
+    return call.request.app[SETTINGS].upstream.max_response_bytes
 
 
 def auth_on(request: web.Request) -> bool:

@@ -29,7 +29,7 @@ LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 FINE: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025)
 FINE = (*FINE, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 VERDICTS = ("allow", "block", "modify", "error", "timeout")
-UPSTREAM_ERRORS = ("connect", "timeout", "status", "in_band", "eof")
+UPSTREAM_ERRORS = ("connect", "timeout", "status", "in_band", "eof", "unreadable")
 ROUTE_REFUSALS = ("invalid_path", "method_not_allowed", "route_variant", "route_not_guarded")
 
 
@@ -125,7 +125,8 @@ class Metrics:
         )
         self.upstream_errors = Counter(
             "railproxy_upstream_errors",
-            "Upstream failures: connect, timeout, status (non-2xx), in_band, eof.",
+            "Upstream failures: connect, timeout, status (non-2xx), in_band, eof, unreadable "
+            "(a body or event railproxy cannot read as the client would, so cannot judge).",
             ["kind"],
             registry=r,
         )
@@ -147,6 +148,8 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        for reason in ROUTE_REFUSALS:  # every series exists before the first refusal
+            self.routes_refused.labels(reason)
         self.client_requests = Counter(
             "railproxy_client_requests",
             "Requests answered per client key name (server.api_keys), by HTTP status.",

@@ -11,8 +11,12 @@ Dialects (``reference/wire-formats.md``):
   last event has a non-null ``generated_text``; errors are ``{"error", "error_type"}``;
   there is no ``[DONE]``.
 
-Everything is read with orjson from the event's data bytes; events are never re-serialized
-unless railproxy changes them (masking) or authors them (aborts, errors).
+Everything is read from the event's data bytes as the openai SDK reads it (Python's
+``json``: ``NaN``, ``Infinity``, lone surrogate escapes; ``error`` only when truthy;
+content as a string or a list of parts; integral float indexes), with orjson as the fast
+path; events are never re-serialized unless railproxy changes them (masking) or authors
+them (aborts, errors). What cannot be read that way is ``Kind.OPAQUE``: the guarded relay
+ends the stream there rather than relay it unjudged.
 """
 
 from __future__ import annotations
@@ -40,7 +44,10 @@ class Kind(enum.Enum):
     DONE = "done"
     ERROR = "error"
     COMMENT = "comment"
-    OPAQUE = "opaque"  # data we cannot read (not JSON): passed through untouched
+    OPAQUE = "opaque"  # data we cannot read as the client would: ends a guarded stream
+
+
+ERROR_INDEX = -1  # the channel of an in-band error's text (error text is output too)
 
 
 @dataclass(slots=True)
@@ -50,6 +57,7 @@ class Parsed:
     texts: list[tuple[ChannelKey, str]] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     end: bool = False
+    complete: bool = False  # the stream's last event (TGI's final event; chat's [DONE])
 
 
 @dataclass(slots=True)
@@ -82,16 +90,21 @@ class Dialect:
         if data is None:
             return Parsed(Kind.COMMENT)
         if data == DONE:
-            return Parsed(Kind.DONE, end=True)
+            return Parsed(Kind.DONE, end=True, complete=True)
         try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
+            obj = client_json(data)
+        except ValueError:
             return Parsed(Kind.OPAQUE)
         if not isinstance(obj, dict):
             return Parsed(Kind.OPAQUE)
         if is_error(obj):
-            return Parsed(Kind.ERROR, obj, end=True)
-        return self._parse_obj(obj)
+            return Parsed(
+                Kind.ERROR, obj, [((ERROR_INDEX, "content", 0), error_text(obj))], end=True
+            )
+        try:
+            return self._parse_obj(obj)
+        except ValueError:  # a field the client reads, of a type it would misread
+            return Parsed(Kind.OPAQUE)
 
     def _parse_obj(self, obj: dict[str, Any]) -> Parsed:
         parsed = Parsed(Kind.DATA, obj)
@@ -106,7 +119,7 @@ class Dialect:
         return parsed
 
     def _read_choice(self, choice: dict[str, Any], parsed: Parsed) -> None:
-        index = _int(choice.get("index"))
+        index = index_of(choice)
         delta = choice.get("delta")
         if isinstance(delta, dict):
             _read_delta(index, delta, parsed.texts)
@@ -158,29 +171,36 @@ class Dialect:
             return False
         return isinstance(obj, dict) and obj.get("choices") == [] and bool(obj.get("usage"))
 
-    def final_text(self, body: dict[str, Any]) -> list[tuple[int, str]]:
-        """(choice index, text) of a non-streaming response."""
+    def final_text(self, body: Any) -> list[tuple[int, str]]:
+        """(choice index, text) of a non-streaming response; ``ValueError`` when the body
+        is not of a shape the client would read as this API's answer."""
         out = []
-        for choice in body.get("choices") or []:
-            if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-                content = choice["message"].get("content")
-                if isinstance(content, str):
-                    out.append((_int(choice.get("index")), content))
+        for choice in _choices(body):
+            message = choice.get("message")
+            if message is None:
+                continue
+            if not isinstance(message, dict):
+                raise ValueError("'message' is not an object")
+            content = content_text(message.get("content"))
+            if content is not None:
+                out.append((index_of(choice), content))
         return out
 
     def set_final_text(self, body: dict[str, Any], index: int, text: str) -> None:
         for choice in body.get("choices") or []:
-            if _int(choice.get("index")) == index:
+            if index_of(choice) == index:
                 choice["message"]["content"] = text
                 _drop_logprobs(choice)
 
     def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
         """The event with the guarded text of ``key`` replaced (masking)."""
-        obj = orjson.loads(ev.data or b"{}")
+        if key[0] == ERROR_INDEX:
+            return Event(self.error_event(new, "upstream_error"))
+        obj = client_json(ev.data or b"{}")
         for choice in obj.get("choices") or []:
-            if _int(choice.get("index")) == key[0]:
+            if index_of(choice) == key[0]:
                 _replace(choice, key, new, self.name)
-        data = orjson.dumps(obj)
+        data = dump_json(obj)
         return Event(encode(data), data)
 
     # -- events we author ------------------------------------------------------------
@@ -216,10 +236,14 @@ class Dialect:
 
     def stream_error(self, message: str, code: str) -> bytes:
         """An error event of ours followed by ``[DONE]`` (e.g. upstream EOF)."""
+        return self.error_event(message, code) + DONE_EVENT
+
+    def error_event(self, message: str, code: str) -> bytes:
+        """An error event of ours, alone."""
         body = {
             "error": {"message": message, "type": "upstream_error", "param": None, "code": code}
         }
-        return encode(orjson.dumps(body)) + DONE_EVENT
+        return encode(orjson.dumps(body))
 
     def done(self) -> bytes:
         return DONE_EVENT
@@ -230,23 +254,24 @@ class Completions(Dialect):
     object_name = "text_completion"
 
     def _read_choice(self, choice: dict[str, Any], parsed: Parsed) -> None:
-        index = _int(choice.get("index"))
-        text = choice.get("text")
-        if isinstance(text, str) and text:
+        index = index_of(choice)
+        text = content_text(choice.get("text"))
+        if text:
             parsed.texts.append(((index, "content", 0), text))
         if choice.get("finish_reason"):
             parsed.ends.append(index)
 
-    def final_text(self, body: dict[str, Any]) -> list[tuple[int, str]]:
-        return [
-            (_int(c.get("index")), c["text"])
-            for c in body.get("choices") or []
-            if isinstance(c, dict) and isinstance(c.get("text"), str)
-        ]
+    def final_text(self, body: Any) -> list[tuple[int, str]]:
+        out = []
+        for choice in _choices(body):
+            text = content_text(choice.get("text"))
+            if text is not None:
+                out.append((index_of(choice), text))
+        return out
 
     def set_final_text(self, body: dict[str, Any], index: int, text: str) -> None:
         for choice in body.get("choices") or []:
-            if _int(choice.get("index")) == index:
+            if index_of(choice) == index:
                 choice["text"] = text
                 _drop_logprobs(choice)
 
@@ -267,12 +292,15 @@ class TGI(Dialect):
         parsed = Parsed(Kind.DATA, obj)
         token = obj.get("token")
         if isinstance(token, dict) and not token.get("special"):
-            text = token.get("text")
-            if isinstance(text, str) and text:
+            text = content_text(token.get("text"))
+            if text:
                 parsed.texts.append(((0, "content", 0), text))
-        if obj.get("generated_text") is not None:
+        final = obj.get("generated_text")
+        if final is not None:
+            if not isinstance(final, str):
+                raise ValueError("'generated_text' is not a string")
             parsed.ends.append(0)
-            parsed.end = True
+            parsed.end = parsed.complete = True  # TGI sends nothing after it
         return parsed
 
     def fast_kind(self, ev: Event) -> Kind:
@@ -281,9 +309,15 @@ class TGI(Dialect):
         parsed = self.parse(ev)
         return Kind.DONE if parsed.end and parsed.kind is Kind.DATA else parsed.kind
 
-    def final_text(self, body: dict[str, Any]) -> list[tuple[int, str]]:
+    def final_text(self, body: Any) -> list[tuple[int, str]]:
+        if not isinstance(body, dict):
+            raise ValueError("the body is not an object")
         text = body.get("generated_text")
-        return [(0, text)] if isinstance(text, str) else []
+        if text is None:
+            return []
+        if not isinstance(text, str):
+            raise ValueError("'generated_text' is not a string")
+        return [(0, text)]
 
     def set_final_text(self, body: dict[str, Any], index: int, text: str) -> None:
         body["generated_text"] = text
@@ -294,11 +328,13 @@ class TGI(Dialect):
                     details[name] = []
 
     def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
-        obj = orjson.loads(ev.data or b"{}")
+        if key[0] == ERROR_INDEX:
+            return Event(self.error_event(new, "upstream_error"))
+        obj = client_json(ev.data or b"{}")
         obj["token"]["text"] = new
         if obj.get("top_tokens"):  # they repeat the original text
             obj["top_tokens"] = []
-        data = orjson.dumps(obj)
+        data = dump_json(obj)
         return Event(b"data:" + data + b"\n\n", data)
 
     def abort(self, blocked: Blocked, style: str, refusal: str, env: Envelope) -> bytes:
@@ -308,6 +344,9 @@ class TGI(Dialect):
     def stream_error(self, message: str, code: str) -> bytes:
         body = {"error": message, "error_type": "incomplete_generation_stream"}
         return b"data:" + orjson.dumps(body) + b"\n\n"
+
+    def error_event(self, message: str, code: str) -> bytes:
+        return b"data:" + orjson.dumps({"error": message, "error_type": code}) + b"\n\n"
 
     def done(self) -> bytes:
         return b""
@@ -332,13 +371,119 @@ def abort_body(blocked: Blocked) -> dict[str, Any]:
 
 def is_error(obj: dict[str, Any]) -> bool:
     """vLLM (``{"error": {...}}``, older flat ``{"object": "error"}``), TGI (``{"error":
-    {"message", "http_status_code"}}`` or native ``{"error": str, "error_type"}``)."""
-    return "error" in obj or obj.get("object") == "error"
+    {"message", "http_status_code"}}`` or native ``{"error": str, "error_type"}``).
+    ``"error": null`` (or any falsy value) is no error: the openai SDK reads the chunk."""
+    return bool(obj.get("error")) or obj.get("object") == "error"
+
+
+def client_json(data: bytes) -> Any:
+    """Parse JSON as the openai SDK does: strict UTF-8, then Python's ``json`` (which takes
+    ``NaN``, ``Infinity`` and lone surrogate escapes); orjson first, as the fast path.
+    Lone surrogates become U+FFFD (the rails' tokenizer takes only valid text).
+    ``ValueError`` when the client could not read it either."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return _scrub(json.loads(data.decode("utf-8")))
+    except UnicodeDecodeError as e:
+        raise ValueError("not UTF-8") from e
+
+
+def dump_json(obj: Any) -> bytes:
+    """Serialize an event or body we changed (orjson; Python's ``json`` for the NaN and
+    infinities orjson would turn into null)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj).encode()
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        if not _has_surrogate(value):
+            return value
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def index_of(choice: dict[str, Any]) -> int:
+    """A choice's (or tool call's) ``index`` as the client groups by it: an int, a bool
+    (Python's ``True == 1``) or an integral float; missing means 0. ``ValueError`` for
+    anything else (a client would group that text under a key we cannot predict)."""
+    value = choice.get("index", 0)
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"unreadable index {value!r}")
+
+
+def content_text(value: Any) -> str | None:
+    """The text a client shows for a content field: a string, or a list of parts whose
+    ``text`` (or ``refusal``) strings it joins. None when there is none; ``ValueError``
+    for any other type."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        texts = []
+        for part in value:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict):
+                texts.extend(v for k in ("text", "refusal") if isinstance(v := part.get(k), str))
+        return "".join(texts)
+    raise ValueError(f"unreadable content of type {type(value).__name__}")
+
+
+def error_text(obj: Any) -> str:
+    """Every string in an error body, keys included, one per line: what any client (raw
+    SSE readers print the whole body) could show. Error text is judged as output."""
+    out: list[str] = []
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                out.append(str(k))
+                stack.append(v)
+        elif isinstance(value, list):
+            stack.extend(value)
+    return "\n".join(out)
+
+
+def _choices(body: Any) -> list[dict[str, Any]]:
+    """A whole answer's choices, checked to be of the shape the client reads."""
+    if not isinstance(body, dict):
+        raise ValueError("the body is not an object")
+    choices = body.get("choices")
+    if choices is None:
+        return []
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise ValueError("'choices' is not a list of objects")
+    return choices
 
 
 def _read_delta(index: int, delta: dict[str, Any], texts: list[tuple[ChannelKey, str]]) -> None:
-    content = delta.get("content")
-    if isinstance(content, str) and content:
+    content = content_text(delta.get("content"))
+    if content:
         texts.append(((index, "content", 0), content))
     for name in ("reasoning", "reasoning_content"):
         value = delta.get(name)
@@ -350,7 +495,7 @@ def _read_delta(index: int, delta: dict[str, Any], texts: list[tuple[ChannelKey,
         for call in calls:
             args = _arguments(call)
             if args:
-                texts.append(((index, "tool_arguments", _int(call.get("index"))), args))
+                texts.append(((index, "tool_arguments", index_of(call)), args))
 
 
 def _arguments(call: Any) -> str:
@@ -376,15 +521,12 @@ def _replace(choice: dict[str, Any], key: ChannelKey, new: str, dialect: str) ->
         return
     delta = choice.get("delta") or {}
     if field_name == "content":
-        delta["content"] = new
+        parts = isinstance(delta.get("content"), list)
+        delta["content"] = [{"type": "text", "text": new}] if parts else new
     elif field_name == "reasoning":
         name = "reasoning" if "reasoning" in delta else "reasoning_content"
         delta[name] = new
     else:
         for call in delta.get("tool_calls") or []:
-            if _int(call.get("index")) == call_index and isinstance(call.get("function"), dict):
+            if index_of(call) == call_index and isinstance(call.get("function"), dict):
                 call["function"]["arguments"] = new
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0

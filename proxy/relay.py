@@ -9,7 +9,13 @@ Two paths, one contract (what the client receives):
 
 Either way the stream always ends well-framed: ``[DONE]`` from upstream, or our own error
 event (then ``[DONE]``) when the upstream ended early, timed out or sent an event over the
-size cap; or the abort event when a rail blocked. On a block, a client disconnect or any
+size cap; or the abort event when a rail blocked.
+
+The guarded path fails closed (DESIGN.md, "The boundary fails closed"): an event it cannot
+read as the client would (``Kind.OPAQUE``), or text for a choice that already finished or
+after the stream's end, ends the stream with our error event instead of being relayed; an
+in-band error event's text is judged like any output (on its own channel) and nothing after
+it is read. On a block, a client disconnect or any
 exit, the upstream response is closed at once, which makes vLLM and TGI stop generating.
 
 With a debug channel (the playground's, ``proxy.debug``), the same task that writes the
@@ -29,9 +35,10 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from proxy.body import Unreadable, UpstreamBody
 from proxy.debug import DebugChannel, abort_event, report_event
 from proxy.metrics import Metrics
-from proxy.protocol import Dialect, Envelope, Kind
+from proxy.protocol import Dialect, Envelope, Kind, Parsed
 from proxy.record import RequestRecord
 from proxy.sse import Decoder, Event, SSEError, comment
 from proxy.writer import SSEWriter
@@ -47,6 +54,7 @@ class RelayResult:
     """How a stream ended, for logs and metrics."""
 
     # ok | blocked | in_band_error | eof | timeout | disconnected | too_large | shutdown
+    # | unreadable
     outcome: str = "ok"
     blocked: Blocked | None = None
     text_events: int = 0  # events carrying generated text written to the client
@@ -68,6 +76,11 @@ class _Ending:
             self.done = True
         elif kind is Kind.ERROR:
             self.in_band_error = True
+
+    def fail(self, message: str, code: str) -> None:
+        """The first failure wins (a shutdown's close must not read as a disconnect)."""
+        if self.failure is None:
+            self.failure = (message, code)
 
     def closing_bytes(self, dialect: Dialect) -> bytes:
         """Bytes to add after the upstream's own so the client sees a proper end."""
@@ -93,10 +106,32 @@ class _Ending:
 
 _FAILURES = {
     "server_shutdown": "shutdown",
+    "upstream_unreadable": "unreadable",
+    "upstream_protocol_error": "unreadable",
     "event_too_large": "too_large",
     "upstream_timeout": "timeout",
     "upstream_disconnected": "disconnected",
 }
+
+
+class _Finished:
+    """Which choices have finished, and whether the stream has: text for either is late
+    (its window was closed and judged; relaying it would relay it unjudged)."""
+
+    def __init__(self) -> None:
+        self.choices: set[int] = set()
+        self.all = False
+
+    def note(self, p: Parsed) -> None:
+        if p.ends:
+            self.choices.update(p.ends)
+        if p.end:
+            self.all = True
+
+    def late(self, p: Parsed) -> bool:
+        if not p.texts or not (self.all or self.choices):
+            return False
+        return self.all or any(key[0] in self.choices for key, _ in p.texts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +151,15 @@ class Relay:
 
     def __init__(
         self,
-        upstream: aiohttp.ClientResponse,
+        upstream: UpstreamBody,
         writer: SSEWriter,
         spec: RelaySpec,
         record: RequestRecord,
         metrics: Metrics,
         guard: GuardedStream[Event] | None = None,
     ) -> None:
-        self._up = upstream
+        self._body = upstream
+        self._up = upstream.resp
         self._writer = writer
         self._spec = spec
         self._dialect = spec.dialect
@@ -132,16 +168,13 @@ class Relay:
         self._metrics = metrics
         self._guard = guard
         self._ending = _Ending()
+        self._tracker = _Finished()
         self.result = RelayResult()
 
     def shut_down(self) -> None:
         """The server is stopping (drain deadline): end this stream with an error event
         telling the client to retry, and close the upstream request."""
-        if self._ending.failure is None:
-            self._ending.failure = (
-                "railproxy is shutting down; retry the request.",
-                "server_shutdown",
-            )
+        self._ending.fail("railproxy is shutting down; retry the request.", "server_shutdown")
         self._up.close()
 
     async def run(self) -> RelayResult:
@@ -237,25 +270,12 @@ class Relay:
                     observe(now - ev.arrived)
 
     async def _read_into(self, guard: GuardedStream[Event]) -> None:
-        parse, env, note = self._dialect.parse, self.result.envelope, self._ending.note
         try:
             async with contextlib.aclosing(self._events()) as batches:
                 async for events in batches:
-                    for ev in events:
-                        p = parse(ev)
-                        note(p.kind)
-                        if p.kind is Kind.COMMENT:
-                            guard.push(ev, bypass=True)
-                            continue
-                        if p.obj is not None:
-                            env.learn(p.obj)
-                            env.choices.update(key[0] for key, _ in p.texts)
-                            if self._usage(ev):
-                                continue
-                        if p.texts:
-                            self._mark_text(ev)
-                        guard.push(ev, p.texts, ends=p.ends, end=p.end)
-                    if guard.blocked is not None or self._ending.done:
+                    if not self._push_all(guard, events):
+                        break
+                    if guard.blocked is not None:
                         return
                     await guard.room()
             closing = self._ending.closing_bytes(self._dialect)
@@ -263,6 +283,50 @@ class Relay:
                 guard.push(Event(closing), end=True)
         finally:
             guard.finish()
+
+    def _push_all(self, guard: GuardedStream[Event], events: list[Event]) -> bool:
+        """Push one read's events; False once nothing more may be read (the stream ended,
+        errored, or sent what we cannot judge)."""
+        parse, env, ending = self._dialect.parse, self.result.envelope, self._ending
+        for ev in events:
+            p = parse(ev)
+            if p.kind is Kind.COMMENT:
+                guard.push(ev, bypass=True)
+                continue
+            refusal = self._refuse(p)
+            if refusal is not None:
+                ending.fail(*refusal)
+                return False
+            ending.note(p.kind)
+            if p.obj is not None and p.kind is Kind.DATA:
+                env.learn(p.obj)
+                env.choices.update(key[0] for key, _ in p.texts)
+                if self._usage(ev):
+                    self._tracker.note(p)
+                    continue
+            if p.texts:
+                self._mark_text(ev)
+            guard.push(ev, p.texts, ends=p.ends, end=p.end)
+            self._tracker.note(p)
+            if p.complete:
+                ending.done = True
+            if ending.done or ending.in_band_error:
+                return False
+        return True
+
+    def _refuse(self, p: Parsed) -> tuple[str, str] | None:
+        """Why this event must end the stream instead of reaching the client, or None."""
+        if p.kind is Kind.OPAQUE:
+            return (
+                "The upstream sent an event railproxy cannot read, so cannot judge.",
+                "upstream_unreadable",
+            )
+        if p.kind is Kind.DATA and self._tracker.late(p):
+            return (
+                "The upstream sent text after that choice (or the stream) had ended.",
+                "upstream_protocol_error",
+            )
+        return None
 
     def _mark_text(self, ev: Event) -> None:
         ev.has_text = True
@@ -288,7 +352,7 @@ class Relay:
         ending's ``failure`` instead of exceptions."""
         decoder = self._decoder
         try:
-            async for chunk in self._up.content.iter_any():
+            async for chunk in self._body.chunks():
                 events = decoder.feed(chunk)
                 if events:
                     yield events
@@ -296,16 +360,15 @@ class Relay:
             if tail:
                 yield tail
         except SSEError as e:
-            self._ending.failure = (str(e), "event_too_large")
+            self._ending.fail(str(e), "event_too_large")
+        except Unreadable as e:
+            self._ending.fail(e.message, "upstream_unreadable")
         except TimeoutError:
-            self._ending.failure = (
-                "The upstream stopped sending (read timeout).",
-                "upstream_timeout",
-            )
+            self._ending.fail("The upstream stopped sending (read timeout).", "upstream_timeout")
         except aiohttp.ClientError as e:
-            if self._ending.failure is None:  # not our own shut_down() closing it
-                message = f"The upstream connection failed mid-stream ({type(e).__name__})."
-                self._ending.failure = (message, "upstream_disconnected")
+            # (after our own shut_down() closed it, the shutdown is what is reported)
+            message = f"The upstream connection failed mid-stream ({type(e).__name__})."
+            self._ending.fail(message, "upstream_disconnected")
 
     async def _write(self, data: bytes, texts: int) -> None:
         """Write bytes; ``texts`` counts the events among them that carry generated text."""

@@ -6,21 +6,31 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy import debug
 from proxy import requests as req
+from proxy.body import Unreadable, UpstreamBody
 from proxy.call import Call
-from proxy.errors import json_error
+from proxy.errors import error_body, json_error
 from proxy.keys import METRICS, SETTINGS, STATE
-from proxy.protocol import CHAT, TGI_NATIVE, Envelope, abort_body
+from proxy.protocol import (
+    CHAT,
+    TGI_NATIVE,
+    Envelope,
+    abort_body,
+    client_json,
+    dump_json,
+    error_text,
+    is_error,
+)
 from proxy.record import RequestRecord
 from proxy.relay import Relay, RelayResult, RelaySpec
 from proxy.sse import Event
 from proxy.upstream import response_headers
 from proxy.writer import SSEWriter
+from rails.base import Action
 from rails.stream import Blocked
 from rails.tokens import counter_for
 
@@ -28,10 +38,10 @@ NO_RETRY = {"x-should-retry": "false"}
 PROMPT_COUNTER = counter_for("token")
 
 
-async def stream_response(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     app = call.request.app
     guard, metrics = call.guard, app[METRICS]
-    writer = SSEWriter([*response_headers(resp.headers), ("X-Request-Id", call.request_id)])
+    writer = SSEWriter([*response_headers(body.resp.headers), ("X-Request-Id", call.request_id)])
     engine = None
     if guard.guards_output:
         user = req.last_user_text(call.dialect.name, call.body)
@@ -45,7 +55,7 @@ async def stream_response(call: Call, resp: aiohttp.ClientResponse) -> web.Strea
         debug=debug.channel_for(call.request, call.config_id, guard),
     )
     await writer.prepare(call.request)
-    relay = Relay(resp, writer, spec, call.record, metrics, engine)
+    relay = Relay(body, writer, spec, call.record, metrics, engine)
     metrics.active_streams.inc()
     # At the drain deadline, end the stream with an error event rather than a cut.
     stopping = asyncio.ensure_future(app[STATE].stopping.wait())
@@ -103,25 +113,40 @@ _UPSTREAM_ERROR_KINDS = {
     "disconnected": "eof",
     "too_large": "eof",
     "timeout": "timeout",
+    "unreadable": "unreadable",
 }
 
 
-async def whole_response(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:
-    """A non-streamed response (or an upstream error): read, judge if 2xx JSON, relay."""
-    body = await resp.read()
+async def whole_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
+    """A non-streamed response (or an upstream error): read, judge when output rails are
+    on (answers and error bodies alike), relay."""
+    data = await body.read()
+    status = body.status
     # Case-insensitive and multi-valued, as HTTP headers are: the upstream's own
     # x-request-id is replaced, not doubled, and repeated headers all survive.
-    headers = CIMultiDict(response_headers(resp.headers))
+    headers = CIMultiDict(response_headers(body.resp.headers))
     headers["X-Request-Id"] = call.request_id
-    if resp.status < 300:
-        _whole_usage(call.record, body)
+    if status < 300:
+        _whole_usage(call.record, data)
         count_prompt(call)
-    if resp.status < 300 and call.guard.guards_output and resp.content_type == "application/json":
-        judged = await _judge_whole(call, body)
+    if call.guard.guards_output:
+        judged = await (
+            _judge_answer(call, data) if status < 300 else _judge_error(call, data, status)
+        )
         if isinstance(judged, web.StreamResponse):
             return judged
-        body = judged
-    return web.Response(status=resp.status, body=body, headers=headers)
+        data = judged
+    return web.Response(status=status, body=data, headers=headers)
+
+
+async def raw_response(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+    """A compressed body with no output rails to judge it: relayed as it came, its
+    ``Content-Encoding`` kept so the client can read it."""
+    data = await resp.read()
+    headers = CIMultiDict(response_headers(resp.headers))
+    headers["Content-Encoding"] = resp.headers["Content-Encoding"]
+    headers["X-Request-Id"] = call.request_id
+    return web.Response(status=resp.status, body=data, headers=headers)
 
 
 def _whole_usage(record: RequestRecord, body: bytes) -> None:
@@ -130,37 +155,81 @@ def _whole_usage(record: RequestRecord, body: bytes) -> None:
         record.prompt_tokens, record.completion_tokens = found
 
 
-async def _judge_whole(call: Call, body: bytes) -> bytes | web.StreamResponse:
+async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
+    """A 2xx answer, parsed as the client parses it; a body of another shape is a 502."""
     try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body
-    if not isinstance(obj, dict):
-        return body
+        obj = client_json(data)
+        if isinstance(obj, dict) and is_error(obj):
+            return await _judge_error(call, data, 400)
+        texts = call.dialect.final_text(obj)
+    except ValueError as e:
+        raise Unreadable(
+            f"The upstream's answer is not a {call.dialect.name} response railproxy can "
+            f"read ({e}), so it cannot be judged."
+        ) from None
     user = req.last_user_text(call.dialect.name, call.body)
     changed = False
-    for index, text in call.dialect.final_text(obj):
+    for index, text in texts:
         outcome = await call.guard.check_output(text, user)
         if outcome.blocked:
             return await respond_blocked(call, Blocked(outcome.rail or "", outcome.reason))
         if outcome.text != text:
             call.dialect.set_final_text(obj, index, outcome.text)
             changed = True
-    return orjson.dumps(obj) if changed else body
+    return dump_json(obj) if changed else data
+
+
+async def _judge_error(call: Call, data: bytes, status: int) -> bytes | web.StreamResponse:
+    """An upstream error body is output too (servers put the model's text in them): a
+    clean one goes out as it came; one a rail blocks, or would change (an error body is
+    not masked), becomes our block error with the upstream's status; one we cannot read
+    becomes our own error, status kept."""
+    try:
+        text = _error_body_text(data)
+    except ValueError:
+        message = (
+            f"The upstream answered {status} with a body railproxy cannot read, so cannot "
+            "judge; it was withheld."
+        )
+        body = error_body(message, "upstream_error", None, "upstream_unreadable")
+        return json_error(status, body, {"X-Request-Id": call.request_id})
+    user = req.last_user_text(call.dialect.name, call.body)
+    outcome = await call.guard.check_output(text, user)
+    if outcome.action is Action.ALLOW:
+        return data
+    blocked = Blocked(outcome.rail or "", outcome.reason or "error text modified")
+    return blocked_error(call, blocked, status)
+
+
+def _error_body_text(data: bytes) -> str:
+    try:
+        return error_text(client_json(data))
+    except ValueError:
+        return data.decode("utf-8")  # plain-text or HTML error pages, judged as they read
+
+
+def blocked_error(call: Call, blocked: Blocked, status: int = 400) -> web.Response:
+    """The block as an error response in the dialect's shape (counted as a block)."""
+    _count_block(call, blocked)
+    body = abort_body(blocked)
+    if call.dialect is TGI_NATIVE:
+        body = {"error": body["error"]["message"], "error_type": "guardrails_violation"}
+    return json_error(status, body, {**NO_RETRY, "X-Request-Id": call.request_id})
+
+
+def _count_block(call: Call, blocked: Blocked) -> None:
+    call.request.app[METRICS].streams_blocked.labels(blocked.rail).inc()
+    call.record.blocked(blocked.rail, blocked.reason)
+    call.record.outcome = "blocked"
 
 
 async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
     """Input blocks and non-streaming output blocks: HTTP 400 with the abort body, or for
     ``abort.style: content_filter`` a 200 carrying the refusal."""
     abort = call.guard.config.rails.abort
-    call.request.app[METRICS].streams_blocked.labels(blocked.rail).inc()
-    call.record.blocked(blocked.rail, blocked.reason)
-    call.record.outcome = "blocked"
     if abort.style != "content_filter" or call.dialect is TGI_NATIVE:
-        body = abort_body(blocked)
-        if call.dialect is TGI_NATIVE:
-            body = {"error": body["error"]["message"], "error_type": "guardrails_violation"}
-        return json_error(400, body, {**NO_RETRY, "X-Request-Id": call.request_id})
+        return blocked_error(call, blocked)
+    _count_block(call, blocked)
     if call.stream:
         writer = SSEWriter([("X-Request-Id", call.request_id), *NO_RETRY.items()])
         await writer.prepare(call.request)

@@ -130,6 +130,9 @@ class UpstreamSettings(_Strict):
     # would queue admitted streams even with no other traffic).
     max_connections: int = Field(default=2048, ge=1)
     max_event_bytes: int = Field(default=1 << 20, ge=1024)
+    # A non-streamed answer (or error body), decoded: larger ones are a 502, not a 500 or
+    # an unbounded read.
+    max_response_bytes: int = Field(default=64 << 20, ge=1024)
     # Ask for a usage chunk on streams whose client did not (exact token accounting);
     # the chunk is kept from that client. Off by default: it changes the upstream's bytes
     # (vLLM drops system_fingerprint from the finish chunk when usage is on).

@@ -264,15 +264,29 @@ class GuardedStream(Generic[T]):
 
     async def room(self) -> None:
         """Backpressure for the producer: wait while more than ``max_held_events`` items
-        are held and holding them will end without more input (the consumer is writing,
-        or a check is running). When the head item needs more text to complete its
-        window, return at once: waiting then would never end."""
+        are held, until the consumer or the rails catch up. When the head item waits for
+        a window that needs more text (the upstream sends deltas of another field, or
+        none at all), that window closes early, so what is held stays bounded whatever
+        the held items carry; the next window starts after it."""
         limit = self._cfg.max_held_events
         while len(self._queue) > limit and self.blocked is None:
-            if not self._passed(self._queue[0]) and not self._busy():
+            head = self._queue[0]
+            if not self._passed(head) and not self._busy() and not self._close_early(head):
                 return
             self._progress.clear()
             await self._progress.wait()
+
+    def _close_early(self, entry: _Held[T]) -> bool:
+        """Judge now the partial windows ``entry`` waits for; False if there were none."""
+        scheduled = False
+        for ch, offset in entry.gates:
+            if ch.passed >= offset:
+                continue
+            window = ch.buffer.flush()
+            if window is not None and self._pipeline.wants(ch.key[1]):
+                self._schedule(ch, window)
+                scheduled = True
+        return scheduled
 
     def _busy(self) -> bool:
         return bool(self._inline) or any(not t.done() for t in self._tasks)

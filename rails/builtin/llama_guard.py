@@ -91,6 +91,9 @@ def _parse_json(text: str, stage: Stage) -> Assessment:
         raise RailResponseError("safety model answered JSON without 'User Safety'") from None
     rating = data.response if stage == "output" and data.response is not None else data.user
     safe = _rating(rating)
+    if safe and stage == "output" and data.response is None:
+        # A safe *user* rating says nothing about the answer: not an allow.
+        raise RailResponseError("safety model rated the answer without 'Response Safety'")
     return Assessment(safe, () if safe else _split(data.categories))
 
 

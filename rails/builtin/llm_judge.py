@@ -3,8 +3,10 @@ OpenAI-compatible chat endpoint it shares with ``llama_guard``.
 
 The rail renders ``prompt`` with ``{user_message}`` and ``{bot_message}``, sends it as one
 user message to ``{base_url}/chat/completions`` (non-streaming, temperature 0, small
-``max_tokens``) and blocks when the answer's first word is "yes" (any case, punctuation
-stripped). On input, ``{user_message}`` is the judged text and ``{bot_message}`` is empty;
+``max_tokens``) and blocks when the answer's first word is "yes", allows when it is "no"
+(any case, punctuation stripped); any other answer is a ``RailResponseError``, so the
+rail's ``on_error`` decides (garbage never reads as "allow").
+On input, ``{user_message}`` is the judged text and ``{bot_message}`` is empty;
 on output, ``{bot_message}`` is the judged text and ``{user_message}`` the request's last
 user message. Other braces in a prompt are literal (no ``str.format`` escaping needed).
 
@@ -33,7 +35,7 @@ from pydantic import (
 )
 
 from rails.base import CheckContext, RailConfig, Resources, Stage, Verdict
-from rails.builtin.http import post_json
+from rails.builtin.http import RailResponseError, post_json
 
 INPUT_PROMPT = """\
 You check messages that users send to a company's assistant.
@@ -140,9 +142,13 @@ class LlmJudgeConfig(EndpointConfig):
 
 
 def says_yes(answer: str) -> bool:
-    """True when the first word of ``answer`` is "yes", ignoring case and punctuation."""
+    """True when the first word of ``answer`` is "yes", False when it is "no", ignoring
+    case and punctuation; ``RailResponseError`` for anything else."""
     words = answer.split(maxsplit=1)
-    return bool(words) and words[0].strip("\"'`*.,:;!?()[]").casefold() == "yes"
+    first = words[0].strip("\"'`*.,:;!?()[]").casefold() if words else ""
+    if first not in ("yes", "no"):
+        raise RailResponseError("the judge model answered neither yes nor no")
+    return first == "yes"
 
 
 class LlmJudgeRail:

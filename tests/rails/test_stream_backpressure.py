@@ -65,13 +65,74 @@ async def test_producer_waits_while_a_check_holds_many_events() -> None:
     await s.aclose()
 
 
-async def test_producer_does_not_wait_when_the_window_needs_more_input() -> None:
+async def test_a_window_needing_more_input_closes_early_under_pressure() -> None:
     rail = Gated()
     s = stream(rail, stream_first=False, chunk=100)
-    for i in range(40):  # one open window of 100: nothing can be released without input
+    for i in range(40):  # one open window of 100: nothing could be released without input
         s.push(str(i), [(KEY, str(i))])
-    await asyncio.wait_for(s.room(), 0.5)
+    room = asyncio.ensure_future(s.room())
+    assert await waits(room)  # the partial window was closed early and is being judged
+    rail.gate.set()
+    out: list[str] = []
+    async with asyncio.timeout(1):
+        async for batch in s.releases():
+            assert isinstance(batch, list)
+            out += batch
+            if len(out) == 40:
+                break
+        await room
+    assert out == [str(i) for i in range(40)]
     await s.aclose()
+
+
+@pytest.mark.parametrize("other", ["none", "unguarded_field"])
+@pytest.mark.parametrize("stream_first", [False, True])
+async def test_held_items_stay_bounded_whatever_they_carry(other: str, stream_first: bool) -> None:
+    """A held head whose window needs more text, then a flood of items carrying no
+    guarded text (empty deltas) or text of a field no rail judges (tool arguments with
+    ``fields: [content]``): the producer never gets far past ``max_held_events``."""
+    s = GuardedStream(Pipeline([Allow()], "output"), config(stream_first), counter_for("delta"))
+    consumer = asyncio.create_task(_drain(s))
+    s.push("head", [(KEY, "head")])
+    most = 0
+    for i in range(5000):
+        texts = [] if other == "none" else [((0, "tool_arguments", 0), f'"{i}",')]
+        s.push(f"i{i}", texts)
+        most = max(most, s.held)
+        await asyncio.wait_for(s.room(), 1)
+    s.finish()
+    released = await asyncio.wait_for(consumer, 5)
+    assert most <= 16 + 1
+    assert released == 5001
+
+
+class Allow:
+    name = "allow"
+
+    def __init__(self) -> None:
+        self.config = RailConfig()
+
+    async def check(self, text: str, ctx: CheckContext) -> Verdict:
+        return Verdict.allow()
+
+
+def config(stream_first: bool) -> OutputStreaming:
+    return OutputStreaming(
+        enabled=True,
+        chunk_size=100,
+        context_size=0,
+        stream_first=stream_first,
+        token_unit="delta",
+        max_held_events=16,
+    )
+
+
+async def _drain(s: GuardedStream[str]) -> int:
+    count = 0
+    async for batch in s.releases():
+        if isinstance(batch, list):
+            count += len(batch)
+    return count
 
 
 async def test_producer_waits_for_a_slow_consumer_in_stream_first() -> None:

@@ -53,6 +53,7 @@ def test_parse(answer: str, stage: Stage, expected: Assessment) -> None:
         "{not json",
         '{"Response Safety": "safe"}',
         '{"User Safety": "meh"}',
+        '{"User Safety": "safe"}',  # judging an answer, the answer's rating is missing
     ],
 )
 def test_parse_rejects_malformed(answer: str) -> None:

@@ -28,12 +28,29 @@ def make_rail(service: FakeService, resources: Resources, **extra: Any) -> LlmJu
         ('"Yes"', True),
         ("No", False),
         ("no.", False),
-        ("Yesterday I said no", False),
-        ("", False),
+        ("**No**", False),
     ],
 )
 def test_says_yes(answer: str, yes: bool) -> None:
     assert says_yes(answer) is yes
+
+
+@pytest.mark.parametrize("answer", ["", "Yesterday I said no", "Maybe", "I cannot judge", "Y"])
+def test_an_answer_neither_yes_nor_no_is_an_error(answer: str) -> None:
+    with pytest.raises(RailResponseError, match="neither yes nor no"):
+        says_yes(answer)
+
+
+@pytest.mark.parametrize(("on_error", "blocked"), [("block", True), ("allow", False)])
+async def test_garbage_answer_follows_on_error(
+    fake_service: StartService, resources: Resources, on_error: str, blocked: bool
+) -> None:
+    from rails.pipeline import Pipeline
+
+    service = await fake_service(chat_completion("As an AI, I think it depends."))
+    rail = make_rail(service, resources, on_error=on_error)
+    outcome = await Pipeline([rail], "output").check("text", CheckContext(stage="output"))
+    assert outcome.blocked is blocked
 
 
 def test_prompt_template_keeps_other_braces_and_does_not_reinterpret_values() -> None:

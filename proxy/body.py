@@ -1,0 +1,179 @@
+"""The upstream's response body as the bytes it means.
+
+railproxy asks the upstream for ``Accept-Encoding: identity``; an upstream that compresses
+anyway has its ``gzip``/``deflate`` undone here, incrementally and with a cap on the decoded
+size (a small compressed body cannot grow without bound). Any other coding cannot be read,
+so it cannot be judged: ``Unreadable`` (a 502 before the response starts, our error event
+after). ``sniff`` tells the body's real format from its first bytes, whatever its
+``Content-Type`` says, so a mislabelled event stream is still judged as one.
+
+Exceptions::
+
+    Unreadable(ProxyError)   502 upstream_unreadable: a coding, format or byte we cannot read
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import aiohttp
+
+from proxy.errors import ProxyError
+
+Format = Literal["sse", "json", "other", "empty"]
+_SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = b" \t\r\n"
+
+
+class Unreadable(ProxyError):
+    status = 502
+    type = "upstream_error"
+    code = "upstream_unreadable"
+
+
+class _Inflate:
+    """One ``gzip`` or ``deflate`` coding, undone incrementally. ``deflate`` is zlib-wrapped
+    per RFC 9110, but some servers send it raw: the first bytes decide."""
+
+    def __init__(self, coding: str) -> None:
+        self._coding = coding
+        self._z: zlib._Decompress | None = None
+        if coding != "deflate":
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        if self._z is None:
+            if not data:
+                return b""
+            raw = not _zlib_header(data)
+            self._z = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        try:
+            out = self._z.decompress(data, limit + 1)
+        except zlib.error as e:
+            raise Unreadable(f"The upstream's {self._coding} body is corrupt.") from e
+        if self._z.unconsumed_tail:
+            raise Unreadable(_too_large(limit))
+        return out
+
+
+def _zlib_header(data: bytes) -> bool:
+    """RFC 1950: method 8 in the low nibble, and the two header bytes a multiple of 31."""
+    if len(data) < 2:
+        return data[:1] != b"" and data[0] & 0x0F == 8
+    return data[0] & 0x0F == 8 and ((data[0] << 8) | data[1]) % 31 == 0
+
+
+class BodyDecoder:
+    """Sans-IO: ``feed(bytes) -> bytes`` with every content coding undone, in order.
+    ``Unreadable`` for a coding we do not know, a corrupt body, or a read that would
+    decode to more than ``limit`` bytes."""
+
+    def __init__(self, content_encoding: str, limit: int) -> None:
+        codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        for c in codings:
+            if c not in ("gzip", "x-gzip", "deflate"):
+                raise Unreadable(
+                    f"The upstream answered with Content-Encoding {c!r}, which "
+                    "railproxy cannot read and so cannot judge."
+                )
+        self._steps = [_Inflate("deflate" if c == "deflate" else "gzip") for c in reversed(codings)]
+        self._limit = limit
+
+    @property
+    def identity(self) -> bool:
+        return not self._steps
+
+    def feed(self, data: bytes) -> bytes:
+        """Decode one read; what a single read decodes to is capped at ``limit``."""
+        for step in self._steps:
+            data = step.feed(data, self._limit)
+        return data
+
+
+def _too_large(limit: int) -> str:
+    return f"The upstream's decoded body is larger than {limit} bytes."
+
+
+def sniff(first: bytes, ended: bool = True) -> Format | None:
+    """The real format of a body from its first bytes (a BOM and whitespace skipped), or
+    None while more bytes could still change the answer (``ended`` false)."""
+    head = first.lstrip(_WHITESPACE)
+    if _BOM.startswith(head) and head and not ended:
+        return None
+    head = head.removeprefix(_BOM).lstrip(_WHITESPACE)
+    if not head:
+        return "empty" if ended else None
+    if head[:1] in (b"{", b"["):
+        return "json"
+    if head.startswith(_SSE_STARTS):
+        return "sse"
+    if not ended and any(p.startswith(head) for p in _SSE_STARTS):
+        return None
+    return "other"
+
+
+class UpstreamBody:
+    """A response's body, decoded; ``sniff`` looks at the first bytes without losing them.
+
+    ``limit`` caps the decoded size of a whole body (``read``); a stream's events are
+    capped by the SSE decoder instead, so ``chunks`` caps only what one read decodes to.
+    """
+
+    def __init__(self, resp: aiohttp.ClientResponse, limit: int) -> None:
+        self.resp = resp
+        self._decoder = BodyDecoder(resp.headers.get("Content-Encoding", ""), limit)
+        self._limit = limit
+        self._peeked = b""
+        self._source = resp.content.iter_any()
+        self._ended = False
+
+    @property
+    def status(self) -> int:
+        return self.resp.status
+
+    @property
+    def decoded(self) -> bool:
+        """Whether a content coding was undone (the client must not see the header)."""
+        return not self._decoder.identity
+
+    async def sniff(self) -> Format:
+        """The body's real format (``sniff``), reading only as far as it takes: a stream's
+        first event is not waited for beyond its first bytes."""
+        while (found := sniff(self._peeked, self._ended)) is None:
+            self._peeked += await self._next()
+        return found
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The decoded body as it arrives, starting with anything peeked."""
+        if self._peeked:
+            first, self._peeked = self._peeked, b""
+            yield first
+        while not self._ended:
+            data = await self._next()
+            if data:
+                yield data
+
+    async def read(self) -> bytes:
+        """The whole decoded body, at most ``limit`` bytes (else ``Unreadable``)."""
+        parts = [self._peeked]
+        size = len(self._peeked)
+        self._peeked = b""
+        while not self._ended:
+            data = await self._next()
+            size += len(data)
+            if size > self._limit:
+                raise Unreadable(_too_large(self._limit))
+            parts.append(data)
+        return b"".join(parts)
+
+    async def _next(self) -> bytes:
+        try:
+            raw = await self._source.__anext__()
+        except StopAsyncIteration:
+            self._ended = True
+            return b""
+        return self._decoder.feed(raw)
