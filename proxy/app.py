@@ -14,12 +14,23 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from proxy import __version__, handlers
-from proxy.auth import ApiKeyAuth
+from proxy.auth import ApiKeyAuth, check_bindings
 from proxy.configs import ConfigSet
 from proxy.errors import PayloadTooLarge, ProxyError, internal_error
-from proxy.keys import CONFIGS, METRICS, SETTINGS, STATE, UPSTREAM, ReloadHook, ServerState
+from proxy.keys import (
+    CONFIGS,
+    METRICS,
+    PASS_ROUTES,
+    SETTINGS,
+    STATE,
+    UPSTREAM,
+    ReloadHook,
+    ServerState,
+)
+from proxy.logs import redact_parse_errors
 from proxy.metrics import Metrics
 from proxy.observe import observe
+from proxy.paths import check_target
 from proxy.settings import Settings
 from proxy.upstream import Upstream
 
@@ -41,6 +52,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as e:
         if e.status < 400:
             raise
+        if e.status == 405:  # aiohttp's own: another method on one of our exact routes
+            request.app[METRICS].routes_refused.labels("method_not_allowed").inc()
         return _http_error(e)
     except ConnectionResetError:
         raise
@@ -51,6 +64,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 def _http_error(e: web.HTTPException) -> web.Response:
     kind = ProxyError(e.reason or "Error", code="not_found" if e.status == 404 else None)
+    if "Allow" in e.headers:  # a 405 says which methods the route takes
+        kind.headers = {"Allow": e.headers["Allow"]}
     kind.status = e.status
     kind.type = "invalid_request_error" if e.status < 500 else "server_error"
     return kind.response()
@@ -61,18 +76,32 @@ def create_app(
 ) -> web.Application:
     """Build the aiohttp application. ``configs`` defaults to the settings' own rails;
     ``metrics`` to a fresh registry (tests and several apps in one process)."""
-    middlewares: list[Middleware] = [observe, error_middleware]
-    keys = tuple(k.get_secret_value().encode() for k in settings.server.api_keys)
-    if keys:
-        middlewares.append(ApiKeyAuth(keys))
+    server = settings.server
+    configs = configs or ConfigSet.single(settings.rails_config)
+    check_bindings(server.api_keys, configs.ids)
+    middlewares: list[Middleware] = [observe, error_middleware, check_target]
+    if server.api_keys:
+        middlewares.append(ApiKeyAuth(server.api_keys))
+    redact_parse_errors()
     app = web.Application(
-        client_max_size=settings.server.max_body_bytes,
+        client_max_size=server.max_body_bytes,
         middlewares=middlewares,
-        handler_args={"max_field_size": 16384, "max_headers": 128},
+        handler_args={
+            "max_field_size": 16384,
+            "max_headers": 128,
+            # Also bounds the wait for a whole request head (see ServerSettings).
+            "keepalive_timeout": server.idle_timeout_s,
+            # After an answer given before the whole body arrived (408, 413, 401...),
+            # aiohttp reads and discards the rest for this long, then closes.
+            "lingering_time": min(10.0, server.body_timeout_s),
+            # proxy.request_body decodes request bodies itself, capped; no header forwarded.
+            "auto_decompress": False,
+        },
     )
     app[SETTINGS] = settings
     app[UPSTREAM] = Upstream(settings.upstream)
-    app[CONFIGS] = configs or ConfigSet.single(settings.rails_config)
+    app[CONFIGS] = configs
+    app[PASS_ROUTES] = server.pass_routes
     app[STATE] = ServerState()
     app[METRICS] = metrics or Metrics()
     _register(app[METRICS], app[CONFIGS])

@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from proxy.errors import BadRequest
+import orjson
+
+from proxy.clients import ANONYMOUS, Client
+from proxy.errors import BadRequest, Forbidden
 from rails.base import Resources
 from rails.config import RailsConfig
 from rails.guard import Guard
@@ -43,24 +46,45 @@ class ConfigSet:
     def get(self, config_id: str) -> Guard:
         return self._guards[config_id]
 
-    def pick(self, body: dict[str, Any] | None, header: str | None) -> tuple[str, Guard, bool]:
-        """Return (id, guard, body_changed). Strips the selector fields from ``body``."""
+    def pick(
+        self, body: dict[str, Any] | None, header: str | None, client: Client = ANONYMOUS
+    ) -> tuple[str, Guard, bool]:
+        """Return (id, guard, body_changed). Strips the selector fields from ``body``.
+
+        A client key bound to configs gets its first config when the request names none,
+        and 403 for a config outside its list (whether or not that config exists)."""
         wanted, changed = _take_id(body)
-        wanted = wanted or header or self.default
+        wanted = wanted or header or client.default_config or self.default
+        known = [i for i in self.ids if client.may_use(i)]
         if wanted is None:
             raise BadRequest(
-                f"Choose a rails config with {HEADER} or config_id; known: {self.ids}",
+                f"Choose a rails config with {HEADER} or config_id; known: {known}",
                 param="config_id",
                 code="config_required",
+            )
+        if not client.may_use(wanted):
+            raise Forbidden(
+                f"This API key may not use rails config {wanted!r}; it may use: {known}",
+                param="config_id",
+                code="config_not_allowed",
             )
         guard = self._guards.get(wanted)
         if guard is None:
             raise BadRequest(
-                f"Unknown rails config {wanted!r}; known: {self.ids}",
+                f"Unknown rails config {wanted!r}; known: {known}",
                 param="config_id",
                 code="unknown_config",
             )
         return wanted, guard, changed
+
+    def peek(self, body: bytes, header: str | None, client: Client = ANONYMOUS) -> Guard:
+        """The guard a request with this raw body would pick, without changing the body
+        (a body that is not a JSON object names no config)."""
+        try:
+            parsed = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        return self.pick(parsed if isinstance(parsed, dict) else None, header, client)[1]
 
     def warm(self) -> None:
         """Load the token encoding now (~0.5 s) rather than in the first request's path

@@ -8,6 +8,11 @@ Exceptions::
      ├── BadRequest        400 invalid_request_error
      ├── PayloadTooLarge   413
      ├── Unauthorized      401
+     ├── Forbidden         403
+     ├── NotFound          404
+     ├── MethodNotAllowed  405 (Allow)
+     ├── RequestTimeout    408
+     ├── UnsupportedMediaType 415
      ├── TooManyRequests   429 (Retry-After)
      ├── UpstreamUnreachable 502
      └── UpstreamTimeout   504
@@ -72,6 +77,30 @@ class Unauthorized(ProxyError):
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+
+
+class Forbidden(ProxyError):
+    status = 403
+    type = "invalid_request_error"
+    code = "permission_denied"
+
+
+class MethodNotAllowed(ProxyError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class RequestTimeout(ProxyError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class UnsupportedMediaType(ProxyError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_content_encoding"
 
 
 class TooManyRequests(ProxyError):

@@ -8,13 +8,16 @@ import orjson
 from aiohttp import web
 
 from proxy import requests as req
+from proxy.admission import admit
 from proxy.body import Unreadable, UpstreamBody
 from proxy.call import Call, request_id
+from proxy.clients import client_of
 from proxy.configs import HEADER as CONFIG_HEADER
-from proxy.errors import BadRequest, TooManyRequests, UpstreamTimeout, UpstreamUnreachable
+from proxy.errors import BadRequest, UpstreamTimeout, UpstreamUnreachable
 from proxy.keys import METRICS, SETTINGS, STATE, UPSTREAM, live_configs
 from proxy.protocol import Dialect
 from proxy.record import RECORD
+from proxy.request_body import read_body
 from proxy.responses import raw_response, respond_blocked, stream_response, whole_response
 from rails.stream import Blocked
 
@@ -29,7 +32,7 @@ async def guarded(
         _require_streaming_rails(call)
     state = request.app[STATE]
     if call.stream:  # before input rails: no judge call for a stream we would refuse
-        _admit(request)
+        admit(request)
         state.active_streams += 1
     try:
         blocked = await _input_rails(call)
@@ -42,12 +45,12 @@ async def guarded(
 
 
 async def _prepare(request: web.Request, dialect: Dialect, path: str, native: bool) -> Call:
-    raw = await request.read()
+    raw = await read_body(request)
     body = req.parse_body(raw)
     req.validate(dialect.name, body, path)
     stream = path == "/generate_stream" or body.get("stream") is True
     config_id, guard, changed = live_configs(request.app).pick(
-        body, request.headers.get(CONFIG_HEADER)
+        body, request.headers.get(CONFIG_HEADER), client_of(request)
     )
     if changed:
         raw = orjson.dumps(body)
@@ -92,15 +95,6 @@ def streaming_off_message(off: list[str]) -> str:
         f"{switches} {verb} false. Either set {settings} in the rails config, or send "
         "stream: false."
     )
-
-
-def _admit(request: web.Request) -> None:
-    limit = request.app[SETTINGS].server.max_concurrent_streams
-    if request.app[STATE].active_streams >= limit:
-        raise TooManyRequests(
-            f"railproxy is serving its maximum of {limit} concurrent streams; retry shortly.",
-            headers={"Retry-After": "1"},
-        )
 
 
 async def _input_rails(call: Call) -> Blocked | None:

@@ -1,20 +1,29 @@
 """Route handlers: thin. The guarded routes hand over to ``proxy.guarded``; the rest
 (health, readiness, metrics, configs, the playground, other ``/v1`` paths) live here.
+Which paths are guarded, passed through or refused: ``proxy.routes``; every path was
+checked raw first (``proxy.paths``).
 """
 
 from __future__ import annotations
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
-from proxy import playground
-from proxy import requests as req
+from proxy import paths, playground, routes
+from proxy.admission import stream_slot
 from proxy.call import request_id
+from proxy.clients import client_of
+from proxy.configs import HEADER as CONFIG_HEADER
+from proxy.errors import MethodNotAllowed, NotFound
 from proxy.guarded import auth_on, guarded
-from proxy.keys import METRICS, STATE, UPSTREAM, live_configs
+from proxy.keys import METRICS, PASS_ROUTES, STATE, UPSTREAM, live_configs
 from proxy.protocol import CHAT, COMPLETIONS, TGI_NATIVE
 from proxy.record import RECORD
+from proxy.request_body import read_body
 from proxy.upstream import response_headers
+
+GUARDED_LIST = ", ".join(f"{m} {p}" for p, m in routes.GUARDED.items())
 
 
 def add_routes(app: web.Application) -> None:
@@ -28,7 +37,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/rails/configs", list_configs)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/ui", playground.page)
-    app.router.add_route("*", "/v1/{tail:.*}", passthrough)
+    app.router.add_route("*", "/v1/{tail:.*}", other_v1)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -71,37 +80,93 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 async def list_configs(request: web.Request) -> web.Response:
-    configs = live_configs(request.app)
-    data = [{"id": i, "default": i == configs.default} for i in configs.ids]
+    """The configs this client may use; ``default``: the one it gets when it names none."""
+    configs, client = live_configs(request.app), client_of(request)
+    default = client.default_config or configs.default
+    data = [{"id": i, "default": i == default} for i in configs.ids if client.may_use(i)]
     return web.json_response({"object": "list", "data": data})
 
 
 # -- everything else under /v1 -----------------------------------------------------------
 
 
-async def passthrough(request: web.Request) -> web.StreamResponse:
-    """Any other ``/v1/*`` path (models, embeddings, tokenize...), streamed both ways."""
-    tail = request.match_info["tail"]
-    req.check_path(tail)
+async def other_v1(request: web.Request) -> web.StreamResponse:
+    """Any other ``/v1/*`` path: an allow-listed pass-through, a variant of one of our routes
+    (405/404), or, when the request's config has no rails, relayed (proxy.routes)."""
+    target = paths.target(request)
+    route = routes.allowed(request.app[PASS_ROUTES], request.method, target.path)
+    if route is not None:
+        request[RECORD].route = route.template
+        return await passthrough(request, target, route.stream)
+    _refuse_variant(request, target.path)
+    if target.path == "/v1/":
+        raise NotFound("No route /v1/.")
+    body = await read_body(request)
+    configs = live_configs(request.app)
+    guard = configs.peek(body, request.headers.get(CONFIG_HEADER), client_of(request))
+    if guard.guards_input or guard.guards_output:
+        _refused(request, "route_not_guarded")
+        raise NotFound(
+            f"{request.method} {target.path} is not a route railproxy guards, and the rails "
+            "config this request uses has rails: railproxy refuses what it cannot judge. "
+            f"Guarded: {GUARDED_LIST}. Routes that generate no text can be allowed in "
+            "server.passthrough_routes.",
+            code="route_not_guarded",
+        )
+    return await passthrough(request, target, True, body)
+
+
+def _refuse_variant(request: web.Request, path: str) -> None:
+    known = routes.variant_of(path)
+    if known is None:
+        return
+    exact, method = known
+    if path == exact:
+        _refused(request, "method_not_allowed")
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed on {exact}; use {method}.",
+            headers={"Allow": method},
+        )
+    _refused(request, "route_variant")
+    raise NotFound(f"No route {path}; did you mean {method} {exact}?")
+
+
+def _refused(request: web.Request, reason: str) -> None:
+    request.app[METRICS].routes_refused.labels(reason).inc()
+
+
+async def passthrough(
+    request: web.Request, target: paths.Target, stream: bool, body: bytes | None = None
+) -> web.StreamResponse:
+    """Relay the request to ``{base_url}`` + the raw path after ``/v1`` (and the raw
+    query), both ways as bytes; ``stream``: it takes a stream slot while it runs."""
+    if body is None:
+        body = await read_body(request)
     up = request.app[UPSTREAM]
     rid = request_id(request)
     request[RECORD].request_id = rid
     headers = up.headers(request.headers, rid, auth_on(request))
-    url = up.url("/" + tail) + (f"?{request.query_string}" if request.query_string else "")
-    body = await request.read() if request.can_read_body else None
-    resp = await up.open(request.method, url, headers, body)
-    try:
-        out = web.StreamResponse(status=resp.status, reason=resp.reason)
-        out.headers.update(response_headers(resp.headers))
-        out.headers["X-Request-Id"] = rid
-        await out.prepare(request)
+    url = URL(up.settings.base_url + target.path_and_query[3:], encoded=True)
+    with stream_slot(request, stream):
+        resp = await up.open(request.method, url, headers, body if request.body_exists else None)
         try:
-            async for chunk in resp.content.iter_any():
-                await out.write(chunk)
-        except (aiohttp.ClientError, TimeoutError):
-            out.force_close()  # a cut body must not look complete to the client
-            return out
-        await out.write_eof()
+            return await _relay(request, resp, rid)
+        finally:
+            resp.close()
+
+
+async def _relay(
+    request: web.Request, resp: aiohttp.ClientResponse, rid: str
+) -> web.StreamResponse:
+    out = web.StreamResponse(status=resp.status, reason=resp.reason)
+    out.headers.update(response_headers(resp.headers))
+    out.headers["X-Request-Id"] = rid
+    await out.prepare(request)
+    try:
+        async for chunk in resp.content.iter_any():
+            await out.write(chunk)
+    except (aiohttp.ClientError, TimeoutError):
+        out.force_close()  # a cut body must not look complete to the client
         return out
-    finally:
-        resp.close()
+    await out.write_eof()
+    return out

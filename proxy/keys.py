@@ -9,6 +9,7 @@ from aiohttp import web
 
 from proxy.configs import ConfigSet
 from proxy.metrics import Metrics
+from proxy.routes import PassRoute
 from proxy.settings import Settings
 from proxy.upstream import Upstream
 
@@ -36,6 +37,8 @@ UPSTREAM = web.AppKey("upstream", Upstream)
 CONFIGS = web.AppKey("configs", ConfigSet)
 STATE = web.AppKey("state", ServerState)
 METRICS = web.AppKey("metrics", Metrics)
+# The pass-through allow-list (proxy.routes): built-in routes, then the operator's.
+PASS_ROUTES = web.AppKey("pass_routes", tuple[PassRoute, ...])
 
 
 def live_configs(app: web.Application) -> ConfigSet:

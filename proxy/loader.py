@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from proxy.auth import check_bindings
 from proxy.configs import DEFAULT_ID, ConfigSet, config_files
 from proxy.settings import Settings, SettingsError, load, read_yaml
 from rails.base import Resources
@@ -61,10 +62,13 @@ def load_config(path: str | None, **overrides: Any) -> LoadedConfig:
     """Read ``path`` (file, directory or None for defaults) and apply CLI overrides."""
     p = Path(path) if path else None
     if p is not None and p.is_dir():
-        return _load_dir(p, overrides)
-    settings = _override(load(p), overrides)
-    guards = {DEFAULT_ID: _guard(settings, str(p or "defaults"))}
-    return LoadedConfig(settings, ConfigSet(guards, DEFAULT_ID), str(p or "defaults"))
+        loaded = _load_dir(p, overrides)
+    else:
+        settings = _override(load(p), overrides)
+        guards = {DEFAULT_ID: _guard(settings, str(p or "defaults"))}
+        loaded = LoadedConfig(settings, ConfigSet(guards, DEFAULT_ID), str(p or "defaults"))
+    check_bindings(loaded.settings.server.api_keys, loaded.configs.ids)
+    return loaded
 
 
 def _override(settings: Settings, overrides: dict[str, Any]) -> Settings:

@@ -66,6 +66,32 @@ def _text_value(value: Any) -> str:
     return text
 
 
+class RedactServerErrors(logging.Filter):
+    """aiohttp's server logs a malformed request with the parser's exception, whose text
+    quotes the offending bytes: a request line or header (``Authorization: Bearer <key>``).
+    Keep only the exception's type and status code."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            status = getattr(exc, "code", None)
+            record.msg = "malformed request refused (%s, status %s)"
+            record.args = (type(exc).__name__, status if isinstance(status, int) else "-")
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_REDACT = RedactServerErrors()
+
+
+def redact_parse_errors() -> None:
+    """Install ``RedactServerErrors`` on aiohttp's server logger (idempotent)."""
+    server = logging.getLogger("aiohttp.server")
+    if _REDACT not in server.filters:
+        server.addFilter(_REDACT)
+
+
 def configure_logging(settings: LoggingSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if settings.format == "json":

@@ -30,6 +30,7 @@ FINE: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 
 FINE = (*FINE, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 VERDICTS = ("allow", "block", "modify", "error", "timeout")
 UPSTREAM_ERRORS = ("connect", "timeout", "status", "in_band", "eof", "unreadable")
+ROUTE_REFUSALS = ("invalid_path", "method_not_allowed", "route_variant", "route_not_guarded")
 
 
 class Metrics:
@@ -138,6 +139,21 @@ class Metrics:
             "railproxy_usage_tokens",
             "Prompt and completion tokens per config (for billing).",
             ["kind", "config"],
+            registry=r,
+        )
+        self.routes_refused = Counter(
+            "railproxy_routes_refused",
+            "Requests refused for their route: invalid_path, method_not_allowed, "
+            "route_variant, route_not_guarded.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ROUTE_REFUSALS:  # every series exists before the first refusal
+            self.routes_refused.labels(reason)
+        self.client_requests = Counter(
+            "railproxy_client_requests",
+            "Requests answered per client key name (server.api_keys), by HTTP status.",
+            ["client", "code"],
             registry=r,
         )
         self.config_reloads = Counter(

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from proxy.clients import client_of
 from proxy.keys import METRICS
 from proxy.metrics import Metrics
 from proxy.record import RECORD, RequestRecord
@@ -34,6 +35,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         record.status = status
+        record.client = client_of(request).name
         _finish(request.app[METRICS], record)
 
 
@@ -47,6 +49,8 @@ def _finish(metrics: Metrics, record: RequestRecord) -> None:
     duration = time.monotonic() - record.started
     metrics.requests.labels(record.route, str(record.status)).inc()
     metrics.request_duration.labels(record.route).observe(duration)
+    if record.client:
+        metrics.client_requests.labels(record.client, str(record.status)).inc()
     if record.prompt_tokens is not None:
         metrics.usage_tokens.labels("prompt", record.config).inc(record.prompt_tokens)
     if record.completion_tokens is not None:

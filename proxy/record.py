@@ -24,6 +24,7 @@ class RequestRecord:
     started: float
     request_id: str = ""
     config: str = ""
+    client: str = ""  # the client key's name (server.api_keys), never the key
     status: int = 0
     stream: bool = False
     outcome: str = ""
@@ -97,6 +98,7 @@ class RequestRecord:
             "duration_s": round(duration, 6),
         }
         optional = {
+            "client": self.client,
             "outcome": self.outcome,
             "ttft_s": _round(self.ttft),
             "upstream_ttft_s": _round(self.upstream_ttft),

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from proxy.routes import BUILTIN, PassRoute
 from rails.config import InputRails, OutputRails, RailsConfig, RailsSection
 from rails.registry import check_config
 
@@ -53,6 +54,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ApiKey(_Strict):
+    """One client key: its name (what logs and metrics show; never the key), the rails
+    configs it may use (None: every config; else the first is its default) and whether it
+    is an operator's key (operator-only features, such as the playground's debug channel)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+    key: SecretStr
+    configs: tuple[str, ...] | None = Field(default=None, min_length=1)
+    operator: bool = False
+
+    @field_validator("key")
+    @classmethod
+    def _not_blank(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return v
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -64,21 +83,57 @@ class ServerSettings(_Strict):
     drain_timeout_s: float = Field(default=30.0, ge=0)
     workers: int = Field(default=1, ge=1, le=64)
     reload_poll_s: float = Field(default=2.0, ge=0)
-    # Client API keys (Authorization: Bearer <key>); a list, or one comma-separated string
-    # so a single environment variable can hold several. Empty: no client authentication.
-    api_keys: tuple[SecretStr, ...] = ()
+    # A connection without a complete request head (idle between requests, or still
+    # sending its request line and headers) this long after it opened or after its last
+    # response is closed (aiohttp's keep-alive timer, which partial bytes do not reset).
+    idle_timeout_s: float = Field(default=75.0, gt=0)
+    # The whole request body must arrive within this long of its head: else 408, closed.
+    body_timeout_s: float = Field(default=60.0, gt=0)
+    # Client API keys (Authorization: Bearer <key> or x-api-key: <key>): one
+    # comma-separated string (one environment variable), a list of keys, or a list of
+    # {name, key, configs, operator} (ApiKey). Empty: no client authentication.
+    api_keys: tuple[ApiKey, ...] = ()
     metrics_auth: bool = False  # /metrics needs a client key too
     # GET /ui (the playground page) and the debug channel it reads (proxy/debug.py).
     playground: bool = False
+    # More routes relayed unjudged whatever the rails ("METHOD /v1/path/{param}"): only
+    # routes that generate no text (proxy/routes.py).
+    passthrough_routes: tuple[str, ...] = ()
 
     @field_validator("api_keys", mode="before")
     @classmethod
-    def _split_keys(cls, v: Any) -> Any:
+    def _named_keys(cls, v: Any) -> Any:
         if isinstance(v, str):
             v = v.split(",")
-        if isinstance(v, list | tuple):
-            return tuple(k.strip() for k in v if not isinstance(k, str) or k.strip())
+        if not isinstance(v, list | tuple):
+            return v
+        plain = [k for k in v if not isinstance(k, str) or k.strip()]
+        return tuple(
+            {"name": f"key-{i}", "key": k.strip()} if isinstance(k, str) else k
+            for i, k in enumerate(plain, 1)
+        )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _distinct_keys(cls, v: tuple[ApiKey, ...]) -> tuple[ApiKey, ...]:
+        names = [k.name for k in v]
+        if len(set(names)) != len(names):
+            raise ValueError("two keys share a name")
+        if len({k.key.get_secret_value() for k in v}) != len(v):
+            raise ValueError("the same key is listed twice")
         return v
+
+    @field_validator("passthrough_routes")
+    @classmethod
+    def _routes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for text in v:
+            PassRoute.parse(text)
+        return v
+
+    @property
+    def pass_routes(self) -> tuple[PassRoute, ...]:
+        """The pass-through allow-list: the built-in routes, then the operator's."""
+        return (*BUILTIN, *(PassRoute.parse(t) for t in self.passthrough_routes))
 
 
 class UpstreamSettings(_Strict):

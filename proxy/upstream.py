@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.settings import UpstreamSettings
@@ -35,8 +36,13 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
-# Headers of ours that must not reach the upstream.
-PRIVATE_REQUEST = frozenset({"x-rails-config", "x-railproxy-debug", "accept-encoding", "cookie"})
+# Headers of ours that must not reach the upstream. Content-Encoding: railproxy forwards
+# request bodies decoded (proxy.request_body).
+PRIVATE_REQUEST = frozenset(
+    {"x-rails-config", "x-railproxy-debug", "accept-encoding", "cookie", "content-encoding"}
+)
+# Where clients send their key (OpenAI's and Anthropic's clients).
+CLIENT_AUTH = frozenset({"authorization", "x-api-key"})
 # The upstream's framing headers we replace with our own on the way back.
 PRIVATE_RESPONSE = frozenset({"content-encoding", "server", "date", "set-cookie"})
 
@@ -59,7 +65,9 @@ def request_headers(
         lk = k.lower()
         if lk in HOP_BY_HOP or lk in PRIVATE_REQUEST:
             continue
-        if lk == "authorization" and (api_key is not None or not keep_client_auth):
+        if lk in CLIENT_AUTH and not keep_client_auth:
+            continue
+        if lk == "authorization" and api_key is not None:
             continue
         out.add(k, v)
     if api_key is not None:
@@ -136,7 +144,7 @@ class Upstream:
         return base + path
 
     async def open(
-        self, method: str, url: str, headers: CIMultiDict[str], body: bytes | None
+        self, method: str, url: str | URL, headers: CIMultiDict[str], body: bytes | None
     ) -> aiohttp.ClientResponse:
         """Send the request and wait for the response headers."""
         try:

@@ -235,7 +235,7 @@ def test_keys_come_from_a_secret_and_reach_the_settings(name: str, tmp_path: Pat
     assert "${RAILPROXY_API_KEYS}" in text  # no default: a missing key stops the pod
     settings = settings_in(resources, tmp_path)
     env = container_env(resources, SECRETS)
-    keys = [k.get_secret_value() for k in settings.server.api_keys]
+    keys = [k.key.get_secret_value() for k in settings.server.api_keys]
     assert keys == env["RAILPROXY_API_KEYS"].split(",")
     key = settings.upstream.api_key
     assert (key.get_secret_value() if key else "") == env["UPSTREAM_API_KEY"]
