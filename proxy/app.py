@@ -22,6 +22,7 @@ from proxy.metrics import Metrics
 from proxy.observe import observe
 from proxy.settings import Settings
 from proxy.upstream import Upstream
+from rails import offload
 
 log = logging.getLogger("railproxy")
 
@@ -110,3 +111,4 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         await app[UPSTREAM].close()
         await app[CONFIGS].aclose()
+        offload.shutdown()  # the worker process for huge texts, if one was started

@@ -21,11 +21,10 @@ from proxy.relay import Relay, RelayResult, RelaySpec
 from proxy.sse import Event
 from proxy.upstream import response_headers
 from proxy.writer import SSEWriter
+from rails.offload import count_tokens
 from rails.stream import Blocked
-from rails.tokens import counter_for
 
 NO_RETRY = {"x-should-retry": "false"}
-PROMPT_COUNTER = counter_for("token")
 
 
 async def stream_response(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:
@@ -62,6 +61,7 @@ async def stream_response(call: Call, resp: aiohttp.ClientResponse) -> web.Strea
         stopping.cancel()
         metrics.active_streams.dec()
     _account(call, relay.result, spec)
+    await count_prompt(call)
     await writer.write_eof()
     return writer
 
@@ -87,14 +87,14 @@ def _account(call: Call, result: RelayResult, spec: RelaySpec) -> None:
     metrics.windows.inc(result.windows)
     if record.completion_tokens is None:  # the upstream reported no usage (llama.cpp)
         record.completion_tokens = result.tokens or result.text_events
-    count_prompt(call)
 
 
-def count_prompt(call: Call) -> None:
-    """Prompt tokens counted with tiktoken when the upstream reported no usage."""
+async def count_prompt(call: Call) -> None:
+    """Prompt tokens counted with tiktoken when the upstream reported no usage (a huge
+    prompt is counted in a worker process: ``rails.offload``)."""
     if call.record.prompt_tokens is None:
         text = "\n".join(req.message_texts(call.dialect.name, call.body))
-        call.record.prompt_tokens = PROMPT_COUNTER.count(text)
+        call.record.prompt_tokens = await count_tokens(text)
 
 
 _UPSTREAM_ERROR_KINDS = {
@@ -115,7 +115,7 @@ async def whole_response(call: Call, resp: aiohttp.ClientResponse) -> web.Stream
     headers["X-Request-Id"] = call.request_id
     if resp.status < 300:
         _whole_usage(call.record, body)
-        count_prompt(call)
+        await count_prompt(call)
     if resp.status < 300 and call.guard.guards_output and resp.content_type == "application/json":
         judged = await _judge_whole(call, body)
         if isinstance(judged, web.StreamResponse):
