@@ -111,4 +111,4 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         await app[UPSTREAM].close()
         await app[CONFIGS].aclose()
-        offload.shutdown()  # the worker process for huge texts, if one was started
+        await offload.aclose()  # the worker process for huge texts, if one was started

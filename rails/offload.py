@@ -71,12 +71,18 @@ async def run(fn: Callable[..., T], *args: Any) -> T:
 
 
 def shutdown() -> None:
-    """Stop the worker once its queued jobs are done (app cleanup); a later ``run``
-    starts a new one."""
+    """Stop the worker, once its queued jobs are done, and wait until it has exited and
+    its pipes are closed; a later ``run`` starts a new one. This blocks: on a running
+    loop, ``await aclose()``."""
     global _pool
     pool, _pool = _pool, None
     if pool is not None:
-        pool.shutdown(wait=False)
+        pool.shutdown(wait=True)
+
+
+async def aclose() -> None:
+    """``shutdown`` without blocking the loop (the app's cleanup)."""
+    await asyncio.to_thread(shutdown)
 
 
 # -- token counting ----------------------------------------------------------------------

@@ -118,7 +118,7 @@ async def test_the_loop_runs_while_the_worker_judges(tmp_path: Path) -> None:
     check = asyncio.create_task(pipeline.check("y" * BIG, CTX))
     await until(lambda: offload.pending() == 2, "the check was sent to the worker")
     assert not check.done()
-    gate.touch()
+    await asyncio.to_thread(gate.touch)
     assert await hold is True  # the gate opened; the job did not give up waiting
     outcome = await check
     assert outcome.blocked
@@ -160,7 +160,7 @@ async def test_a_dead_worker_fails_its_jobs_and_the_next_job_gets_a_new_one() ->
 
 async def test_shutdown_then_work_again() -> None:
     first = where(await offload.check_local(rail(), "x" * BIG, CTX))[0]
-    offload.shutdown()
+    await offload.aclose()
     second = where(await offload.check_local(rail(), "x" * BIG, CTX))[0]
     assert os.getpid() not in (first, second)
     assert first != second
