@@ -241,7 +241,10 @@ class Pipeline:
         deadline = None
         try:
             if _is_local(rail):  # no deadline, as none could interrupt it inline
-                answer: object = await offload.check_local(rail, text, ctx)
+                if len(text) <= offload.INLINE_CHARS:  # the common case: no extra frame
+                    answer: object = await rail.check(text, ctx)
+                else:
+                    answer = await offload.check_local(rail, text, ctx)
             else:
                 async with (deadline := asyncio.timeout(rail.config.timeout_s)):
                     answer = await rail.check(text, ctx)
