@@ -30,6 +30,7 @@ _CREATED = 1_700_000_000
 _DONE = b"data: [DONE]\n\n"
 _HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 MAX_DELTAS = 100_000
+MAX_BODY_BYTES = 16 << 20  # railproxy's limit is 8 MiB: bench/stall.py sends 8 MB prompts
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ async def models(request: web.Request) -> web.Response:
 
 
 def create_app() -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", models)
     return app

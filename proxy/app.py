@@ -33,6 +33,7 @@ from proxy.observe import observe
 from proxy.paths import check_target
 from proxy.settings import Settings
 from proxy.upstream import Upstream
+from rails import offload
 
 log = logging.getLogger("railproxy")
 
@@ -139,3 +140,4 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         await app[UPSTREAM].close()
         await app[CONFIGS].aclose()
+        await offload.aclose()  # the worker process for huge texts, if one was started

@@ -32,11 +32,10 @@ from proxy.sse import Event
 from proxy.upstream import response_headers
 from proxy.writer import SSEWriter
 from rails.base import Action
+from rails.offload import count_tokens
 from rails.stream import Blocked, CannotRewrite
-from rails.tokens import counter_for
 
 NO_RETRY = {"x-should-retry": "false"}
-PROMPT_COUNTER = counter_for("token")
 
 
 async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
@@ -73,6 +72,7 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
         stopping.cancel()
         metrics.active_streams.dec()
     _account(call, relay.result, spec)
+    await count_prompt(call)
     await writer.write_eof()
     return writer
 
@@ -98,14 +98,14 @@ def _account(call: Call, result: RelayResult, spec: RelaySpec) -> None:
     metrics.windows.inc(result.windows)
     if record.completion_tokens is None:  # the upstream reported no usage (llama.cpp)
         record.completion_tokens = result.tokens or result.text_events
-    count_prompt(call)
 
 
-def count_prompt(call: Call) -> None:
-    """Prompt tokens counted with tiktoken when the upstream reported no usage."""
+async def count_prompt(call: Call) -> None:
+    """Prompt tokens counted with tiktoken when the upstream reported no usage (a huge
+    prompt is counted in a worker process: ``rails.offload``)."""
     if call.record.prompt_tokens is None:
         text = "\n".join(req.message_texts(call.dialect.name, call.body))
-        call.record.prompt_tokens = PROMPT_COUNTER.count(text)
+        call.record.prompt_tokens = await count_tokens(text)
 
 
 _UPSTREAM_ERROR_KINDS = {
@@ -129,7 +129,7 @@ async def whole_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     headers["X-Request-Id"] = call.request_id
     if status < 300:
         _whole_usage(call.record, data)
-        count_prompt(call)
+        await count_prompt(call)
     if call.guard.guards_output:
         judged = await (
             _judge_answer(call, data) if status < 300 else _judge_error(call, data, status)

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import yaml
 
 from rails.base import Action, ChannelKey, CheckContext, Resources, TextField
-from rails.buffer import RollingBuffer
+from rails.buffer import RollingBuffer, Window
 from rails.config import RailsConfig
 from rails.pipeline import Outcome, Pipeline, PipelineObserver
 from rails.registry import build_rails
@@ -143,28 +143,29 @@ class Guard:
         self, text: str, user_message: str = "", field: TextField = "content"
     ) -> Outcome:
         """Judge a complete text in the same windows a stream would get (split on word
-        boundaries); modifications are applied window by window."""
+        boundaries); modifications are applied window by window.
+
+        A long text never holds the event loop: every ``YIELD_EVERY_WORDS`` words the
+        check lets other tasks run (a shorter text is judged without a pause), and a
+        window over ``rails.offload.INLINE_CHARS`` goes to the local rails' worker."""
         if not self.output.wants(field) or not text:
             return Outcome(Action.ALLOW, text)
         s = self.streaming
         buf = RollingBuffer(s.chunk_size, s.context_size, self.counter, s.token_unit)
         ctx = CheckContext("output", field, user_message)
-        out: list[str] = []
+        out: list[str] = []  # the judged text so far, in pieces
         modified: Outcome | None = None
-        pieces = [w for w in (buf.push(p) for p in _WORDS.findall(text)) if w] + [buf.flush()]
-        for window in pieces:
-            if window is None:
-                continue
+        async for window in _windows(buf, text):
             context = window.context
             if modified is not None and context:
-                context = self.counter.tail("".join(out), s.context_size)
+                context = self.counter.tail(_suffix(out, _keep(s.context_size)), s.context_size)
             result = await self.output.check(context + window.new, ctx)
             if result.blocked:
                 return result
             if result.action is Action.MODIFY:
                 # Nothing is released yet: the change may reach into the context too.
-                done = "".join(out)
-                out = [done[: len(done) - len(context)], result.text]
+                _drop_last(out, len(context))
+                out.append(result.text)
                 modified = result
             else:
                 out.append(window.new)
@@ -205,6 +206,51 @@ class Guard:
         finally:
             await feeder.aclose()
             await engine.aclose()
+
+
+YIELD_EVERY_WORDS = 4096  # about 1 to 3 ms of buffering and local rails between pauses
+
+
+async def _windows(buf: RollingBuffer, text: str) -> AsyncIterator[Window]:
+    """The windows of ``text`` pushed word by word, then the final partial one; a pause
+    for the event loop every ``YIELD_EVERY_WORDS`` words."""
+    for i, match in enumerate(_WORDS.finditer(text), 1):
+        window = buf.push(match.group())
+        if window is not None:
+            yield window
+        if i % YIELD_EVERY_WORDS == 0:
+            await asyncio.sleep(0)
+    last = buf.flush()
+    if last is not None:
+        yield last
+
+
+def _keep(context_size: int) -> int:
+    """Characters of judged text enough to hold the last ``context_size`` tokens (the
+    streaming engine keeps as many)."""
+    return max(4096, 16 * context_size)
+
+
+def _suffix(parts: list[str], chars: int) -> str:
+    """At least the last ``chars`` characters of ``"".join(parts)`` (all of it if
+    shorter), joining only the pieces needed."""
+    taken, size = [], 0
+    for part in reversed(parts):
+        taken.append(part)
+        size += len(part)
+        if size >= chars:
+            break
+    return "".join(reversed(taken))
+
+
+def _drop_last(parts: list[str], chars: int) -> None:
+    """Remove the last ``chars`` characters of ``"".join(parts)`` from ``parts``."""
+    while chars > 0 and parts:
+        last = parts.pop()
+        if len(last) > chars:
+            parts.append(last[: len(last) - chars])
+            return
+        chars -= len(last)
 
 
 def _replace_text(item: str, key: ChannelKey, new: str) -> str:

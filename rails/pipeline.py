@@ -7,6 +7,9 @@ and reported to the observers (the shared one set at start-up, for metrics, and 
 optional one a ``check`` call brings, for a stream's debug view); parallel calls are
 cancelled once one blocks.
 
+Local rails judge texts over ``rails.offload.INLINE_CHARS`` in a worker process, so that a
+huge prompt cannot stall the event loop; their answers and failures are handled the same.
+
 Failures never carry exception text into a reason (it may quote user text); the log
 line names the rail and the exception type only.
 
@@ -29,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeGuard, get_args
 
+from rails import offload
 from rails.base import Action, CheckContext, Rail, Stage, TextField, Verdict
 
 log = logging.getLogger("railproxy.rails")
@@ -236,8 +240,11 @@ class Pipeline:
         started = time.perf_counter()
         deadline = None
         try:
-            if _is_local(rail):  # it never waits, so no deadline could interrupt it
-                answer: object = await rail.check(text, ctx)
+            if _is_local(rail):  # no deadline, as none could interrupt it inline
+                if len(text) <= offload.INLINE_CHARS:  # the common case: no extra frame
+                    answer: object = await rail.check(text, ctx)
+                else:
+                    answer = await offload.check_local(rail, text, ctx)
             else:
                 async with (deadline := asyncio.timeout(rail.config.timeout_s)):
                     answer = await rail.check(text, ctx)

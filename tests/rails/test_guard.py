@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rails import Action, Blocked, BlockedError, CheckContext, Guard, Verdict
+from rails.buffer import RollingBuffer
+from rails.guard import _WORDS as WORD_SPLIT
+from rails.guard import YIELD_EVERY_WORDS
+from rails.pipeline import Outcome
 from rails.tokens import TiktokenCounter
 
 EMAIL_1 = "jane.doe@example.com"
@@ -213,6 +219,93 @@ async def test_check_output_masks_an_entity_across_a_window_boundary(
     assert results == {
         lead: (Action.MODIFY, " word" * lead + " call [PHONE] ok" + FILLER) for lead in results
     }
+
+
+# -- check_output on long texts: the loop runs, the result is the same ---------------------
+
+
+async def reference_check_output(guard: Guard, text: str) -> Outcome:
+    """``check_output`` as it was before it paused for the loop and bounded its context
+    tail (it joined and re-encoded the whole judged text for every window after a mask):
+    the new one must agree with it wherever the text is shorter than the bound."""
+    s = guard.streaming
+    buf = RollingBuffer(s.chunk_size, s.context_size, guard.counter, s.token_unit)
+    ctx = CheckContext("output", "content", "")
+    out: list[str] = []
+    modified: Outcome | None = None
+    pieces = [w for w in (buf.push(p) for p in WORD_SPLIT.findall(text)) if w] + [buf.flush()]
+    for window in pieces:
+        if window is None:
+            continue
+        context = window.context
+        if modified is not None and context:
+            context = guard.counter.tail("".join(out), s.context_size)
+        result = await guard.output.check(context + window.new, ctx)
+        if result.blocked:
+            return result
+        if result.action is Action.MODIFY:
+            done = "".join(out)
+            out = [done[: len(done) - len(context)], result.text]
+            modified = result
+        else:
+            out.append(window.new)
+    final = "".join(out)
+    if modified is None:
+        return Outcome(Action.ALLOW, final)
+    return Outcome(Action.MODIFY, final, modified.rail, modified.reason)
+
+
+PIECES = ["word", " ", "  ", "\n", EMAIL_1, "(415) 555-2671", "forbidden", "Ünïcode", "x" * 40]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from(PIECES), max_size=80),
+    st.sampled_from([(1, 0), (3, 2), (8, 4), (20, 50)]),
+)
+async def test_check_output_agrees_with_the_whole_text_algorithm(
+    pieces: list[str], sizes: tuple[int, int]
+) -> None:
+    chunk_size, context_size = sizes
+    guard = Guard.from_config(config(chunk_size=chunk_size, context_size=context_size))
+    text = "".join(pieces)
+    assert await guard.check_output(text) == await reference_check_output(guard, text)
+
+
+async def test_check_output_masks_a_long_text_in_every_window(guards: list[Guard]) -> None:
+    """150 KB with an e-mail every 60 words: every one masked (the whole-text algorithm
+    joined and re-encoded all text judged so far for each of these 200 windows)."""
+    guard = build(guards, config(output=["pii"], chunk_size=200, context_size=50))
+    part = FILLER * 6 + f" mail {EMAIL_1} now"
+    outcome = await guard.check_output(part * 500)
+    assert outcome.action is Action.MODIFY
+    assert outcome.text == part.replace(EMAIL_1, "[EMAIL]") * 500
+
+
+async def test_check_output_lets_other_tasks_run_on_a_long_text(guards: list[Guard]) -> None:
+    """Other tasks get turns while a long text is judged; a short one is judged without
+    a pause, as before."""
+    guard = build(guards, config(chunk_size=200, context_size=50))
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_task())
+    try:
+        await asyncio.sleep(0)
+        before = turns
+        short = FILLER * 20  # 180 words
+        assert (await guard.check_output(short)).text == short
+        assert turns == before
+        long = FILLER * (4 * YIELD_EVERY_WORDS // 9 + 1)  # 9 words each: 4 pauses' worth
+        assert (await guard.check_output(long)).text == long
+        assert turns - before >= 4
+    finally:
+        task.cancel()
 
 
 # -- check_input ------------------------------------------------------------------------

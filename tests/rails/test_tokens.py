@@ -121,3 +121,35 @@ def test_count_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(50):
         assert TIK.count(f" w{i}") >= 1
         assert len(token_module._counts) <= 4
+
+
+# -- huge texts: the synchronous counter never encodes more than LARGE_CHARS ------------------
+
+
+def test_count_is_exact_up_to_large_chars_and_estimated_beyond(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    at_limit = " a" * (token_module.LARGE_CHARS // 2)
+    assert TIK.count(at_limit) == token_module.LARGE_CHARS // 2  # exact
+    encoded: list[int] = []
+    enc = token_module._encoding()
+    real = enc.encode_ordinary
+    monkeypatch.setattr(enc, "encode_ordinary", lambda t: encoded.append(len(t)) or real(t))
+    huge = " a" * 1_000_000  # a million tokens
+    assert TIK.count(huge) == 500_000  # one per 4 characters
+    assert TIK.count(huge + "x") == 500_001  # rounded up
+    assert encoded == []
+
+
+def test_tail_of_a_huge_text_encodes_only_its_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[int] = []
+    enc = token_module._encoding()
+    real = enc.encode_ordinary
+    monkeypatch.setattr(enc, "encode_ordinary", lambda t: encoded.append(len(t)) or real(t))
+    assert TIK.tail("x" * 1_000_000 + " a b c", 2) == " b c"
+    assert encoded == [token_module.LARGE_CHARS]
+    # The cut shows when the last n tokens span more characters than it keeps: a long run
+    # of spaces is one token per 128 spaces or so.
+    spaces = " " * 100_000
+    assert TIK.tail(spaces, 200) == " " * token_module.LARGE_CHARS
+    assert TIK.tail(spaces, 1000) == " " * 64_000  # 64 characters per token asked
