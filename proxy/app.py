@@ -99,6 +99,7 @@ def create_app(
             "auto_decompress": False,
         },
     )
+    offload.enable()  # huge texts are judged and counted off the event loop
     app[SETTINGS] = settings
     app[UPSTREAM] = Upstream(settings.upstream)
     app[CONFIGS] = configs

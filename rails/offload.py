@@ -5,7 +5,8 @@ counting a prompt's tokens (tiktoken) and the local rails (``local = True``: reg
 blocklist, pii, secrets). On an 8 MB prompt either takes 0.1 to 3 s; inline, every other
 stream and ``/healthz`` would wait that long. Texts up to ``INLINE_CHARS`` are still
 handled inline, exactly as before (a hop to the worker costs about 0.5 ms); longer ones
-go to one worker process, and the loop awaits the answer.
+go to one worker process, and the loop awaits the answer. The server enables this at
+start-up (``enable()``); for the Python API it is opt-in.
 
 Why a process and not a thread: CPython's ``re`` and ``unicodedata`` hold the GIL for a
 whole scan, so a local rail in a thread stalls the loop as long as it would inline
@@ -40,6 +41,22 @@ T = TypeVar("T")
 
 INLINE_CHARS = 16_384  # longer texts go to the worker; the worst case inline is ~5 ms
 WORKERS = 1  # one core stays free for the event loop on a 2-core machine
+
+_enabled = False  # the server turns it on (proxy.app); a library user opts in
+
+
+def enable(on: bool = True) -> None:
+    """Send texts over ``INLINE_CHARS`` to the worker (off by default: the worker is
+    started with ``spawn``, which imports the caller's main module, so a script must keep
+    its entry point under ``if __name__ == "__main__":`` to use it)."""
+    global _enabled
+    _enabled = on
+
+
+def inline(text: str) -> bool:
+    """Whether ``text`` is judged or counted in this process."""
+    return not _enabled or len(text) <= INLINE_CHARS
+
 
 _pool: ProcessPoolExecutor | None = None
 _pending = 0
@@ -91,7 +108,7 @@ async def aclose() -> None:
 async def count_tokens(text: str) -> int:
     """The exact cl100k token count of ``text`` (special-token text counted as ordinary
     text): inline up to ``INLINE_CHARS``, else in the worker."""
-    if len(text) <= INLINE_CHARS:
+    if inline(text):
         return _count(text)
     return await run(_count, text)
 
@@ -109,7 +126,7 @@ async def check_local(rail: Rail, text: str, ctx: CheckContext) -> object:
     """A local rail's answer for ``text``: its own ``check`` inline up to
     ``INLINE_CHARS`` (or when the rail cannot be sent), else the same check in the worker.
     The rail's exceptions reach the caller either way."""
-    if len(text) <= INLINE_CHARS or not _can_ship(rail):
+    if inline(text) or not _can_ship(rail):
         return await rail.check(text, ctx)
     config = rail.config
     return await run(_check_in_worker, type(rail), rail.name, config, _key(config), text, ctx)

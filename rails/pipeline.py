@@ -241,7 +241,7 @@ class Pipeline:
         deadline = None
         try:
             if _is_local(rail):  # no deadline, as none could interrupt it inline
-                if len(text) <= offload.INLINE_CHARS:  # the common case: no extra frame
+                if offload.inline(text):  # the common case: no extra frame
                     answer: object = await rail.check(text, ctx)
                 else:
                     answer = await offload.check_local(rail, text, ctx)

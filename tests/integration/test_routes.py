@@ -33,7 +33,7 @@ RAILS = {
                 "stream_first": False,  # judged before release: WORD never reaches a client
             },
         },
-    }
+    },
 }
 ERROR_KEYS = {"message", "type", "param", "code"}
 

@@ -23,6 +23,16 @@ from rails.pipeline import Pipeline
 from rails.tokens import _encoding
 
 BIG = offload.INLINE_CHARS + 1
+
+
+@pytest.fixture(autouse=True)
+def _enabled() -> Iterator[None]:
+    """The server enables the worker at start-up; the library leaves it off."""
+    offload.enable()
+    yield
+    offload.enable(False)
+
+
 CTX = CheckContext("input", "content", "")
 
 
@@ -196,3 +206,10 @@ async def test_a_huge_prompt_masked_in_the_worker_comes_back_whole() -> None:
     outcome, changes = await guard.check_input([{"role": "user", "content": text}])
     assert outcome.action is Action.MODIFY
     assert changes == [(0, "[EMAIL] " + HUGE + " [EMAIL]")]
+
+
+async def test_the_library_judges_in_its_own_process_unless_enabled() -> None:
+    offload.enable(False)
+    assert offload.inline("x" * BIG)
+    verdict = await offload.check_local(rail(), "x" * BIG, CTX)
+    assert where(verdict)[0] == os.getpid()  # no worker: no spawn of the caller's main
