@@ -5,7 +5,7 @@ launcher instead of the console script: the same ``proxy.cli.main`` with the sam
 arguments, in the same kind of process, plus
 
 - a wrapper around the event loop factory (uvloop's, else asyncio's) that keeps the loop
-  ``proxy.server.run`` creates;
+  ``proxy.run.server.run`` creates;
 - one daemon thread serving ``GET /tasks`` on 127.0.0.1:``--probe-port`` (stdlib
   ``http.server``, one connection at a time, closed after each answer), which asks the
   loop, from a ``call_soon_threadsafe`` callback (so on the loop's own thread, between

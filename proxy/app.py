@@ -13,11 +13,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from proxy import __version__, handlers
+from proxy import __version__
 from proxy.auth import ApiKeyAuth, check_bindings
 from proxy.configs import ConfigSet
 from proxy.errors import PayloadTooLarge, ProxyError, internal_error
-from proxy.keys import (
+from proxy.flow import handlers
+from proxy.flow.paths import check_target
+from proxy.observe.access import observe
+from proxy.observe.logs import redact_parse_errors
+from proxy.observe.metrics import Metrics
+from proxy.settings import Settings
+from proxy.state import (
     CONFIGS,
     METRICS,
     PASS_ROUTES,
@@ -27,11 +33,6 @@ from proxy.keys import (
     ReloadHook,
     ServerState,
 )
-from proxy.logs import redact_parse_errors
-from proxy.metrics import Metrics
-from proxy.observe import observe
-from proxy.paths import check_target
-from proxy.settings import Settings
 from proxy.upstream import Upstream
 from rails import offload
 
@@ -95,7 +96,7 @@ def create_app(
             # After an answer given before the whole body arrived (408, 413, 401...),
             # aiohttp reads and discards the rest for this long, then closes.
             "lingering_time": min(10.0, server.body_timeout_s),
-            # proxy.request_body decodes request bodies itself, capped; no header forwarded.
+            # proxy.flow.request_body decodes request bodies itself, capped; no header forwarded.
             "auto_decompress": False,
         },
     )

@@ -19,8 +19,8 @@ from aiohttp import web
 
 from proxy.clients import CLIENT, Client
 from proxy.errors import Unauthorized
-from proxy.keys import SETTINGS
 from proxy.settings import ApiKey, SettingsError
+from proxy.state import SETTINGS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/ui"})  # /ui: a static page, no secrets

@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from proxy import __version__, workers
+from proxy import __version__
 from proxy.app import create_app
 from proxy.loader import LoadedConfig, load_config
-from proxy.logs import configure_logging
-from proxy.reload import ReloadSource
-from proxy.server import run, serve_forever
+from proxy.observe.logs import configure_logging
+from proxy.run import workers
+from proxy.run.reload import ReloadSource
+from proxy.run.server import run, serve_forever
 from proxy.settings import SettingsError
 
 log = logging.getLogger("railproxy")
@@ -158,7 +159,7 @@ def _serve_args(args: argparse.Namespace) -> list[str]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from proxy.demo import run_demo
+    from proxy.run.demo import run_demo
 
     loaded = None
     if args.config:
@@ -174,7 +175,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from proxy.chat import main as chat_main
+    from proxy.chat.session import main as chat_main
 
     return chat_main(args)
 

@@ -37,7 +37,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Headers of ours that must not reach the upstream. Content-Encoding: railproxy forwards
-# request bodies decoded (proxy.request_body).
+# request bodies decoded (proxy.flow.request_body).
 PRIVATE_REQUEST = frozenset(
     {"x-rails-config", "x-railproxy-debug", "accept-encoding", "cookie", "content-encoding"}
 )

@@ -27,10 +27,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from proxy import demo
 from proxy.app import create_app
 from proxy.configs import ConfigSet
-from proxy.server import bound_port
+from proxy.run import demo
+from proxy.run.server import bound_port
 from proxy.settings import Settings
 from rails.config import RailsConfig
 

@@ -36,7 +36,7 @@ from conformance.server_process import ServerProcess, cache_dir, served
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.app import create_app
-from proxy.server import bound_port
+from proxy.run.server import bound_port
 from proxy.settings import Settings
 
 # The scenarios shared by every server's test file assert too: show their values on failure.

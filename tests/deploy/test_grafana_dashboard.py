@@ -1,5 +1,5 @@
 """deploy/grafana/railproxy.json: a valid dashboard whose queries use the metric names
-proxy.metrics exports."""
+proxy.observe.metrics exports."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from deploy_files import DEPLOY
 
-from proxy.metrics import Metrics
+from proxy.observe.metrics import Metrics
 
 DASHBOARD: dict[str, Any] = json.loads((DEPLOY / "grafana" / "railproxy.json").read_text())
 PANELS = [p for p in DASHBOARD["panels"] if p["type"] != "row"]
@@ -35,7 +35,7 @@ SUFFIXES = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "
 
 
 def exported_series() -> set[str]:
-    """Every series name proxy.metrics can expose."""
+    """Every series name proxy.observe.metrics can expose."""
     names = set()
     for family in Metrics().registry.collect():
         names |= {family.name + s for s in SUFFIXES.get(family.type, [""])}

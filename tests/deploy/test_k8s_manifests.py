@@ -29,7 +29,7 @@ from deploy_files import (
 from kustomize_lite import Resource
 
 from proxy.app import create_app
-from proxy.drain import GRACE_S
+from proxy.run.drain import GRACE_S
 from proxy.settings import Settings, load
 
 K8S_VERSION = "1.30"

@@ -25,10 +25,10 @@ from aiohttp import web
 
 from fakes.upstream import FakeUpstream
 from proxy.app import create_app
-from proxy.keys import STATE, UPSTREAM
 from proxy.loader import load_config
-from proxy.server import bound_port
+from proxy.run.server import bound_port
 from proxy.settings import Settings
+from proxy.state import STATE, UPSTREAM
 
 
 @dataclass

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from fakes.hostile import HostileUpstream, Reply, sse
 from integration.conftest import ProxyFactory, chat_body
 from proxy.app import create_app
-from proxy.server import bound_port
+from proxy.run.server import bound_port
 from proxy.settings import Settings
 
 PHRASE = "Project Falcon"

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from fakes.upstream import FakeUpstream
 from proxy.app import create_app
-from proxy.server import bound_port
+from proxy.run.server import bound_port
 from proxy.settings import Settings
 
 JSON = st.recursive(

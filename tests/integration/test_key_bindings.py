@@ -19,7 +19,7 @@ from proxy.app import create_app
 from proxy.auth import ApiKeyAuth
 from proxy.clients import client_of
 from proxy.loader import load_config
-from proxy.server import bound_port
+from proxy.run.server import bound_port
 from proxy.settings import Settings, SettingsError
 
 APP_KEY, OPS_KEY, PLAIN_KEY = "sk-app-0001", "sk-ops-0002", "sk-plain-0003"
@@ -186,7 +186,7 @@ async def test_the_middleware_exposes_name_operator_and_configs() -> None:
 
     app = web.Application(middlewares=[ApiKeyAuth(settings.server.api_keys)])
     app.router.add_get("/whoami", whoami)
-    from proxy.keys import SETTINGS
+    from proxy.state import SETTINGS
 
     app[SETTINGS] = settings
     runner = web.AppRunner(app)

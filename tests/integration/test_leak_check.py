@@ -21,9 +21,9 @@ from fakes.faults import Fault, FaultKind
 from fakes.upstream import FakeUpstream, Script
 from integration.conftest import chat_body, fd_leaks, open_fds, settle
 from proxy.app import create_app
-from proxy.keys import UPSTREAM
-from proxy.server import bound_port
+from proxy.run.server import bound_port
 from proxy.settings import Settings
+from proxy.state import UPSTREAM
 
 ROOT = Path(__file__).resolve().parents[2]
 

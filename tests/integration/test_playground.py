@@ -16,8 +16,8 @@ import pytest
 from fakes.upstream import FakeUpstream, Script
 from integration.conftest import ProxyFactory, chat_body
 from integration.test_guarded import ABORT, WORDS, content, rails, with_secret_at
-from proxy.debug import abort_event
-from proxy.playground import content_security_policy
+from proxy.playground.channel import abort_event
+from proxy.playground.page import content_security_policy
 from rails.stream import Blocked
 
 DEBUG = {"X-Railproxy-Debug": "1"}

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from fakes.everywhere import WORD, Everywhere
 from integration.test_routes import RAILS
 from proxy.app import create_app
-from proxy.paths import parse
+from proxy.flow.paths import parse
 from proxy.routes import BUILTIN, GUARDED, allowed
-from proxy.server import bound_port
+from proxy.run.server import bound_port
 from proxy.settings import Settings
 
 WORDS = [

@@ -1,4 +1,4 @@
-"""proxy.body: content codings undone incrementally and capped; formats sniffed."""
+"""proxy.flow.upstream_body: content codings undone incrementally and capped; formats sniffed."""
 
 from __future__ import annotations
 
@@ -7,9 +7,17 @@ import zlib
 
 import pytest
 
-from proxy.body import BodyDecoder, Unreadable, sniff
-from proxy.protocol import CHAT, TGI_NATIVE, Kind, client_json, content_text, error_text, index_of
-from proxy.sse import Event
+from proxy.flow.upstream_body import BodyDecoder, Unreadable, sniff
+from proxy.wire.protocol import (
+    CHAT,
+    TGI_NATIVE,
+    Kind,
+    client_json,
+    content_text,
+    error_text,
+    index_of,
+)
+from proxy.wire.sse import Event
 
 BODY = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n' * 20
 RAW_DEFLATE = zlib.compressobj(wbits=-zlib.MAX_WBITS)

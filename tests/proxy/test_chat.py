@@ -28,8 +28,8 @@ import yaml
 from aiohttp import web
 
 from proxy.app import create_app
-from proxy.demo import CLIENT_GONE, DEMO_RAILS, demo_upstream
-from proxy.server import bound_port
+from proxy.run.demo import CLIENT_GONE, DEMO_RAILS, demo_upstream
+from proxy.run.server import bound_port
 from proxy.settings import Settings
 
 ROOT = Path(__file__).parents[2]

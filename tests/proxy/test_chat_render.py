@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.chat import LineReader
-from proxy.chat_render import NOT_KEPT, clean, finish, stopped
-from proxy.chat_wire import (
+from proxy.chat.render import NOT_KEPT, clean, finish, stopped
+from proxy.chat.session import LineReader
+from proxy.chat.wire import (
     FALLBACK_MODEL,
     Abort,
     Failure,

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.chat_wire import (
+from proxy.chat.wire import (
     FALLBACK_MODEL,
     Abort,
     Failure,

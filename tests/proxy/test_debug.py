@@ -1,4 +1,4 @@
-"""``proxy.debug``: the debug channel's event encoding, one kind at a time."""
+"""``proxy.playground.channel``: the debug channel's event encoding, one kind at a time."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from proxy.debug import (
+from proxy.playground.channel import (
     DebugChannel,
     abort_event,
     event,

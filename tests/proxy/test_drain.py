@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.drain import Drain, InFlight
-from proxy.keys import STATE, ServerState
-from proxy.server import bound_port
+from proxy.run.drain import Drain, InFlight
+from proxy.run.server import bound_port
+from proxy.state import STATE, ServerState
 
 
 async def slow(request: web.Request) -> web.StreamResponse:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from proxy.logs import JsonFormatter, TextFormatter
+from proxy.observe.logs import JsonFormatter, TextFormatter
 
 FIELDS: list[dict[str, Any]] = [
     {

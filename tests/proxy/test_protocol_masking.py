@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy.protocol import CHAT, COMPLETIONS, TGI_NATIVE
-from proxy.sse import Event
+from proxy.wire.protocol import CHAT, COMPLETIONS, TGI_NATIVE
+from proxy.wire.sse import Event
 from rails.base import ChannelKey
 
 SECRET = "jane.doe@example.com"

@@ -18,11 +18,11 @@ from aiohttp import web
 from fakes.upstream import FakeUpstream, Script
 from proxy.app import create_app
 from proxy.configs import ConfigSet
-from proxy.drain import InFlight
-from proxy.keys import CONFIGS, STATE, live_configs
 from proxy.loader import load_config
-from proxy.reload import Reloader, ReloadSource, fingerprint
-from proxy.server import bound_port
+from proxy.run.drain import InFlight
+from proxy.run.reload import Reloader, ReloadSource, fingerprint
+from proxy.run.server import bound_port
+from proxy.state import CONFIGS, STATE, live_configs
 
 PLAIN = "upstream: {base_url: '%s/v1'}\n"
 GUARDED = PLAIN + (

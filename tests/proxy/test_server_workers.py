@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.workers import Supervisor, held_port
+from proxy.run.workers import Supervisor, held_port
 
 # argv: LOG LIFETIME_S. Logs "start", each SIGHUP, and "term"; exits 0 on SIGTERM, or by
 # itself after LIFETIME_S (0: never). With IGNORE_TERM set, SIGTERM is only logged.

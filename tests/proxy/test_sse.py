@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.sse import Decoder, Event, EventTooLarge, comment, encode
+from proxy.wire.sse import Decoder, Event, EventTooLarge, comment, encode
 
 VLLM = (
     b'data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"role":"assistant"}}]}\n\n'

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.sse import Decoder, Event, SSEError
+from proxy.wire.sse import Decoder, Event, SSEError
 
 FIELD = st.sampled_from([b"data", b"event", b"id", b"retry", b""])
 VALUE = st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))

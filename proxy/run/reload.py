@@ -32,9 +32,9 @@ from typing import Any
 from aiohttp import web
 
 from proxy.configs import ConfigSet, config_files
-from proxy.drain import InFlight
-from proxy.keys import SETTINGS, STATE, live_configs
 from proxy.loader import LoadedConfig
+from proxy.run.drain import InFlight
+from proxy.state import SETTINGS, STATE, live_configs
 
 log = logging.getLogger("railproxy.reload")
 

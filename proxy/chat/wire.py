@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from proxy.sse import Decoder, Event, SSEError
+from proxy.wire.sse import Decoder, Event, SSEError
 
 FALLBACK_MODEL = "default"
 REPLY_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from proxy.chat_wire import Abort, End, Failure
+from proxy.chat.wire import Abort, End, Failure
 
 ALERT = "\x1b[1;31m"
 DIM = "\x1b[2m"

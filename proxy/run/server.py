@@ -1,9 +1,9 @@
 """Running an app: the event loop (uvloop when installed), the listening socket, signals.
 
-``serve_forever`` serves one app until SIGTERM or SIGINT, then drains (``proxy.drain``) and
+``serve_forever`` serves one app until SIGTERM or SIGINT, then drains (``proxy.run.drain``) and
 returns; a second SIGINT during the drain cuts it short. SIGHUP reloads the config
-(``proxy.reload``) when the app was started from a file, and is ignored otherwise. Several
-worker processes (``server.workers``) are ``proxy.workers``' business; each runs this.
+(``proxy.run.reload``) when the app was started from a file, and is ignored otherwise. Several
+worker processes (``server.workers``) are ``proxy.run.workers``' business; each runs this.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from proxy.drain import GRACE_S, Drain, InFlight
-from proxy.keys import SETTINGS, STATE
-from proxy.reload import Reloader, ReloadSource
+from proxy.run.drain import GRACE_S, Drain, InFlight
+from proxy.run.reload import Reloader, ReloadSource
+from proxy.state import SETTINGS, STATE
 
 log = logging.getLogger("railproxy")
 T = TypeVar("T")

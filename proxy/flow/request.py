@@ -1,5 +1,5 @@
 """The guarded request flow: parse and check, pick a config, input rails, admission,
-then the upstream, whose response goes to ``proxy.responses``."""
+then the upstream, whose response goes to ``proxy.flow.respond``."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from proxy import requests as req
-from proxy.admission import admit
-from proxy.body import Unreadable, UpstreamBody
-from proxy.call import Call, request_id
 from proxy.clients import client_of
 from proxy.configs import HEADER as CONFIG_HEADER
 from proxy.errors import BadRequest, UpstreamTimeout, UpstreamUnreachable
-from proxy.keys import METRICS, SETTINGS, STATE, UPSTREAM, live_configs
-from proxy.protocol import Dialect
-from proxy.record import RECORD
-from proxy.request_body import read_body
-from proxy.responses import raw_response, respond_blocked, stream_response, whole_response
+from proxy.flow import parsing as req
+from proxy.flow.admission import admit
+from proxy.flow.call import Call, request_id
+from proxy.flow.request_body import read_body
+from proxy.flow.respond import raw_response, respond_blocked, stream_response, whole_response
+from proxy.flow.upstream_body import Unreadable, UpstreamBody
+from proxy.observe.record import RECORD
+from proxy.state import METRICS, SETTINGS, STATE, UPSTREAM, live_configs
+from proxy.wire.protocol import Dialect
 from rails.stream import Blocked
 
 

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from proxy.clients import client_of
-from proxy.keys import METRICS
-from proxy.metrics import Metrics
-from proxy.record import RECORD, RequestRecord
+from proxy.observe.metrics import Metrics
+from proxy.observe.record import RECORD, RequestRecord
+from proxy.state import METRICS
 
 log = logging.getLogger("railproxy.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -8,8 +8,9 @@ spreads connections over them), and serves nothing itself. It
 * replaces a worker that exits unexpectedly, unless it died within ``MIN_UPTIME_S`` of its
   start (a broken config or a taken port): then it stops the rest and exits 1;
 * gives every worker ``PROMETHEUS_MULTIPROC_DIR``, a fresh directory it removes at exit, so
-  ``/metrics`` on any worker reports all of them (``proxy.metrics``); workers are started as new
-  interpreters because prometheus_client reads that variable when it is first imported;
+  ``/metrics`` on any worker reports all of them (``proxy.observe.metrics``); workers are
+  started as new interpreters because prometheus_client reads that variable when it is
+  first imported;
 * exits 0 when every worker stopped cleanly after a signal, else 1.
 
 With ``--port 0`` the supervisor binds a free port itself (SO_REUSEPORT, never listening) and
@@ -34,8 +35,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from proxy.drain import GRACE_S
-from proxy.server import run
+from proxy.run.drain import GRACE_S
+from proxy.run.server import run
 from proxy.settings import ServerSettings
 
 log = logging.getLogger("railproxy.workers")

@@ -9,14 +9,18 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from proxy import debug
-from proxy import requests as req
-from proxy.body import Unreadable, UpstreamBody
-from proxy.call import Call
 from proxy.errors import error_body, json_error
-from proxy.json_text import unescape
-from proxy.keys import METRICS, SETTINGS, STATE
-from proxy.protocol import (
+from proxy.flow import parsing as req
+from proxy.flow.call import Call
+from proxy.flow.relay import Relay, RelayResult, RelaySpec
+from proxy.flow.upstream_body import Unreadable, UpstreamBody
+from proxy.flow.writer import SSEWriter
+from proxy.observe.record import RequestRecord
+from proxy.playground import channel as debug
+from proxy.state import METRICS, SETTINGS, STATE
+from proxy.upstream import response_headers
+from proxy.wire.json_text import unescape
+from proxy.wire.protocol import (
     CHAT,
     TGI_NATIVE,
     Envelope,
@@ -26,11 +30,7 @@ from proxy.protocol import (
     error_text,
     is_error,
 )
-from proxy.record import RequestRecord
-from proxy.relay import Relay, RelayResult, RelaySpec
-from proxy.sse import Event
-from proxy.upstream import response_headers
-from proxy.writer import SSEWriter
+from proxy.wire.sse import Event
 from rails.base import Action
 from rails.offload import count_tokens
 from rails.stream import Blocked, CannotRewrite

@@ -44,8 +44,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from proxy.keys import SETTINGS
-from proxy.sse import encode
+from proxy.state import SETTINGS
+from proxy.wire.sse import encode
 from rails.base import ChannelKey
 from rails.guard import Guard
 from rails.reports import Holding, Report, WindowReport

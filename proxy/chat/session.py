@@ -25,12 +25,12 @@ from typing import Any, TextIO, TypeVar
 import aiohttp
 from aiohttp import web
 
-from proxy import chat_render as render
 from proxy.app import create_app
-from proxy.chat_wire import End, Target, Text, fetch_model, probe, stream_reply, whole_reply
+from proxy.chat import render
+from proxy.chat.wire import End, Target, Text, fetch_model, probe, stream_reply, whole_reply
 from proxy.configs import HEADER
 from proxy.loader import LoadedConfig, load_config
-from proxy.server import bound_port
+from proxy.run.server import bound_port
 from proxy.settings import SettingsError
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ in-band error event's text is judged like any output (on its own channel) and no
 it is read. On a block, a client disconnect or any
 exit, the upstream response is closed at once, which makes vLLM and TGI stop generating.
 
-With a debug channel (the playground's, ``proxy.debug``), the same task that writes the
+With a debug channel (the playground's, ``proxy.playground.channel``), the same task that writes the
 released events also writes, in order with them, a ``start`` event, the guard's window
 and held reports, and an ``abort`` event just before the abort bytes. Without one, not a
 byte differs and the pass-through path is untouched.
@@ -35,14 +35,14 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from proxy.body import Unreadable, UpstreamBody
-from proxy.debug import DebugChannel, abort_event, report_event
-from proxy.metrics import Metrics
-from proxy.protocol import Dialect, Envelope, Kind, Parsed
-from proxy.reader import EventReader
-from proxy.record import RequestRecord
-from proxy.sse import Decoder, Event, SSEError, comment
-from proxy.writer import SSEWriter
+from proxy.flow.upstream_body import Unreadable, UpstreamBody
+from proxy.flow.writer import SSEWriter
+from proxy.observe.metrics import Metrics
+from proxy.observe.record import RequestRecord
+from proxy.playground.channel import DebugChannel, abort_event, report_event
+from proxy.wire.protocol import Dialect, Envelope, Kind, Parsed
+from proxy.wire.reader import EventReader
+from proxy.wire.sse import Decoder, Event, SSEError, comment
 from rails.config import Abort
 from rails.reports import Report
 from rails.stream import Blocked, GuardedStream, Idle, Release
@@ -124,7 +124,7 @@ class RelaySpec:
     abort: Abort
     strip_usage: bool = False  # railproxy asked for usage; the client did not
     hold: bool = False  # stream_first false: time how long events are held
-    debug: DebugChannel | None = None  # the playground's debug events (proxy/debug.py)
+    debug: DebugChannel | None = None  # the playground's debug events (proxy/playground/channel.py)
 
 
 class Relay:

@@ -1,7 +1,7 @@
-"""Route handlers: thin. The guarded routes hand over to ``proxy.guarded``; the rest
+"""Route handlers: thin. The guarded routes hand over to ``proxy.flow.request``; the rest
 (health, readiness, metrics, configs, the playground, other ``/v1`` paths) live here.
 Which paths are guarded, passed through or refused: ``proxy.routes``; every path was
-checked raw first (``proxy.paths``).
+checked raw first (``proxy.flow.paths``).
 """
 
 from __future__ import annotations
@@ -10,18 +10,20 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from proxy import paths, playground, routes
-from proxy.admission import stream_slot
-from proxy.call import request_id
+from proxy import routes
 from proxy.clients import client_of
 from proxy.configs import HEADER as CONFIG_HEADER
 from proxy.errors import MethodNotAllowed, NotFound
-from proxy.guarded import auth_on, guarded
-from proxy.keys import METRICS, PASS_ROUTES, STATE, UPSTREAM, live_configs
-from proxy.protocol import CHAT, COMPLETIONS, TGI_NATIVE
-from proxy.record import RECORD
-from proxy.request_body import read_body
+from proxy.flow import paths
+from proxy.flow.admission import stream_slot
+from proxy.flow.call import request_id
+from proxy.flow.request import auth_on, guarded
+from proxy.flow.request_body import read_body
+from proxy.observe.record import RECORD
+from proxy.playground import page as playground
+from proxy.state import METRICS, PASS_ROUTES, STATE, UPSTREAM, live_configs
 from proxy.upstream import response_headers
+from proxy.wire.protocol import CHAT, COMPLETIONS, TGI_NATIVE
 
 GUARDED_LIST = ", ".join(f"{m} {p}" for p, m in routes.GUARDED.items())
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.metrics import Metrics
+from proxy.observe.metrics import Metrics
 from rails.stream import Blocked
 
 

@@ -17,7 +17,7 @@ import zlib
 from aiohttp import web
 
 from proxy.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
-from proxy.keys import SETTINGS
+from proxy.state import SETTINGS
 
 GZIP = 16 + zlib.MAX_WBITS
 ZLIB = zlib.MAX_WBITS

@@ -29,7 +29,7 @@ from aiohttp import web
 from proxy.app import create_app
 from proxy.configs import ConfigSet
 from proxy.loader import LoadedConfig
-from proxy.server import bound_port, serve_forever
+from proxy.run.server import bound_port, serve_forever
 from proxy.settings import Settings
 from rails.guard import Guard
 

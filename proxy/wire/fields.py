@@ -16,7 +16,7 @@ streamed (DESIGN.md, "Choices, tools, reasoning"). Channels (``rails.base.Channe
 =======================  ==============================================================
 
 Tool arguments are JSON source: the relay judges them with their string escapes resolved
-(``proxy.json_text``), as the client's parser will read them.
+(``proxy.wire.json_text``), as the client's parser will read them.
 """
 
 from __future__ import annotations

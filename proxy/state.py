@@ -8,7 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from proxy.configs import ConfigSet
-from proxy.metrics import Metrics
+from proxy.observe.metrics import Metrics
 from proxy.routes import PassRoute
 from proxy.settings import Settings
 from proxy.upstream import Upstream
@@ -23,7 +23,7 @@ class ServerState:
         self.active_streams = 0
         self.draining = False
         # Set when the drain deadline passes: streams still running should end themselves
-        # now (proxy.drain cancels them a moment later).
+        # now (proxy.run.drain cancels them a moment later).
         self.stopping = asyncio.Event()
         # The rails configs new requests pick from after a reload (None: the app's CONFIGS).
         self.configs: ConfigSet | None = None

@@ -2,7 +2,7 @@
 
 Served only with ``server.playground: true`` (else 404, as if the route did not exist).
 The page is a single HTML file shipped in the package (``proxy/static/playground.html``):
-no build step, no external assets. It reads the debug channel (``proxy.debug``) of the
+no build step, no external assets. It reads the debug channel (``proxy.playground.channel``) of the
 streams it starts, so it can draw window boundaries, verdicts, held events and the abort.
 
 The response's Content-Security-Policy allows exactly the page's own inline script and
@@ -20,7 +20,7 @@ from importlib import resources
 from aiohttp import web
 
 from proxy.errors import NotFound
-from proxy.keys import SETTINGS
+from proxy.state import SETTINGS
 
 _INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.S)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy.errors import BadRequest
-from proxy.keys import METRICS
+from proxy.state import METRICS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

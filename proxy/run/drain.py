@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.keys import ServerState
+from proxy.state import ServerState
 
 log = logging.getLogger("railproxy.drain")
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from proxy.fields import (
+from proxy.wire.fields import (
     ALT_SEPARATOR,
     Texts,
     content_text,
@@ -41,7 +41,7 @@ from proxy.fields import (
     replace_in,
     spelled,
 )
-from proxy.sse import Event, encode
+from proxy.wire.sse import Event, encode
 from rails.base import ChannelKey
 from rails.stream import Blocked, CannotRewrite
 
@@ -57,7 +57,7 @@ class Kind(enum.Enum):
     ERROR = "error"
     COMMENT = "comment"
     OPAQUE = "opaque"  # data we cannot read as the client would: ends a guarded stream
-    LATE = "late"  # text after its choice or the stream ended (proxy.reader): ends it too
+    LATE = "late"  # text after its choice or the stream ended (proxy.wire.reader): ends it too
 
 
 ERROR_INDEX = -1  # the channel of an in-band error's text (error text is output too)

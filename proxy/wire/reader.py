@@ -1,6 +1,6 @@
 """One stream's events, read as its client reads them.
 
-``proxy.protocol`` parses each event on its own; an ``EventReader`` adds what only the
+``proxy.wire.protocol`` parses each event on its own; an ``EventReader`` adds what only the
 whole stream knows:
 
 * tool-call arguments arrive as fragments of JSON source: each channel's fragments go
@@ -14,9 +14,9 @@ whole stream knows:
 
 from __future__ import annotations
 
-from proxy.json_text import Unescaper
-from proxy.protocol import Dialect, Kind, Parsed
-from proxy.sse import Event
+from proxy.wire.json_text import Unescaper
+from proxy.wire.protocol import Dialect, Kind, Parsed
+from proxy.wire.sse import Event
 from rails.base import ChannelKey
 
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from aiohttp import web
 
 from proxy.errors import TooManyRequests
-from proxy.keys import SETTINGS, STATE
+from proxy.state import SETTINGS, STATE
 
 
 def admit(request: web.Request) -> None:

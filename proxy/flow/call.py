@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.protocol import Dialect
-from proxy.record import RequestRecord
+from proxy.observe.record import RequestRecord
+from proxy.wire.protocol import Dialect
 from rails.guard import Guard
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

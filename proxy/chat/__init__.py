@@ -1,0 +1,1 @@
+"""The terminal chat client (``railproxy chat``): session, wire, render."""

@@ -1,0 +1,1 @@
+"""The flow of one request: handlers -> request -> respond -> relay -> writer."""

@@ -1,0 +1,1 @@
+"""Observation: metrics (declared and written here), the request record, the access log."""

@@ -1,0 +1,1 @@
+"""The playground: its page and its debug channel."""

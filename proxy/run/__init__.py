@@ -1,0 +1,1 @@
+"""The process: server, drain, reload, workers, demo."""
