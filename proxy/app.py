@@ -19,17 +19,19 @@ from proxy.configs import ConfigSet
 from proxy.errors import PayloadTooLarge, ProxyError, internal_error
 from proxy.flow import handlers
 from proxy.flow.paths import check_target
-from proxy.observe.access import observe
+from proxy.observe.access import Observer
 from proxy.observe.logs import redact_parse_errors
 from proxy.observe.metrics import Metrics
 from proxy.settings import Settings
 from proxy.state import (
     CONFIGS,
+    INFLIGHT,
     METRICS,
     PASS_ROUTES,
     SETTINGS,
     STATE,
     UPSTREAM,
+    InFlight,
     ReloadHook,
     ServerState,
 )
@@ -81,7 +83,12 @@ def create_app(
     server = settings.server
     configs = configs or ConfigSet.single(settings.rails_config)
     check_bindings(server.api_keys, configs.ids)
-    middlewares: list[Middleware] = [observe, error_middleware, check_target]
+    metrics = metrics or Metrics()
+    inflight = InFlight()
+    # The whole chain, built once: in-flight tracking spans everything (a drain waits for
+    # it), then the request record and its metrics, errors in OpenAI's shape, raw paths.
+    chain = [inflight.middleware(), Observer(metrics), error_middleware, check_target]
+    middlewares: list[Middleware] = chain
     if server.api_keys:
         middlewares.append(ApiKeyAuth(server.api_keys))
     redact_parse_errors()
@@ -106,7 +113,8 @@ def create_app(
     app[CONFIGS] = configs
     app[PASS_ROUTES] = server.pass_routes
     app[STATE] = ServerState()
-    app[METRICS] = metrics or Metrics()
+    app[METRICS] = metrics
+    app[INFLIGHT] = inflight
     _register(app[METRICS], app[CONFIGS])
     app[STATE].reload_hooks.append(_reload_hook(app[METRICS]))
     app.cleanup_ctx.append(_lifecycle)

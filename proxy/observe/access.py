@@ -13,7 +13,6 @@ from aiohttp import web
 from proxy.clients import client_of
 from proxy.observe.metrics import Metrics
 from proxy.observe.record import RECORD, RequestRecord
-from proxy.state import METRICS
 
 log = logging.getLogger("railproxy.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -21,22 +20,29 @@ QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the request"
 
 
-@web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    record = RequestRecord(_route(request), time.monotonic())
-    request[RECORD] = record
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except (asyncio.CancelledError, ConnectionResetError):
-        status = CLIENT_CLOSED
-        raise
-    finally:
-        record.status = status
-        record.client = client_of(request).name
-        _finish(request.app[METRICS], record)
+class Observer:
+    """The middleware, built once with the app's metrics."""
+
+    __middleware_version__ = 1  # what @web.middleware marks: a new-style middleware
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        record = RequestRecord(_route(request), time.monotonic())
+        request[RECORD] = record
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except (asyncio.CancelledError, ConnectionResetError):
+            status = CLIENT_CLOSED
+            raise
+        finally:
+            record.status = status
+            record.client = client_of(request).name
+            _finish(self._metrics, record)
 
 
 def _route(request: web.Request) -> str:

@@ -31,66 +31,12 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.state import ServerState
+from proxy.state import InFlight, ServerState
 
 log = logging.getLogger("railproxy.drain")
 
 GRACE_S = 1.0  # between ``stopping`` and cancelling, and for the cancelled to unwind
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class InFlight:
-    """The request handler tasks of one app that are running now."""
-
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    @classmethod
-    def attach(cls, app: web.Application) -> InFlight:
-        """Track every request of ``app``. Call before the app is frozen (``runner.setup``).
-
-        The tracking middleware goes first, so it spans the whole request, metrics included.
-        """
-        inflight = cls()
-        app.middlewares.insert(0, inflight._middleware())
-        return inflight
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    def snapshot(self) -> frozenset[asyncio.Task[Any]]:
-        """The tasks running now (a reload waits for these before closing the old configs)."""
-        return frozenset(self._tasks)
-
-    async def wait_idle(self) -> None:
-        """Return once no request is in flight (at once when none is)."""
-        await self._idle.wait()
-
-    def cancel_all(self) -> int:
-        """Cancel every handler task; return how many were cancelled."""
-        for task in self._tasks:
-            task.cancel()
-        return len(self._tasks)
-
-    def _middleware(self) -> Any:
-        tasks, idle = self._tasks, self._idle
-
-        @web.middleware
-        async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
-            task = asyncio.current_task()
-            assert task is not None  # aiohttp runs every handler in a task
-            tasks.add(task)
-            idle.clear()
-            try:
-                return await handler(request)
-            finally:
-                tasks.discard(task)
-                if not tasks:
-                    idle.set()
-
-        return track
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,8 +33,7 @@ from aiohttp import web
 
 from proxy.configs import ConfigSet, config_files
 from proxy.loader import LoadedConfig
-from proxy.run.drain import InFlight
-from proxy.state import SETTINGS, STATE, live_configs
+from proxy.state import SETTINGS, STATE, InFlight, live_configs
 
 log = logging.getLogger("railproxy.reload")
 

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from proxy.run.drain import GRACE_S, Drain, InFlight
+from proxy.run.drain import GRACE_S, Drain
 from proxy.run.reload import Reloader, ReloadSource
-from proxy.state import SETTINGS, STATE
+from proxy.state import INFLIGHT, SETTINGS, STATE
 
 log = logging.getLogger("railproxy")
 T = TypeVar("T")
@@ -54,7 +54,7 @@ async def serve_forever(
     stream waiting on a slow upstream notices the disconnect at once, not at its next write.
     ``reuse_port`` lets several worker processes listen on one port (SO_REUSEPORT).
     """
-    inflight = InFlight.attach(app)
+    inflight = app[INFLIGHT]
     runner = web.AppRunner(
         app, handler_cancellation=True, access_log=None, shutdown_timeout=GRACE_S
     )

@@ -12,7 +12,7 @@ import pytest
 from fakes.faults import Fault, FaultKind
 from fakes.upstream import FakeUpstream, Script
 from integration.conftest import ProxyFactory, chat_body, events
-from proxy.state import STATE
+from proxy.state import INFLIGHT, STATE
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -215,3 +215,18 @@ async def test_waiting_for_a_pooled_connection_is_not_a_timeout(
         assert status == 200, body
         assert waited > 0.2  # it did wait for the pool, past connect_timeout_s
         await first.read()
+
+
+async def test_create_app_tracks_requests_in_flight(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    """The whole middleware chain is built by create_app, in-flight tracking included
+    (it was added by the server only, so apps built in tests ran a different chain)."""
+    fake.script = Script(text=["tok "] * 50, tokens_per_s=50)
+    p = await proxy()
+    inflight = p.app[INFLIGHT]
+    assert len(inflight) == 0
+    async with p.session.post(p.url("/v1/chat/completions"), json=chat_body()) as r:
+        await r.content.readline()
+        assert len(inflight) == 1
+    await asyncio.wait_for(inflight.wait_idle(), 2)

@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.run.drain import Drain, InFlight
+from proxy.run.drain import Drain
 from proxy.run.server import bound_port
-from proxy.state import STATE, ServerState
+from proxy.state import STATE, InFlight, ServerState
 
 
 async def slow(request: web.Request) -> web.StreamResponse:
@@ -56,11 +56,11 @@ class Served:
 
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
-    app = web.Application()
+    inflight = InFlight()  # what create_app puts first in its chain
+    app = web.Application(middlewares=[inflight.middleware()])
     app[STATE] = ServerState()
     app.router.add_get("/slow", slow)
     app.router.add_get("/polite", polite)
-    inflight = InFlight.attach(app)
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.2)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

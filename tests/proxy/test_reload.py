@@ -19,10 +19,9 @@ from fakes.upstream import FakeUpstream, Script
 from proxy.app import create_app
 from proxy.configs import ConfigSet
 from proxy.loader import load_config
-from proxy.run.drain import InFlight
 from proxy.run.reload import Reloader, ReloadSource, fingerprint
 from proxy.run.server import bound_port
-from proxy.state import CONFIGS, STATE, live_configs
+from proxy.state import CONFIGS, INFLIGHT, STATE, live_configs
 
 PLAIN = "upstream: {base_url: '%s/v1'}\n"
 GUARDED = PLAIN + (
@@ -116,7 +115,7 @@ def make_reloader(
     loaded = load_config(str(volume.path))
     app = create_app(loaded.settings, loaded.configs)
     source = ReloadSource(volume.path, lambda: load_config(str(volume.path)), poll_s)
-    reloader = Reloader(app, source, InFlight.attach(app))
+    reloader = Reloader(app, source, app[INFLIGHT])
     hooks = Hooks()
     app[STATE].reload_hooks.append(hooks)
     return app, reloader, hooks
@@ -227,7 +226,7 @@ async def running(volume: ConfigMapVolume, fake: FakeUpstream) -> AsyncIterator[
     volume.write(PLAIN % fake.base_url)
     loaded = load_config(str(volume.path))
     app = create_app(loaded.settings, loaded.configs)
-    inflight = InFlight.attach(app)
+    inflight = app[INFLIGHT]
     source = ReloadSource(volume.path, lambda: load_config(str(volume.path)), 0)
     reloader = Reloader(app, source, inflight)
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
