@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.observe.record import RequestRecord
-from proxy.wire.protocol import Dialect
+from proxy.wire.dialect import Dialect
 from rails.guard import Guard
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -23,7 +23,6 @@ class Call:
     request: web.Request
     dialect: Dialect
     path: str
-    native: bool
     body: dict[str, Any]
     raw: bytes
     stream: bool

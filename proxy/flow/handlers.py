@@ -23,7 +23,9 @@ from proxy.observe.record import RECORD
 from proxy.playground import page as playground
 from proxy.state import METRICS, PASS_ROUTES, STATE, UPSTREAM, live_configs
 from proxy.upstream import response_headers
-from proxy.wire.protocol import CHAT, COMPLETIONS, TGI_NATIVE
+from proxy.wire.chat import CHAT
+from proxy.wire.completions import COMPLETIONS
+from proxy.wire.tgi import TGI_NATIVE
 
 GUARDED_LIST = ", ".join(f"{m} {p}" for p, m in routes.GUARDED.items())
 
@@ -51,17 +53,17 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 
 async def generate_stream(request: web.Request) -> web.StreamResponse:
-    return await guarded(request, TGI_NATIVE, "/generate_stream", native=True)
+    return await guarded(request, TGI_NATIVE, "/generate_stream")
 
 
 async def generate(request: web.Request) -> web.StreamResponse:
-    return await guarded(request, TGI_NATIVE, "/generate", native=True)
+    return await guarded(request, TGI_NATIVE, "/generate")
 
 
 async def compat_generate(request: web.Request) -> web.StreamResponse:
     """TGI's ``POST /``: ``/generate_stream`` when the body says ``"stream": true``, else
     ``/generate`` (huggingface_hub's ``text_generation`` posts here)."""
-    return await guarded(request, TGI_NATIVE, "/generate", native=True, compat=True)
+    return await guarded(request, TGI_NATIVE, "/generate", compat=True)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -40,7 +40,7 @@ from proxy.flow.writer import SSEWriter
 from proxy.observe.metrics import Metrics
 from proxy.observe.record import RequestRecord
 from proxy.playground.channel import DebugChannel, abort_event, report_event
-from proxy.wire.protocol import Dialect, Envelope, Kind, Parsed
+from proxy.wire.dialect import Dialect, Envelope, Kind, Parsed
 from proxy.wire.reader import EventReader
 from proxy.wire.sse import Decoder, Event, SSEError, comment
 from rails.config import Abort

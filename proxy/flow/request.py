@@ -3,6 +3,8 @@ then the upstream, whose response goes to ``proxy.flow.respond``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import orjson
 from aiohttp import web
@@ -10,7 +12,6 @@ from aiohttp import web
 from proxy.clients import client_of
 from proxy.configs import HEADER as CONFIG_HEADER
 from proxy.errors import BadRequest, UpstreamTimeout, UpstreamUnreachable
-from proxy.flow import parsing as req
 from proxy.flow.admission import admit
 from proxy.flow.call import Call, request_id
 from proxy.flow.request_body import read_body
@@ -18,14 +19,14 @@ from proxy.flow.respond import raw_response, respond_blocked, stream_response, w
 from proxy.flow.upstream_body import Unreadable, UpstreamBody
 from proxy.observe.record import RECORD
 from proxy.state import METRICS, SETTINGS, STATE, UPSTREAM, live_configs
-from proxy.wire.protocol import Dialect
+from proxy.wire.dialect import Dialect
 from rails.stream import Blocked
 
 
 async def guarded(
-    request: web.Request, dialect: Dialect, path: str, native: bool = False, compat: bool = False
+    request: web.Request, dialect: Dialect, path: str, compat: bool = False
 ) -> web.StreamResponse:
-    call = await _prepare(request, dialect, path, native)
+    call = await _prepare(request, dialect, path)
     if compat and call.stream:
         call.path = "/generate_stream"
     if call.stream and call.guard.guards_output:
@@ -44,10 +45,10 @@ async def guarded(
             state.active_streams -= 1
 
 
-async def _prepare(request: web.Request, dialect: Dialect, path: str, native: bool) -> Call:
+async def _prepare(request: web.Request, dialect: Dialect, path: str) -> Call:
     raw = await read_body(request)
-    body = req.parse_body(raw)
-    req.validate(dialect.name, body, path)
+    body = parse_body(raw)
+    dialect.validate(body)
     stream = path == "/generate_stream" or body.get("stream") is True
     config_id, guard, changed = live_configs(request.app).pick(
         body, request.headers.get(CONFIG_HEADER), client_of(request)
@@ -57,8 +58,8 @@ async def _prepare(request: web.Request, dialect: Dialect, path: str, native: bo
     rid = request_id(request)
     record = request[RECORD]
     record.request_id, record.config, record.stream = rid, config_id, stream
-    call = Call(request, dialect, path, native, body, raw, stream, rid, config_id, guard, record)
-    if stream and not native and request.app[SETTINGS].upstream.request_usage:
+    call = Call(request, dialect, path, body, raw, stream, rid, config_id, guard, record)
+    if stream and not dialect.native and request.app[SETTINGS].upstream.request_usage:
         _ask_for_usage(call)
     return call
 
@@ -101,12 +102,12 @@ async def _input_rails(call: Call) -> Blocked | None:
     guard = call.guard
     if not guard.guards_input:
         return None
-    messages = req.input_messages(call.dialect.name, call.body)
+    messages = call.dialect.input_messages(call.body)
     outcome, changes = await guard.check_input(messages)
     if outcome.blocked:
         return Blocked(outcome.rail or "", outcome.reason, text=outcome.text)
     if changes:
-        req.apply_input_changes(call.dialect.name, call.body, changes)
+        call.dialect.apply_input_changes(call.body, changes)
         call.raw = orjson.dumps(call.body)
     return None
 
@@ -117,7 +118,7 @@ async def _forward(call: Call) -> web.StreamResponse:
     headers = up.headers(request.headers, call.request_id, auth_on(request))
     call.record.upstream_sent()
     try:
-        resp = await up.open("POST", up.url(call.path, call.native), headers, call.raw)
+        resp = await up.open("POST", up.url(call.path, call.dialect.native), headers, call.raw)
     except UpstreamTimeout:
         metrics.upstream_errors.labels("timeout").inc()
         raise
@@ -179,3 +180,23 @@ def auth_on(request: web.Request) -> bool:
 
 def _is_sse(resp: aiohttp.ClientResponse) -> bool:
     return resp.content_type == "text/event-stream"
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object (invalid UTF-8 is invalid JSON too); a 400 in
+    OpenAI's error shape otherwise."""
+    if not raw.strip():
+        raise BadRequest("The request body is empty; expected a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("The request body is not valid JSON (UTF-8).") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"The request body must be a JSON object, not {_kind(body)}.")
+    return body
+
+
+def _kind(value: Any) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )

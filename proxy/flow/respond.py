@@ -10,7 +10,6 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.errors import error_body, json_error
-from proxy.flow import parsing as req
 from proxy.flow.call import Call
 from proxy.flow.relay import Relay, RelayResult, RelaySpec
 from proxy.flow.upstream_body import Unreadable, UpstreamBody
@@ -19,17 +18,10 @@ from proxy.observe.record import RequestRecord
 from proxy.playground import channel as debug
 from proxy.state import METRICS, SETTINGS, STATE
 from proxy.upstream import response_headers
+from proxy.wire.chat import CHAT
+from proxy.wire.client_json import client_json, dump_json, error_text, is_error
+from proxy.wire.dialect import Envelope
 from proxy.wire.json_text import unescape
-from proxy.wire.protocol import (
-    CHAT,
-    TGI_NATIVE,
-    Envelope,
-    abort_body,
-    client_json,
-    dump_json,
-    error_text,
-    is_error,
-)
 from proxy.wire.sse import Event
 from rails.base import Action
 from rails.offload import count_tokens
@@ -44,7 +36,7 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     writer = SSEWriter([*response_headers(body.resp.headers), ("X-Request-Id", call.request_id)])
     engine = None
     if guard.guards_output:
-        user = req.last_user_text(call.dialect.name, call.body)
+        user = call.dialect.last_user_text(call.body)
         engine = guard.open_stream(user, call.dialect.rewrite)
     spec = RelaySpec(
         call.dialect,
@@ -104,7 +96,7 @@ async def count_prompt(call: Call) -> None:
     """Prompt tokens counted with tiktoken when the upstream reported no usage (a huge
     prompt is counted in a worker process: ``rails.offload``)."""
     if call.record.prompt_tokens is None:
-        text = "\n".join(req.message_texts(call.dialect.name, call.body))
+        text = "\n".join(call.dialect.message_texts(call.body))
         call.record.prompt_tokens = await count_tokens(text)
 
 
@@ -172,7 +164,7 @@ async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
             f"The upstream's answer is not a {call.dialect.name} response railproxy can "
             f"read ({e}), so it cannot be judged."
         ) from None
-    user = req.last_user_text(call.dialect.name, call.body)
+    user = call.dialect.last_user_text(call.body)
     changed = False
     for key, text in texts:
         judged = unescape(text) if key[1] == "tool_arguments" else text
@@ -207,7 +199,7 @@ async def _judge_error(call: Call, data: bytes, status: int) -> bytes | web.Stre
         )
         body = error_body(message, "upstream_error", None, "upstream_unreadable")
         return json_error(status, body, {"X-Request-Id": call.request_id})
-    user = req.last_user_text(call.dialect.name, call.body)
+    user = call.dialect.last_user_text(call.body)
     outcome = await call.guard.check_output(text, user)
     if outcome.action is Action.ALLOW:
         return data
@@ -225,9 +217,7 @@ def _error_body_text(data: bytes) -> str:
 def blocked_error(call: Call, blocked: Blocked, status: int = 400) -> web.Response:
     """The block as an error response in the dialect's shape (counted as a block)."""
     _count_block(call, blocked)
-    body = abort_body(blocked)
-    if call.dialect is TGI_NATIVE:
-        body = {"error": body["error"]["message"], "error_type": "guardrails_violation"}
+    body = call.dialect.blocked_body(blocked)
     return json_error(status, body, {**NO_RETRY, "X-Request-Id": call.request_id})
 
 
@@ -241,7 +231,8 @@ async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
     """Input blocks and non-streaming output blocks: HTTP 400 with the abort body, or for
     ``abort.style: content_filter`` a 200 carrying the refusal."""
     abort = call.guard.config.rails.abort
-    if abort.style != "content_filter" or call.dialect is TGI_NATIVE:
+    refusal = call.dialect.refusal_body(call.body, abort.refusal_message)
+    if abort.style != "content_filter" or refusal is None:
         return blocked_error(call, blocked)
     _count_block(call, blocked)
     if call.stream:
@@ -251,5 +242,4 @@ async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
         await writer.send(call.dialect.abort(blocked, abort.style, abort.refusal_message, env))
         await writer.write_eof()
         return writer
-    body = req.refusal_response(call.dialect.name, call.body, abort.refusal_message)
-    return web.json_response(body, headers={**NO_RETRY, "X-Request-Id": call.request_id})
+    return web.json_response(refusal, headers={**NO_RETRY, "X-Request-Id": call.request_id})

@@ -1,7 +1,7 @@
 """One stream's events, read as its client reads them.
 
-``proxy.wire.protocol`` parses each event on its own; an ``EventReader`` adds what only the
-whole stream knows:
+A protocol class (``proxy.wire.dialect``) parses each event on its own; an
+``EventReader`` adds what only the whole stream knows:
 
 * tool-call arguments arrive as fragments of JSON source: each channel's fragments go
   through an ``Unescaper`` so the rails judge the text the client's JSON parser will
@@ -14,8 +14,8 @@ whole stream knows:
 
 from __future__ import annotations
 
+from proxy.wire.dialect import Dialect, Kind, Parsed
 from proxy.wire.json_text import Unescaper
-from proxy.wire.protocol import Dialect, Kind, Parsed
 from proxy.wire.sse import Event
 from rails.base import ChannelKey
 

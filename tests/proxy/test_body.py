@@ -8,16 +8,12 @@ import zlib
 import pytest
 
 from proxy.flow.upstream_body import BodyDecoder, Unreadable, sniff
-from proxy.wire.protocol import (
-    CHAT,
-    TGI_NATIVE,
-    Kind,
-    client_json,
-    content_text,
-    error_text,
-    index_of,
-)
+from proxy.wire.chat import CHAT
+from proxy.wire.client_json import client_json, error_text
+from proxy.wire.dialect import Kind
+from proxy.wire.fields import content_text, index_of
 from proxy.wire.sse import Event
+from proxy.wire.tgi import TGI_NATIVE
 
 BODY = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n' * 20
 RAW_DEFLATE = zlib.compressobj(wbits=-zlib.MAX_WBITS)

@@ -8,8 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy.wire.protocol import CHAT, COMPLETIONS, TGI_NATIVE
+from proxy.wire.chat import CHAT
+from proxy.wire.completions import COMPLETIONS
 from proxy.wire.sse import Event
+from proxy.wire.tgi import TGI_NATIVE
 from rails.base import ChannelKey
 
 SECRET = "jane.doe@example.com"

@@ -1,0 +1,190 @@
+"""OpenAI ``/v1/chat/completions``, as vLLM, TGI and llama.cpp speak it, both sides.
+
+Request: ``messages`` (a non-empty list of objects with a string ``role``); input rails
+judge them, and masks are written back into each message's ``content``.
+Response: ``chat.completion.chunk`` events ending with ``[DONE]``; every text a client is
+shown or acts on is read per channel by ``proxy.wire.fields`` (a delta and a whole
+``message`` share their field names, so streamed and whole answers are judged alike).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from proxy.errors import BadRequest
+from proxy.wire.client_json import client_json, dump_json
+from proxy.wire.dialect import (
+    DONE_EVENT,
+    ERROR_INDEX,
+    Dialect,
+    Envelope,
+    Kind,
+    Parsed,
+    abort_body,
+    common_envelope,
+)
+from proxy.wire.fields import (
+    Texts,
+    drop_repeats,
+    index_of,
+    read_chat_logprobs,
+    read_message,
+    replace_in,
+    spelled,
+)
+from proxy.wire.sse import Event, encode
+from rails.base import ChannelKey
+from rails.stream import Blocked, CannotRewrite
+
+
+class Chat(Dialect):
+    name = "chat"
+    object_name = "chat.completion.chunk"
+
+    # -- request side -------------------------------------------------------------------
+
+    def validate(self, body: dict[str, Any]) -> None:
+        super().validate(body)
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise BadRequest("'messages' must be a non-empty list.", param="messages")
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise BadRequest(
+                    f"'messages[{i}]' must be an object with a string 'role'.",
+                    param=f"messages[{i}]",
+                )
+
+    def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(body["messages"])
+
+    def apply_input_changes(self, body: dict[str, Any], changes: list[tuple[int, str]]) -> None:
+        for index, text in changes:
+            body["messages"][index]["content"] = text
+
+    def refusal_body(self, body: dict[str, Any], refusal: str) -> dict[str, Any] | None:
+        message = {"role": "assistant", "content": refusal}
+        choice = {
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": "content_filter",
+        }
+        return {**common_envelope(body), "object": "chat.completion", "choices": [choice]}
+
+    # -- response side: parsing ------------------------------------------------------------
+
+    def parse_obj(self, obj: dict[str, Any]) -> Parsed:
+        parsed = Parsed(Kind.DATA, obj)
+        choices = obj.get("choices")
+        if not isinstance(choices, list):
+            return parsed
+        if not choices and obj.get("usage"):
+            parsed.end = True  # the usage chunk follows every choice's finish
+        for choice in choices:
+            if isinstance(choice, dict):
+                self._read_choice(choice, parsed)
+        return parsed
+
+    def _read_choice(self, choice: dict[str, Any], parsed: Parsed) -> None:
+        index = index_of(choice)
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            read_message(index, delta, parsed.texts)
+        if choice.get("logprobs") is not None:
+            read_chat_logprobs(index, choice, spelled(parsed.texts, index), parsed.texts)
+        if choice.get("finish_reason"):
+            parsed.ends.append(index)
+
+    def final_texts(self, body: Any) -> Texts:
+        texts: Texts = []
+        for choice in choices_of(body):
+            message = choice.get("message")
+            if message is None:
+                continue
+            if not isinstance(message, dict):
+                raise ValueError("'message' is not an object")
+            index = index_of(choice)
+            read_message(index, message, texts)
+            if choice.get("logprobs") is not None:
+                read_chat_logprobs(index, choice, spelled(texts, index), texts)
+        return texts
+
+    # -- response side: rewriting (masks) ------------------------------------------------
+
+    def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None:
+        for choice in body.get("choices") or []:
+            if index_of(choice) == key[0]:
+                self._set(choice, "message", key, text)
+
+    def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
+        """Tool arguments judged with their escapes resolved cannot be mapped back."""
+        if key[0] == ERROR_INDEX:
+            return Event(self.error_event(new, "upstream_error"))
+        if key[1] == "tool_arguments" and ev.escaped:
+            raise CannotRewrite("tool arguments with JSON escapes")
+        obj = client_json(ev.data or b"{}")
+        for choice in obj.get("choices") or []:
+            if index_of(choice) == key[0]:
+                self._set(choice, "delta", key, new)
+        data = dump_json(obj)
+        return Event(encode(data), data)
+
+    def _set(self, choice: dict[str, Any], where: str, key: ChannelKey, new: str) -> None:
+        if key[1] == "logprobs":
+            drop_repeats(choice)
+        else:
+            replace_in(choice, choice.setdefault(where, {}), key, new)
+
+    # -- events we author ------------------------------------------------------------------
+
+    def abort(
+        self, blocked: Blocked, style: str, refusal: str, env: Envelope, separator: str = ""
+    ) -> bytes:
+        if style == "content_filter":
+            return self._content_filter(refusal, env, separator) + DONE_EVENT
+        return encode(json.dumps(abort_body(blocked)).encode()) + DONE_EVENT
+
+    def _content_filter(self, refusal: str, env: Envelope, separator: str) -> bytes:
+        """``separator`` goes before the refusal of each choice whose text was sent."""
+        out = b""
+        for index in sorted(env.choices or {0}):
+            if refusal:
+                text = (separator if index in env.choices else "") + refusal
+                out += encode(orjson.dumps(self._chunk(env, index, text, None)))
+            out += encode(orjson.dumps(self._chunk(env, index, None, "content_filter")))
+        return out
+
+    def _chunk(
+        self, env: Envelope, index: int, text: str | None, finish: str | None
+    ) -> dict[str, Any]:
+        delta: dict[str, Any] = {} if text is None else {"content": text}
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return self._envelope(env, choice)
+
+    def _envelope(self, env: Envelope, choice: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": env.id,
+            "object": self.object_name,
+            "created": env.created,
+            "model": env.model,
+            "choices": [choice],
+        }
+
+
+def choices_of(body: Any) -> list[dict[str, Any]]:
+    """A whole answer's choices, checked to be of the shape the client reads."""
+    if not isinstance(body, dict):
+        raise ValueError("the body is not an object")
+    choices = body.get("choices")
+    if choices is None:
+        return []
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise ValueError("'choices' is not a list of objects")
+    return choices
+
+
+CHAT = Chat()

@@ -1,0 +1,247 @@
+"""What every wire protocol shares, and the contract each one's class fulfils.
+
+One class per API protocol owns both of its sides (DESIGN.md, "The boundary fails
+closed"): on the request side, validation, the messages input rails judge and where their
+masks go back, and the answers railproxy writes itself (block and refusal bodies); on the
+response side, parsing an event into text pieces per channel, the texts of a whole answer,
+rewriting both for masks, and the events railproxy authors (abort, errors, the end).
+Protocols: ``proxy.wire.chat`` (``/v1/chat/completions``), ``proxy.wire.completions``
+(``/v1/completions``), ``proxy.wire.tgi`` (TGI's ``/generate`` and ``/generate_stream``).
+
+Everything is read from the event's data bytes as the client reads it
+(``proxy.wire.client_json``); events are never re-serialized unless railproxy changes
+them (masking) or authors them (aborts, errors). What cannot be read that way is
+``Kind.OPAQUE``: the guarded relay ends the stream there rather than relay it unjudged.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from proxy.errors import BadRequest
+from proxy.wire.client_json import client_json, error_text, is_error
+from proxy.wire.fields import Texts
+from proxy.wire.sse import Event, encode
+from rails.base import ChannelKey
+from rails.guard import message_text
+from rails.stream import Blocked
+
+_TEXT = re.compile(rb'"(?:content|reasoning|reasoning_content|arguments|text)"\s*:\s*"[^"]')
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+DONE = b"[DONE]"
+DONE_EVENT = b"data: [DONE]\n\n"
+ERROR_INDEX = -1  # the channel of an in-band error's text (error text is output too)
+
+
+class Kind(enum.Enum):
+    DATA = "data"
+    DONE = "done"
+    ERROR = "error"
+    COMMENT = "comment"
+    OPAQUE = "opaque"  # data we cannot read as the client would: ends a guarded stream
+    LATE = "late"  # text after its choice or the stream ended (proxy.wire.reader): ends it too
+
+
+@dataclass(slots=True)
+class Parsed:
+    kind: Kind
+    obj: dict[str, Any] | None = None
+    texts: Texts = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    end: bool = False
+    complete: bool = False  # the stream's last event (TGI's final event; chat's [DONE])
+
+
+@dataclass(slots=True)
+class Envelope:
+    """What our own chunks copy from the upstream's: id, created, model, choice indexes."""
+
+    id: str = ""
+    created: int = 0
+    model: str = ""
+    choices: set[int] = field(default_factory=set)
+
+    def learn(self, obj: dict[str, Any]) -> None:
+        if not self.id and isinstance(obj.get("id"), str):
+            self.id = obj["id"]
+        if not self.created and isinstance(obj.get("created"), int):
+            self.created = obj["created"]
+        if not self.model and isinstance(obj.get("model"), str):
+            self.model = obj["model"]
+
+
+def abort_body(blocked: Blocked) -> dict[str, Any]:
+    """NeMo Guardrails' block payload, which the openai SDK raises as ``APIError``."""
+    return {
+        "error": {
+            "message": f"Blocked by {blocked.rail} rails.",
+            "type": "guardrails_violation",
+            "param": blocked.rail,
+            "code": "content_blocked",
+        }
+    }
+
+
+def common_envelope(body: dict[str, Any]) -> dict[str, Any]:
+    """id, created and model for a whole answer railproxy writes itself."""
+    return {
+        "id": f"railproxy-{uuid.uuid4().hex}",
+        "created": int(time.time()),
+        "model": str(body.get("model", "")),
+    }
+
+
+class Dialect:
+    """The contract of one wire protocol, with what every protocol does the same way."""
+
+    name = ""
+    native = False  # served at the upstream's root (TGI's own routes), not under /v1
+
+    # -- request side -------------------------------------------------------------------
+
+    def validate(self, body: dict[str, Any]) -> None:
+        """Check the few fields railproxy itself relies on; the upstream checks the rest.
+        ``BadRequest`` naming the field."""
+        if "stream" in body and not isinstance(body["stream"], bool):
+            raise BadRequest("'stream' must be a boolean.", param="stream")
+
+    def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """What input rails judge, as chat messages."""
+        raise NotImplementedError
+
+    def apply_input_changes(self, body: dict[str, Any], changes: list[tuple[int, str]]) -> None:
+        """Write input rails' modifications (masking) back into the request body."""
+        raise NotImplementedError
+
+    def message_texts(self, body: dict[str, Any]) -> list[str]:
+        """The text of every input message (prompt token accounting)."""
+        return [message_text(m) for m in self.input_messages(body)]
+
+    def last_user_text(self, body: dict[str, Any]) -> str:
+        users = [m for m in self.input_messages(body) if m.get("role") == "user"]
+        return message_text(users[-1]) if users else ""
+
+    def refusal_body(self, body: dict[str, Any], refusal: str) -> dict[str, Any] | None:
+        """A whole 200 answer carrying the refusal (``abort.style: content_filter``), or
+        None when the protocol has no such answer (the block is an error then)."""
+        return None
+
+    def blocked_body(self, blocked: Blocked) -> dict[str, Any]:
+        """A block as this protocol's error body."""
+        return abort_body(blocked)
+
+    # -- response side: parsing ------------------------------------------------------------
+
+    def parse(self, ev: Event) -> Parsed:
+        data = ev.data
+        if data is None:
+            return Parsed(Kind.COMMENT)
+        if data == DONE:
+            return Parsed(Kind.DONE, end=True, complete=True)
+        try:
+            obj = client_json(data)
+        except ValueError:
+            return Parsed(Kind.OPAQUE)
+        if not isinstance(obj, dict):
+            return Parsed(Kind.OPAQUE)
+        if is_error(obj):
+            texts: Texts = [((ERROR_INDEX, "content", 0), error_text(obj))]
+            return Parsed(Kind.ERROR, obj, texts, end=True)
+        try:
+            return self.parse_obj(obj)
+        except ValueError:  # a field the client reads, of a type it would misread
+            return Parsed(Kind.OPAQUE)
+
+    def parse_obj(self, obj: dict[str, Any]) -> Parsed:
+        """One event's JSON object: its text per channel and what it ends."""
+        raise NotImplementedError
+
+    def fast_kind(self, ev: Event) -> Kind:
+        """Cheap classification for the pass-through path (no JSON parse for content)."""
+        data = ev.data
+        if data is None:
+            return Kind.COMMENT
+        if data == DONE:
+            return Kind.DONE
+        if b'"error"' in data[:48] or b'"object":"error"' in data:
+            return self.parse(ev).kind
+        return Kind.DATA
+
+    @staticmethod
+    def carries_text(ev: Event) -> bool:
+        """Whether an event holds generated text, judged from its bytes without parsing
+        (the pass-through path's timing and counting only)."""
+        return ev.data is not None and _TEXT.search(ev.data) is not None
+
+    @staticmethod
+    def usage(ev: Event) -> tuple[int, int] | None:
+        """(prompt_tokens, completion_tokens) if the event reports usage."""
+        if ev.data is None or _USAGE.search(ev.data) is None:
+            return None
+        try:
+            usage = orjson.loads(ev.data).get("usage")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        if not isinstance(usage, dict):
+            return None
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            return prompt, completion
+        return None
+
+    @staticmethod
+    def is_usage_only(ev: Event) -> bool:
+        """A ``choices: []`` chunk carrying usage (vLLM's and TGI's final usage chunk)."""
+        data = ev.data
+        if data is None or _USAGE.search(data) is None:
+            return False
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(obj, dict) and obj.get("choices") == [] and bool(obj.get("usage"))
+
+    def final_texts(self, body: Any) -> Texts:
+        """Every judged text of a non-streaming answer, per channel, read as the same answer
+        streamed would be; ``ValueError`` when the body is not of a shape the client
+        would read as this API's answer."""
+        raise NotImplementedError
+
+    # -- response side: rewriting (masks) ------------------------------------------------
+
+    def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None:
+        raise NotImplementedError
+
+    def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
+        """The event with the guarded text of ``key`` replaced (masking);
+        ``rails.stream.CannotRewrite`` where it cannot be."""
+        raise NotImplementedError
+
+    # -- events we author ------------------------------------------------------------------
+
+    def abort(
+        self, blocked: Blocked, style: str, refusal: str, env: Envelope, separator: str = ""
+    ) -> bytes:
+        raise NotImplementedError
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        """An error event of ours that ends the stream (e.g. upstream EOF)."""
+        return self.error_event(message, code) + self.done()
+
+    def error_event(self, message: str, code: str) -> bytes:
+        """An error event of ours, alone."""
+        body = {
+            "error": {"message": message, "type": "upstream_error", "param": None, "code": code}
+        }
+        return encode(orjson.dumps(body))
+
+    def done(self) -> bytes:
+        """What ends a stream of this protocol after our own last event."""
+        return DONE_EVENT
