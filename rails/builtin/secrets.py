@@ -6,22 +6,37 @@ tokens (``xoxb-`` and friends), Stripe live secret and restricted keys, OpenAI-s
 ``sk-`` keys (20+ characters holding a digit and a capital, so ``sk-learn`` is not one),
 Google API keys (``AIza`` + 35), private key blocks (``-----BEGIN ... PRIVATE KEY-----``
 up to the matching END line, or to the end of the text when the END line has not arrived
-yet), JWTs (three base64url segments, the first starting ``eyJ``) and ``Bearer`` tokens
-(20+ characters holding a digit; only the token is masked).
+yet), JWTs (three base64url segments, the first starting ``eyJ``), ``Bearer`` tokens
+(20+ characters holding a digit; only the token is masked), AWS secret access keys (40
+base64 characters after an access key ID or a secret-key name such as
+``aws_secret_access_key``), GitLab tokens (``glpat-`` and the other ``gl..-`` prefixes),
+Hugging Face tokens (``hf_`` + 34), Azure storage account keys (``AccountKey=`` + 86 +
+``==``) and Entra ID client secrets (``...Q~...``), and GCP service-account
+``private_key_id`` values (the key itself is a private key block).
 
-Reasons name the kind ("AWS access key ID"), never the value.
+Opt-in (not in the default ``kinds``): ``password_assignment``, a value of 8+ characters
+assigned to ``password``, ``passwd``, ``secret``, ``api_key``, ``token`` and the like with
+``=`` or ``:``, whose Shannon entropy is at least 3 bits per character (so
+``password = changeme`` passes, ``password = "x7#Kp2!qZ9"`` does not).
+
+Text is normalized first (``rails.normalize``, case kept): a key with zero-width
+characters, full-width letters or look-alike letters inside is still found, and masks
+cover the original characters. Reasons name the kind ("AWS access key ID"), never the
+value.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Callable, Collection
 from typing import ClassVar, Literal, get_args
 
 from pydantic import Field
 
 from rails.base import CheckContext, RailConfig, Resources, Verdict
-from rails.builtin.regex import Action, Detector, judge
+from rails.builtin.regex import Action, Detector, accept_all, judge
 
 Kind = Literal[
     "private_key",
@@ -33,8 +48,16 @@ Kind = Literal[
     "google_api_key",
     "openai_key",
     "bearer_token",
+    "aws_secret_key",
+    "gitlab_token",
+    "huggingface_token",
+    "azure_key",
+    "gcp_service_account",
+    "password_assignment",
 ]
 KINDS: tuple[Kind, ...] = get_args(Kind)
+OPT_IN: frozenset[Kind] = frozenset({"password_assignment"})
+DEFAULT_KINDS: tuple[Kind, ...] = tuple(k for k in KINDS if k not in OPT_IN)
 
 _B64URL = "[A-Za-z0-9_-]"
 # Listed in overlap priority order: a Bearer JWT is reported as a JWT.
@@ -77,6 +100,35 @@ _DETECTORS: dict[Kind, tuple[str, str]] = {
         "bearer token",
         r"(?i:\bbearer)\s+(?P<secret>(?=[A-Za-z0-9._~+/-]*[0-9])[A-Za-z0-9._~+/-]{20,}=*)",
     ),
+    "aws_secret_key": (
+        "AWS secret access key",
+        r"(?:(?:AKIA|ASIA)[A-Z0-9]{16}|(?i:aws.{0,20}secret|secret.?access.?key))"
+        r"[^A-Za-z0-9/+]{1,40}?(?P<secret>(?<![A-Za-z0-9/+])"
+        r"(?=[A-Za-z0-9/+]*[0-9])(?=[A-Za-z0-9/+]*[A-Z])[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+    ),
+    "gitlab_token": (
+        "GitLab token",
+        r"(?<![A-Za-z0-9_-])(?:glpat|gldt|glrt|glptt|glcbt|glft|glsoat|glimt|gloas)-"
+        r"[A-Za-z0-9_-]{20,64}(?![A-Za-z0-9_-])",
+    ),
+    "huggingface_token": (
+        "Hugging Face token",
+        r"(?<![A-Za-z0-9_])(?:hf_|api_org_)[A-Za-z0-9]{34}(?![A-Za-z0-9_])",
+    ),
+    "azure_key": (
+        "Azure key",
+        r"(?i:AccountKey|SharedAccessKey)\s*=\s*(?P<secret>[A-Za-z0-9+/]{43,86}={0,2})"
+        r"|(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
+    ),
+    "gcp_service_account": (
+        "GCP service account key",
+        r'"private_key_id"\s*:\s*"(?P<secret>[0-9a-f]{40})"',
+    ),
+    "password_assignment": (
+        "password assignment",
+        r"(?i:(?<![a-z])(?:password|passwd|pwd|pass|secret|api_?key|access_?token|auth_?token|token))"
+        r"[\"']?\s*[:=]\s*[\"']?(?P<secret>[^\s\"',;]{8,128})",
+    ),
 }
 
 
@@ -90,17 +142,32 @@ _GATES: dict[Kind, str] = {
     "stripe_key": r"k_live_",
     "google_api_key": r"AIza",
     "openai_key": r"sk-",
+    "aws_secret_key": r"A[SK]IA|(?i:secret)",
+    "gitlab_token": r"gl[a-z]+-",
+    "huggingface_token": r"hf_|api_org_",
+    "azure_key": r"Q~|(?i:accesskey|accountkey)",
+    "gcp_service_account": r"private_key_id",
+    "password_assignment": r"(?i:pass|pwd|secret|key|token)",
 }
 
 
 # Every kind's match contains one of these ("IA" and "CCA" cover the AWS prefixes); each
 # is a ~1 µs substring scan. _GATES has the exact test per kind.
 _LITERALS: tuple[str, ...] = ("-----BEGIN ", "eyJ", "gh", "github_pat_", "IA", "CCA", "xox")
-_LITERALS += ("k_live_", "AIza", "sk-")
+_LITERALS += ("k_live_", "AIza", "sk-", "hf_", "api_org_", "Q~", "private_key_id")
+_LITERALS += tuple(f"{p}-" for p in ("glpat", "gldt", "glrt", "glptt", "glcbt", "glft"))
+_LITERALS += ("glsoat-", "glimt-", "gloas-")
+# Case-blind words (tested on the lower-cased text): secret-key names, Azure's key names,
+# bearer, and the password_assignment names (its detector is off unless asked for).
+_WORDS: tuple[str, ...] = ("secret", "bearer", "accountkey", "accesskey")
+_PASSWORD_WORDS: tuple[str, ...] = ("pass", "pwd", "key", "token")
 
 
-def _maybe_secret(text: str) -> bool:
-    return any(lit in text for lit in _LITERALS) or _mentions_bearer(text)
+def entropy_ok(value: str) -> bool:
+    """At least 3 bits of Shannon entropy per character."""
+    counts = Counter(value).values()
+    bits = -sum(c / len(value) * math.log2(c / len(value)) for c in counts)
+    return bits >= 3.0
 
 
 def _mentions_bearer(text: str) -> bool:
@@ -111,17 +178,34 @@ def _gate(kind: Kind) -> Callable[[str], object]:
     return _mentions_bearer if kind == "bearer_token" else re.compile(_GATES[kind]).search
 
 
+def _valid(kind: Kind) -> Callable[[str], bool]:
+    return entropy_ok if kind == "password_assignment" else accept_all
+
+
 def detectors(kinds: Collection[Kind]) -> tuple[Detector, ...]:
     """Detectors for ``kinds``, in overlap priority order."""
     return tuple(
-        Detector(kind, label, re.compile(pattern), gate=_gate(kind))
+        Detector(kind, label, re.compile(pattern), _valid(kind), _gate(kind))
         for kind, (label, pattern) in _DETECTORS.items()
         if kind in kinds
     )
 
 
+def prefilter(kinds: Collection[Kind]) -> Callable[[str], bool]:
+    """A cheap test every text holding a secret of ``kinds`` passes: substring scans."""
+    words = _WORDS + (_PASSWORD_WORDS if "password_assignment" in kinds else ())
+
+    def maybe(text: str) -> bool:
+        if any(lit in text for lit in _LITERALS):
+            return True
+        lower = text.lower()
+        return any(word in lower for word in words)
+
+    return maybe
+
+
 class SecretsConfig(RailConfig):
-    kinds: list[Kind] = Field(default_factory=lambda: list(KINDS), min_length=1)
+    kinds: list[Kind] = Field(default_factory=lambda: list(DEFAULT_KINDS), min_length=1)
     action: Action = "block"
     mask_with: str = "[REDACTED]"
 
@@ -137,10 +221,20 @@ class SecretsRail:
         self.name = name
         self.config: RailConfig = config
         self._detectors = detectors(config.kinds)
+        self._maybe = prefilter(config.kinds)
         self._action = config.action
         self._mask = config.mask_with
 
     async def check(self, text: str, ctx: CheckContext) -> Verdict:
-        if not _maybe_secret(text):  # most text: a dozen substring scans, no detector runs
+        # Most text: a dozen substring scans, no detector runs. Non-ASCII text may hide a
+        # key behind invisible or look-alike characters: it is always scanned.
+        if text.isascii() and not self._maybe(text):
             return Verdict.allow()
-        return judge(text, self._detectors, self._action, "secret detected", lambda _: self._mask)
+        return judge(
+            text,
+            self._detectors,
+            self._action,
+            "secret detected",
+            lambda _: self._mask,
+            normalized=True,
+        )
