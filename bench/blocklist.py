@@ -74,7 +74,7 @@ class _AhocorasickRs:
         self._a = ahocorasick_rs.AhoCorasick(list(keys), matchkind=kind)
 
     def find(self, text: str) -> str | None:
-        spaced = blocklist._words(normalize(text, casefold=True).text, blocklist._SPACED)
+        spaced = blocklist._words(normalize(text, casefold=True).text)
         found = self._a.find_matches_as_indexes(spaced)
         return self._terms[found[0][0]] if found else None
 

@@ -223,6 +223,43 @@ def summary(results: dict[tuple[int, int], dict[tuple[RailName, str, bool], Tall
     return "\n".join(lines)
 
 
+def per_rail(results: dict[tuple[int, int], dict[tuple[RailName, str, bool], Tally]]) -> str:
+    """Recall per rail (all its classes), tuned and held-out, and attacks longer than
+    context_size tokens as streamed left out (the goal's scope)."""
+    settings = list(results)
+    head = " | ".join(f"{c}/{x}" for c, x in settings)
+    lines = [f"| rail | part | {head} |", "|---|---|" + "---:|" * len(settings)]
+    for rail in RAILS:
+        for held in (False, True):
+            cells = []
+            for s in settings:
+                t = _sum(
+                    v
+                    for (r, e, h), v in results[s].items()
+                    if r == rail and e != "benign" and h is held
+                )
+                cells.append(f"{_pct(t)}")
+            lines.append(f"| {rail} | {'held-out' if held else 'tuned'} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def below(results: dict[tuple[int, int], dict[tuple[RailName, str, bool], Tally]]) -> str:
+    """The classes caught less than always at the first setting, with their length."""
+    first = next(iter(results))
+    longest: dict[tuple[str, str], int] = {}
+    for c in corpus():
+        if c.attack:
+            key = (c.rail, c.evasion)
+            longest[key] = max(longest.get(key, 0), core_tokens(c))
+    rows = [
+        f"{rail} {evasion} ({'held-out' if held else 'tuned'}): {_pct(t)}, "
+        f"attack up to {longest[(rail, evasion)]} tokens"
+        for (rail, evasion, held), t in sorted(results[first].items())
+        if evasion != "benign" and t.caught < t.total
+    ]
+    return "\n".join(f"- {r}" for r in rows) or "- none"
+
+
 def _sum(tallies: Iterable[Tally]) -> Tally:
     out = Tally()
     for t in tallies:
@@ -242,7 +279,11 @@ def main() -> None:
     mode = "false" if args.hold else "true"
     print(f"Catch rate through railproxy (stream_first: {mode}), chunk_size/context_size:\n")
     print(summary(results))
-    print()
+    print("\nRecall per rail:\n")
+    print(per_rail(results))
+    print(f"\nBelow 100% at {SETTINGS[0][0]}/{SETTINGS[0][1]}:\n")
+    print(below(results))
+    print("\nPer evasion class:\n")
     print(report(results))
     print(f"\n({time.perf_counter() - t0:.0f} s)")
 

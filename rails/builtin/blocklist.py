@@ -29,7 +29,7 @@ rails:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Annotated, Any, ClassVar
 
 import ahocorasick
@@ -42,11 +42,17 @@ _SEPARATORS = " \t\n\r\f\v-_."
 _JOINERS = "-_."
 
 
-# One character to one: ``str.translate``'s fast path for ASCII.
-_SPACED = str.maketrans(_SEPARATORS, " " * len(_SEPARATORS))
-_JOINED = str.maketrans(" \t\n\r\f\v", " " * 6, _JOINERS)
+# On UTF-8 bytes, so that translation is one C pass whatever the text holds (``str``'s
+# translate is 30x slower once the text is not ASCII): separators become a space;
+# joiners are deleted instead for the joined form.
+_SPACED = bytes.maketrans(_SEPARATORS.encode(), b" " * len(_SEPARATORS))
+_WHITESPACE = b" \t\n\r\f\v"
+_JOINED = bytes.maketrans(_WHITESPACE, b" " * len(_WHITESPACE))
+_JOINER_BYTES = _JOINERS.encode()
 # ASCII punctuation that is a word of its own (each costs one substring test per window).
 _MARKS = tuple(c for c in map(chr, range(33, 127)) if not c.isalnum() and c not in _SEPARATORS)
+_ASCII_PUNCTUATION = "".join(_MARKS) + _SEPARATORS
+_ASCII_ALNUM = re.compile(r"[a-z0-9]").search
 _NON_ASCII_MARK = re.compile(r"[^\w\s]")  # a non-ASCII symbol or punctuation
 # An ASCII letter or digit next to a non-ASCII word character: a word boundary.
 _SCRIPT_SEAM = re.compile(r"(?<=[a-z0-9])(?=[^\W\x00-\x7f])|(?<=[^\W\x00-\x7f])(?=[a-z0-9])")
@@ -55,23 +61,53 @@ _LETTER_RUN = re.compile(r" [^\W_](?: [^\W_]){2,}(?= )")
 _ASCII_LETTER_RUN = re.compile(r" [a-z0-9] [a-z0-9] [a-z0-9] ")
 
 
-def _words(folded: str, table: Mapping[int, int | None]) -> str:
+def _words(folded: str, joined: bool = False) -> str:
     """`` w1 w2 ... `` of already-normalized text: one space around every word."""
-    text = folded.translate(table)
+    if joined:
+        text = folded.encode().translate(_JOINED, _JOINER_BYTES).decode()
+    else:
+        text = folded.encode().translate(_SPACED).decode()
+    if not text.isascii():
+        text = "".join(b if b.isascii() else _split_block(b) for b in _blocks(text))
     for mark in _MARKS:
         if mark in text:
             text = text.replace(mark, f" {mark} ")
-    if not text.isascii():
-        text = _NON_ASCII_MARK.sub(r" \g<0> ", text)
-        text = _SCRIPT_SEAM.sub(" ", text)
     text = f" {text} "
     while "  " in text:  # cheaper than split and join: most text has no double space
         text = text.replace("  ", " ")
     return text
 
 
+def _split_block(block: str) -> str:
+    """Spaces around non-ASCII symbols and at ASCII/non-ASCII letter seams, word by
+    word; words of letters of one other script (most of Russian prose) need nothing."""
+    words = block.split(" ")
+    for i, word in enumerate(words):
+        if len(word) < 2 or word.isascii():  # one character is a word of its own already
+            continue
+        core = word.strip(_ASCII_PUNCTUATION)
+        if not (core.isalpha() and not _ASCII_ALNUM(core)):
+            words[i] = _split_marks(word)
+    return " ".join(words)
+
+
+def _blocks(text: str, size: int = 64) -> Iterable[str]:
+    """``text`` in pieces of about ``size`` characters, each cut before a space (so that
+    no word is cut)."""
+    start = 0
+    while start < len(text):
+        end = text.find(" ", start + size)
+        end = len(text) if end < 0 else end
+        yield text[start:end]
+        start = end
+
+
+def _split_marks(word: str) -> str:
+    return _SCRIPT_SEAM.sub(" ", _NON_ASCII_MARK.sub(r" \g<0> ", word))
+
+
 def _key_words(term: str) -> list[str]:
-    return _words(normalize(term, casefold=True).text, _SPACED).split()
+    return _words(normalize(term, casefold=True).text).split()
 
 
 def _not_blank(term: str) -> str:
@@ -104,10 +140,10 @@ class Matcher:
     def find(self, text: str) -> str | None:
         """The configured term found in ``text`` (the longest of those found), or None."""
         folded = normalize(text, casefold=True).text
-        spaced = _words(folded, _SPACED)
+        spaced = _words(folded)
         found = _search(self._spaced, spaced)
         if found is None and any(j in folded for j in _JOINERS):
-            found = _search(self._spaced, _words(folded, _JOINED))
+            found = _search(self._spaced, _words(folded, joined=True))
         if found is None and (not spaced.isascii() or _ASCII_LETTER_RUN.search(spaced)):
             for run in _LETTER_RUN.finditer(spaced):
                 if (found := _search(self._bare, run.group().replace(" ", ""))) is not None:

@@ -27,6 +27,7 @@ value.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -37,6 +38,7 @@ from pydantic import Field
 
 from rails.base import CheckContext, RailConfig, Resources, Verdict
 from rails.builtin.regex import Action, Detector, accept_all, judge
+from rails.normalize import normalize
 
 Kind = Literal[
     "private_key",
@@ -142,12 +144,34 @@ _GATES: dict[Kind, str] = {
     "stripe_key": r"k_live_",
     "google_api_key": r"AIza",
     "openai_key": r"sk-",
-    "aws_secret_key": r"A[SK]IA|(?i:secret)",
-    "gitlab_token": r"gl[a-z]+-",
-    "huggingface_token": r"hf_|api_org_",
-    "azure_key": r"Q~|(?i:accesskey|accountkey)",
     "gcp_service_account": r"private_key_id",
-    "password_assignment": r"(?i:pass|pwd|secret|key|token)",
+}
+_GITLAB = ("glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "glft-", "glsoat-", "glimt-", "gloas-")
+
+
+def _any_of(cased: tuple[str, ...], caseless: tuple[str, ...] = ()) -> Callable[[str], bool]:
+    """Substring scans (a regex alternation, or a case-blind one, costs 10 to 40x more)."""
+
+    def gate(text: str) -> bool:
+        if any(s in text for s in cased):
+            return True
+        return bool(caseless) and any(s in _lower(text) for s in caseless)
+
+    return gate
+
+
+@functools.lru_cache(maxsize=4)  # the gates and the prefilter of one window share it
+def _lower(text: str) -> str:
+    return text.lower()
+
+
+_FUNCTION_GATES: dict[Kind, Callable[[str], bool]] = {
+    "bearer_token": _any_of((), ("bearer",)),
+    "aws_secret_key": _any_of(("AKIA", "ASIA"), ("secret",)),
+    "huggingface_token": _any_of(("hf_", "api_org_")),
+    "gitlab_token": _any_of(_GITLAB),
+    "azure_key": _any_of(("Q~",), ("accountkey", "accesskey")),
+    "password_assignment": _any_of((), ("pass", "pwd", "secret", "key", "token")),
 }
 
 
@@ -155,8 +179,7 @@ _GATES: dict[Kind, str] = {
 # is a ~1 µs substring scan. _GATES has the exact test per kind.
 _LITERALS: tuple[str, ...] = ("-----BEGIN ", "eyJ", "gh", "github_pat_", "IA", "CCA", "xox")
 _LITERALS += ("k_live_", "AIza", "sk-", "hf_", "api_org_", "Q~", "private_key_id")
-_LITERALS += tuple(f"{p}-" for p in ("glpat", "gldt", "glrt", "glptt", "glcbt", "glft"))
-_LITERALS += ("glsoat-", "glimt-", "gloas-")
+_LITERALS += _GITLAB
 # Case-blind words (tested on the lower-cased text): secret-key names, Azure's key names,
 # bearer, and the password_assignment names (its detector is off unless asked for).
 _WORDS: tuple[str, ...] = ("secret", "bearer", "accountkey", "accesskey")
@@ -170,12 +193,8 @@ def entropy_ok(value: str) -> bool:
     return bits >= 3.0
 
 
-def _mentions_bearer(text: str) -> bool:
-    return "bearer" in text.lower()  # a case-blind regex scan costs 10x more
-
-
 def _gate(kind: Kind) -> Callable[[str], object]:
-    return _mentions_bearer if kind == "bearer_token" else re.compile(_GATES[kind]).search
+    return _FUNCTION_GATES.get(kind) or re.compile(_GATES[kind]).search
 
 
 def _valid(kind: Kind) -> Callable[[str], bool]:
@@ -198,7 +217,7 @@ def prefilter(kinds: Collection[Kind]) -> Callable[[str], bool]:
     def maybe(text: str) -> bool:
         if any(lit in text for lit in _LITERALS):
             return True
-        lower = text.lower()
+        lower = _lower(text)
         return any(word in lower for word in words)
 
     return maybe
@@ -226,9 +245,8 @@ class SecretsRail:
         self._mask = config.mask_with
 
     async def check(self, text: str, ctx: CheckContext) -> Verdict:
-        # Most text: a dozen substring scans, no detector runs. Non-ASCII text may hide a
-        # key behind invisible or look-alike characters: it is always scanned.
-        if text.isascii() and not self._maybe(text):
+        # Most text: a dozen substring scans of the normalized text, no detector runs.
+        if not self._maybe(normalize(text, casefold=False).text):
             return Verdict.allow()
         return judge(
             text,
