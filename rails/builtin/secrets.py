@@ -32,8 +32,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Collection
-from typing import ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
+import ahocorasick
 from pydantic import Field
 
 from rails.base import CheckContext, RailConfig, Resources, Verdict
@@ -145,6 +146,7 @@ _GATES: dict[Kind, str] = {
     "google_api_key": r"AIza",
     "openai_key": r"sk-",
     "gcp_service_account": r"private_key_id",
+    "gitlab_token": r"gl(?:pat|dt|rt|ptt|cbt|ft|soat|imt|oas)-",  # a literal "gl" first: fast
 }
 _GITLAB = ("glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "glft-", "glsoat-", "glimt-", "gloas-")
 
@@ -169,7 +171,6 @@ _FUNCTION_GATES: dict[Kind, Callable[[str], bool]] = {
     "bearer_token": _any_of((), ("bearer",)),
     "aws_secret_key": _any_of(("AKIA", "ASIA"), ("secret",)),
     "huggingface_token": _any_of(("hf_", "api_org_")),
-    "gitlab_token": _any_of(_GITLAB),
     "azure_key": _any_of(("Q~",), ("accountkey", "accesskey")),
     "password_assignment": _any_of((), ("pass", "pwd", "secret", "key", "token")),
 }
@@ -177,7 +178,8 @@ _FUNCTION_GATES: dict[Kind, Callable[[str], bool]] = {
 
 # Every kind's match contains one of these ("IA" and "CCA" cover the AWS prefixes); each
 # is a ~1 µs substring scan. _GATES has the exact test per kind.
-_LITERALS: tuple[str, ...] = ("-----BEGIN ", "eyJ", "gh", "github_pat_", "IA", "CCA", "xox")
+_LITERALS: tuple[str, ...] = ("-----BEGIN ", "eyJ", "github_pat_", "IA", "CCA", "xox")
+_LITERALS += ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")  # not "gh": "light", "right", ...
 _LITERALS += ("k_live_", "AIza", "sk-", "hf_", "api_org_", "Q~", "private_key_id")
 _LITERALS += _GITLAB
 # Case-blind words (tested on the lower-cased text): secret-key names, Azure's key names,
@@ -211,16 +213,26 @@ def detectors(kinds: Collection[Kind]) -> tuple[Detector, ...]:
 
 
 def prefilter(kinds: Collection[Kind]) -> Callable[[str], bool]:
-    """A cheap test every text holding a secret of ``kinds`` passes: substring scans."""
+    """A cheap test every text holding a secret of ``kinds`` passes: the literals in the
+    text and the words in its lower-cased form, each set found by one Aho-Corasick scan
+    (twenty substring scans cost 3x more)."""
     words = _WORDS + (_PASSWORD_WORDS if "password_assignment" in kinds else ())
+    literals, caseless = _automaton(_LITERALS), _automaton(words)
 
     def maybe(text: str) -> bool:
-        if any(lit in text for lit in _LITERALS):
+        if next(literals.iter(text), None) is not None:
             return True
-        lower = _lower(text)
-        return any(word in lower for word in words)
+        return next(caseless.iter(_lower(text)), None) is not None
 
     return maybe
+
+
+def _automaton(needles: Collection[str]) -> Any:
+    automaton = ahocorasick.Automaton()
+    for needle in needles:
+        automaton.add_word(needle, needle)
+    automaton.make_automaton()
+    return automaton
 
 
 class SecretsConfig(RailConfig):
