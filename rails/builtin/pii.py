@@ -1,16 +1,26 @@
 """The ``pii`` rail: personal data in text, found by pattern and then verified.
 
+Text is normalized first (``rails.normalize``, case kept): digits of every script become
+ASCII digits, full-width at signs and punctuation their ASCII forms, non-breaking spaces plain
+spaces, invisible characters go, and look-alike letters inside Latin words fold. Masks
+cover the original characters.
+
 Entities and how a candidate is confirmed:
 
-- ``email``: ``local@domain.tld`` (ASCII).
+- ``email``: ``local@domain.tld``, domains in any script (``почта.рф``).
 - ``phone``: ``+`` international / E.164, NANP (``(415) 555-2671``, ``415-555-2671``,
   ``1-800-555-0199``) and trunk-prefix national forms (``020 7946 0958``); 7 to 15 digits.
   Bare digit runs (years, order numbers) and dates are not phones.
-- ``credit_card``: a maximal run of 13 to 19 digits, single spaces or dashes allowed
-  between them, passing the Luhn check.
-- ``ssn``: US ``ddd-dd-dddd`` without area 000, 666 or 9xx, group 00 or serial 0000.
+- ``credit_card``: a maximal run of 13 to 19 digits with up to three of `` .-/`` between
+  any two, the same separator throughout (``4111  1111  1111  1111``,
+  ``4111.1111.1111.1111``; a date and a time are not one number), a card network's first
+  digit (2 to 6; 13 digits only for 4) and a valid Luhn sum (``stdnum.luhn``).
+- ``ssn``: US ``ddd-dd-dddd``; or nine digits, plain or split by spaces, dots or dashes,
+  right after a keyword (``SSN``, ``social security number``, ``SS#``); valid by
+  ``stdnum.us.ssn`` (no area 000, 666 or 9xx, group 00, serial 0000, no advertised
+  numbers).
 - ``iban``: country code, check digits, 11 to 30 characters (plain or in groups of four),
-  passing the ISO 7064 mod-97 check.
+  valid by ``stdnum.iban`` (ISO 7064 mod-97 and the country's length and format).
 - ``ip``: IPv4 and IPv6 candidates confirmed by the ``ipaddress`` module.
 
 Reasons name entity kinds ("email address"), never the matched value. Masks default to
@@ -25,32 +35,46 @@ from collections.abc import Callable, Collection
 from typing import ClassVar, Literal, get_args
 
 from pydantic import Field, field_validator
+from stdnum import iban as stdnum_iban
+from stdnum import luhn as stdnum_luhn
+from stdnum.us import ssn as stdnum_ssn
 
 from rails.base import CheckContext, RailConfig, Resources, Verdict
 from rails.builtin.regex import Action, Detector, accept_all, judge
+from rails.normalize import normalize
 
 Entity = Literal["email", "phone", "credit_card", "ssn", "iban", "ip"]
 ENTITIES: tuple[Entity, ...] = get_args(Entity)
 
 
+_CARD_SEPARATORS = re.compile(r"[ ./-]+")
+
+
 def luhn_ok(candidate: str) -> bool:
     """13 to 19 digits (separators ignored), not all the same, with a valid Luhn sum."""
-    digits = [int(c) for c in candidate if c not in " -"]
+    digits = "".join(c for c in candidate if c.isdigit())
     if not 13 <= len(digits) <= 19 or len(set(digits)) == 1:
         return False
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        total += (d * 2 - 9 if d > 4 else d * 2) if i % 2 else d
-    return total % 10 == 0
+    return bool(stdnum_luhn.is_valid(digits))
+
+
+def card_ok(candidate: str) -> bool:
+    """``luhn_ok``, one separator string throughout, and a card network's first digit."""
+    digits = "".join(c for c in candidate if c.isdigit())
+    if len(set(_CARD_SEPARATORS.findall(candidate))) > 1:
+        return False
+    if digits[0] not in "23456" or (len(digits) == 13 and digits[0] != "4"):
+        return False
+    return luhn_ok(digits)
 
 
 def iban_ok(candidate: str) -> bool:
-    """15 to 34 characters (spaces ignored) whose ISO 7064 mod-97 remainder is 1."""
-    compact = candidate.replace(" ", "")
-    if not 15 <= len(compact) <= 34:
-        return False
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    """A valid IBAN (spaces ignored): mod-97 and the country's format."""
+    return bool(stdnum_iban.is_valid(candidate))
+
+
+def ssn_ok(candidate: str) -> bool:
+    return bool(stdnum_ssn.is_valid("".join(c for c in candidate if c.isdigit())))
 
 
 def phone_ok(candidate: str) -> bool:
@@ -80,15 +104,23 @@ def ipv6_ok(candidate: str) -> bool:
 
 _HEX = "[0-9A-Fa-f]"
 _PATTERNS: dict[Entity, str] = {
-    "credit_card": r"[0-9](?<![0-9][0-9])(?<![0-9][ -][0-9])(?:[ -]?[0-9]){12,18}(?![ -]?[0-9])",
+    "credit_card": (
+        r"[0-9](?<![0-9][0-9])(?<![0-9][ ./-][0-9])(?<![0-9][ ./-]{2}[0-9])"
+        r"(?<![0-9][ ./-]{3}[0-9])(?:[ ./-]{0,3}[0-9]){12,18}(?![ ./-]{0,3}[0-9])"
+    ),
     "iban": (
         r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}"
         r"(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)(?![A-Za-z0-9])"
     ),
-    "ssn": r"(?<![0-9-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9-])",
+    "ssn": (
+        r"(?<![0-9-])[0-9]{3}-[0-9]{2}-[0-9]{4}(?![0-9-])"
+        r"|(?i:\bssn|\bsocial\s+security(?:\s+(?:number|no))?|\bss\s?\#)"
+        r"(?:\W{0,4}(?:is|was|number|no|of)\b)?\W{0,4}"
+        r"(?P<secret>(?<![0-9])[0-9]{3}(?P<sep>[ .-]?)[0-9]{2}(?P=sep)[0-9]{4}(?![0-9]))"
+    ),
     "email": (
-        r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@"
-        r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![\w-])"
+        r"(?<![\w.%+-])[\w.%+-]+@"
+        r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}(?![\w-])"
     ),
     "ip": (
         r"(?<![\w.:])(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}"
@@ -116,7 +148,8 @@ def _ip_ok(candidate: str) -> bool:
 
 
 _VALIDATORS: dict[Entity, Callable[[str], bool]] = {
-    "credit_card": luhn_ok,
+    "credit_card": card_ok,
+    "ssn": ssn_ok,
     "iban": iban_ok,
     "phone": phone_ok,
     "ip": _ip_ok,
@@ -130,6 +163,17 @@ def has_digit(text: str) -> bool:
 
 def _has_at(text: str) -> bool:
     return "@" in text
+
+
+_SSN_DASHED = re.compile(r"-[0-9]{2}-[0-9]{4}").search
+
+
+def _ssn_shape(text: str) -> bool:
+    """A dashed SSN's tail, or a keyword (substring scans: an alternation costs 10x)."""
+    if _SSN_DASHED(text):
+        return True
+    lower = text.lower()
+    return any(word in lower for word in ("ssn", "ss#", "ss #", "security"))
 
 
 _IPV4_SHAPE = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]").search
@@ -150,7 +194,7 @@ def _ip_shape(text: str) -> bool:
 _GATES: dict[Entity, Callable[[str], object]] = {
     "credit_card": has_digit,  # its pattern opens with [0-9] itself
     "iban": re.compile(r"[A-Z][A-Z][0-9][0-9]").search,
-    "ssn": re.compile(r"-[0-9]{2}-[0-9]{4}").search,
+    "ssn": _ssn_shape,
     "email": _has_at,
     "ip": _ip_shape,
     "phone": re.compile(r"[0-9](?:[ .()-]{0,3}[0-9]){6}").search,
@@ -198,8 +242,14 @@ class PiiRail:
         self._action = config.action
 
     async def check(self, text: str, ctx: CheckContext) -> Verdict:
-        if "@" not in text and not has_digit(text):  # most prose: no detector runs
+        folded = normalize(text, casefold=False).text  # digits of every script are ASCII
+        if "@" not in folded and not has_digit(folded):  # most prose: no detector runs
             return Verdict.allow()
         return judge(
-            text, self._detectors, self._action, "PII detected", lambda s: self._masks[s.kind]
+            text,
+            self._detectors,
+            self._action,
+            "PII detected",
+            lambda s: self._masks[s.kind],
+            normalized=True,
         )

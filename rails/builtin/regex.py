@@ -21,6 +21,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, Field
 
 from rails.base import CheckContext, RailConfig, Resources, Verdict
+from rails.normalize import normalize
 
 Action = Literal["block", "mask"]
 
@@ -75,8 +76,9 @@ def _matches(text: str, detector: Detector) -> Iterable[Span]:
         return
     group = "secret" if "secret" in detector.pattern.groupindex else 0
     for match in detector.pattern.finditer(text):
-        start, end = match.span(group)
-        if end > start and detector.valid(match.group(group)):
+        found = group if match.start(group) >= 0 else 0  # an alternative without it
+        start, end = match.span(found)
+        if end > start and detector.valid(match.group(found)):
             yield Span(start, end, detector.kind, detector.label)
 
 
@@ -102,19 +104,31 @@ def redact(text: str, spans: Sequence[Span], replacement: Callable[[Span], str])
     return "".join(parts)
 
 
+def normalized_scan(text: str, detectors: Sequence[Detector]) -> list[Span]:
+    """``scan`` of ``text`` normalized (``rails.normalize``, case kept), with the spans
+    mapped back to ``text``: a masked finding covers every character that made it up."""
+    folded = normalize(text, casefold=False)
+    spans = scan(folded.text, detectors)
+    if folded.table is None:
+        return spans
+    return [Span(*folded.span(s.start, s.end), s.kind, s.label) for s in spans]
+
+
 def judge(
     text: str,
     detectors: Sequence[Detector],
     action: Action,
     what: str,
     replacement: Callable[[Span], str],
+    normalized: bool = False,
 ) -> Verdict:
     """Allow if nothing is found; else block, or modify with every finding replaced.
 
+    ``normalized``: detectors see the normalized text (see ``normalized_scan``).
     The reason is ``"<what>: <label>, <label>"`` with labels in order of first appearance;
     it never contains the matched text.
     """
-    spans = scan(text, detectors)
+    spans = normalized_scan(text, detectors) if normalized else scan(text, detectors)
     if not spans:
         return Verdict.allow()
     reason = f"{what}: {', '.join(dict.fromkeys(s.label for s in spans))}"
@@ -153,6 +167,10 @@ class RegexConfig(RailConfig):
     flags: list[Literal["IGNORECASE", "MULTILINE", "DOTALL"]] = Field(default_factory=list)
     action: Action = "block"
     mask_with: str = "[REDACTED]"
+    # Match against normalized text (rails.normalize: ignorables and marks removed,
+    # compatibility forms, ASCII digits, look-alike letters folded; case kept). Off by
+    # default: an operator's pattern may mean a script or form that normalization folds.
+    normalize: bool = False
 
 
 class RegexRail:
@@ -175,6 +193,9 @@ class RegexRail:
         )
         self._action = config.action
         self._mask = config.mask_with
+        self._normalize = config.normalize
 
     async def check(self, text: str, ctx: CheckContext) -> Verdict:
-        return judge(text, self._detectors, self._action, "matched", lambda _: self._mask)
+        return judge(
+            text, self._detectors, self._action, "matched", lambda _: self._mask, self._normalize
+        )

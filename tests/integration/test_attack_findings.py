@@ -72,11 +72,11 @@ def parts_chunk(parts: list[Any]) -> dict[str, Any]:
 THINKING = [{"type": "thinking", "thinking": [{"type": "text", "text": PHRASE}]}]
 TEXT_VALUE = [{"type": "text", "text": {"value": PHRASE, "annotations": []}}]
 
-# -- 1. content parts whose text proxy.fields.content_text does not read ------------------
+# -- 1. content parts whose text proxy.wire.fields.content_text does not read ------------------
 
 CONTENT_PARTS_XFAIL = pytest.mark.xfail(
     strict=True,
-    reason="proxy.fields.content_text reads only a part's string `text`/`refusal`: Mistral's "
+    reason="proxy.wire.fields.content_text reads only a part's string `text`/`refusal`: Mistral's "
     "`thinking` parts (text nested in a list) and `text: {value}` parts pass unjudged",
 )
 
@@ -108,7 +108,7 @@ AUDIO = {"id": "a", "data": "", "expires_at": 1, "transcript": PHRASE}
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.fields.read_message skips message.audio.transcript, a typed field of the "
+    reason="proxy.wire.fields.read_message skips message.audio.transcript, a typed field of the "
     "openai SDK's ChatCompletionMessage",
 )
 async def test_whole_audio_transcript_is_judged(
@@ -131,7 +131,7 @@ async def test_whole_audio_transcript_is_judged(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.fields.read_message skips message.annotations[].url_citation.title/url "
+    reason="proxy.wire.fields.read_message skips message.annotations[].url_citation.title/url "
     "and delta.audio.transcript",
 )
 @pytest.mark.parametrize("case", ["annotation_title", "streamed_audio_transcript"])
@@ -167,7 +167,7 @@ UNREAD_CHAT = {
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.protocol.Dialect._parse_obj/_read_choice skip a choices/delta of an "
+    reason="proxy.wire.protocol.Dialect._parse_obj/_read_choice skip a choices/delta of an "
     "unexpected type or shape and the relay releases the event as text-free",
 )
 @pytest.mark.parametrize("case", sorted(UNREAD_CHAT))
@@ -182,7 +182,7 @@ async def test_unreadable_chat_chunks_are_refused(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.protocol.Completions._read_choice reads only choices[].text: a chat-shaped "
+    reason="proxy.wire.protocol.Completions._read_choice reads only choices[].text: a chat-shaped "
     "chunk on /v1/completions passes unjudged",
 )
 @pytest.mark.parametrize("where", ["delta", "message"])
@@ -198,7 +198,7 @@ async def test_chat_shaped_completion_chunks_are_refused(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.protocol.Dialect.final_texts skips a choice without `message`; its "
+    reason="proxy.wire.protocol.Dialect.final_texts skips a choice without `message`; its "
     "`text` (completion shape, read by clients that accept both) is relayed",
 )
 async def test_whole_chat_choice_with_text_is_judged(
@@ -215,7 +215,7 @@ async def test_whole_chat_choice_with_text_is_judged(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.protocol.Envelope.learn copies the upstream's id/model into the "
+    reason="proxy.wire.protocol.Envelope.learn copies the upstream's id/model into the "
     "content_filter refusal chunks (Dialect._content_filter), from an event that was blocked",
 )
 async def test_content_filter_abort_carries_no_upstream_text(
@@ -249,7 +249,8 @@ async def test_content_filter_abort_with_huge_index_ends_the_stream(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.debug.requested checks only server.playground and the header, not the "
+    reason="proxy.playground.channel.requested checks only server.playground and the header, "
+    "not the "
     "operator flag; the blocklist's reason quotes the matched term",
 )
 async def test_debug_channel_needs_an_operator_key(
@@ -278,7 +279,7 @@ SSE_LINES = {
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.relay writes Event.raw: comment lines, comment-only events and id:/event: "
+    reason="proxy.flow.relay writes Event.raw: comment lines, comment-only events and id:/event: "
     "values (EventSource shows lastEventId) go out unjudged",
 )
 @pytest.mark.parametrize("case", sorted(SSE_LINES))
@@ -296,7 +297,7 @@ async def test_non_data_sse_lines_carry_no_unjudged_text(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.protocol.client_json keeps the last duplicate (as Python does) and the relay "
+    reason="proxy.wire.client_json keeps the last duplicate (as Python does) and the relay "
     "writes the raw event, whose first value a first-wins parser (gjson, simdjson) reads",
 )
 @pytest.mark.parametrize("stream", [True, False])
@@ -345,7 +346,7 @@ async def test_upstream_headers_carry_no_unjudged_text(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.protocol.TGI.final_texts skips details.prefill[].text (huggingface_hub's "
+    reason="proxy.wire.protocol.TGI.final_texts skips details.prefill[].text (huggingface_hub's "
     "TextGenerationOutputDetails.prefill)",
 )
 async def test_tgi_prefill_text_is_judged(hostile: HostileUpstream, proxy: ProxyFactory) -> None:
@@ -393,7 +394,7 @@ async def test_mask_keeps_text_when_an_index_repeats(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.sse.Decoder strips a leading UTF-8 BOM and the pass-through writes "
+    reason="proxy.wire.sse.Decoder strips a leading UTF-8 BOM and the pass-through writes "
     "Event.raw, so the BOM never reaches the client",
 )
 async def test_no_rails_keeps_a_leading_bom(hostile: HostileUpstream, proxy: ProxyFactory) -> None:
@@ -406,7 +407,7 @@ async def test_no_rails_keeps_a_leading_bom(hostile: HostileUpstream, proxy: Pro
 
 @pytest.mark.xfail(
     strict=True,
-    reason="proxy.writer.SSEWriter replaces the upstream's Content-Type: a latin-1 stream is "
+    reason="proxy.flow.writer.SSEWriter replaces the upstream's Content-Type: a latin-1 stream is "
     "relabelled utf-8 without its bytes being re-encoded",
 )
 async def test_no_rails_keeps_the_charset(hostile: HostileUpstream, proxy: ProxyFactory) -> None:

@@ -1,4 +1,4 @@
-"""The blocklist rail: whole words, caseless, NFKC-normalized, whitespace-collapsed."""
+"""The blocklist rail: whole words, caseless, normalized, across separators."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rails.base import Action, CheckContext, Resources, Verdict
 from rails.builtin.blocklist import BlocklistConfig, BlocklistRail
 
 OUT = CheckContext(stage="output")
+RUSSIAN = "\u042d\u0442\u043e \u0441\u043e\u0440 \u0438 \u043c\u0443\u0441\u043e\u0440"
 
 
 async def judge(words: list[str], text: str) -> Verdict:
@@ -24,7 +25,7 @@ async def judge(words: list[str], text: str) -> Verdict:
         (["falcon"], "(falcon).", True),
         (["falcon"], "falconry is fun", False),
         (["falcon"], "a peregrinefalcon", False),
-        (["falcon"], "the_falcon", False),
+        (["falcon"], "the_falcon", True),  # "_" separates words
         (["falcon"], "falcon2", False),
         (["falcon"], "\uff26\uff21\uff2c\uff23\uff2f\uff2e", True),
         (["FALCON"], "falcon", True),
@@ -34,6 +35,26 @@ async def judge(words: list[str], text: str) -> Verdict:
         (["project falcon"], "project\u00a0falcon", True),
         (["project falcon"], "project falconry", False),
         (["project falcon"], "project, falcon", False),
+        (["project falcon"], "project-falcon", True),
+        (["project falcon"], "project_falcon", True),
+        (["project falcon"], "project.falcon", True),
+        (["project falcon"], "projectfalcon", True),
+        (["project falcon"], "projected falconry", False),
+        (["project falcon"], "p r o j e c t  f a l c o n", True),
+        (["falcon"], "fal-con", True),
+        (["falcon"], "f.a.l.c.o.n", True),
+        (["falcon"], "fal_con", True),
+        (["falcon"], "I saw a f a l c o n today", True),
+        (["falcon"], "f a l c o", False),
+        (["falcon"], "fa\u200blcon", True),
+        (["falcon"], "f\u0430lc\u043en", True),  # Cyrillic a and o
+        (["falcon"], "f\u0336a\u0336l\u0336c\u0336o\u0336n\u0336", True),  # strike marks
+        (["falcon"], "\u8fd9\u662ffalcon\u7684", True),  # between Chinese characters
+        (
+            ["cop"],
+            "\u042d\u0442\u043e \u0441\u043e\u0440 \u0438 \u043c\u0443\u0441\u043e\u0440",
+            False,
+        ),
         (["straße"], "STRASSE", True),
         (["file"], "a \ufb01le", True),
         (["café"], "cafe\u0301 au lait", True),

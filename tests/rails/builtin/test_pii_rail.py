@@ -86,7 +86,22 @@ def test_iban_mod97(iban: str, valid: bool) -> None:
         ("ssn", "ssn 912-12-3456", False),
         ("ssn", "ssn 123-00-4567", False),
         ("ssn", "ssn 123-45-0000", False),
-        ("ssn", "ssn 123456789", False),
+        ("ssn", "ssn 123456789", True),  # a keyword: no dashes needed
+        ("ssn", "SSN: 123 45 6789", True),
+        ("ssn", "social security number is 123.45.6789", True),
+        ("ssn", "order 123456789", False),  # no keyword: nine digits are not an SSN
+        ("ssn", "ssn 123 456 789", False),
+        ("ssn", "ssn 078-05-1120", False),  # advertised (stdnum's list)
+        ("credit_card", "card 4111  1111  1111  1111", True),
+        ("credit_card", "card 4111.1111.1111.1111", True),
+        ("credit_card", "card 4111/1111/1111/1111", True),
+        ("credit_card", "card 4111\u00a01111\u00a01111\u00a01111", True),
+        ("credit_card", "card \uff14\uff11\uff11\uff11 1111 1111 1111", True),
+        ("credit_card", "card \u0664\u0661\u0661\u0661111111111111", True),
+        ("credit_card", "on 2024-01-15 12/03/2024", False),  # mixed separators
+        ("credit_card", "ISBN 978-0-306-40615-7", False),  # 13 digits, not a 4
+        ("email", "mail jane\uff20example.com", True),  # full-width at sign
+        ("email", "mail user@\u043f\u043e\u0447\u0442\u0430.\u0440\u0444", True),
         ("ssn", "tel 0123-45-6789", False),
         ("iban", "IBAN DE89 3704 0044 0532 0130 00.", True),
         ("iban", "IBAN DE89370400440532013000", True),
@@ -161,7 +176,7 @@ _PII_PIECES = [
     "fe80::1ff:fe23:4567:890a",
     "DE89370400440532013000",
     "::1",
-    "078-05-1120",
+    "123-45-6789",
     "a.b@example.com",
     " in 1984 ",
 ]

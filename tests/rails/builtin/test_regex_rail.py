@@ -92,3 +92,14 @@ def test_scan_merges_overlaps_keeping_the_first_label() -> None:
 def test_scan_uses_the_secret_group() -> None:
     detector = Detector("k", "K", re.compile(r"key=(?P<secret>\w+)"))
     assert scan("a key=xyz", [detector]) == [Span(6, 9, "k", "K")]
+
+
+async def test_normalize_is_opt_in() -> None:
+    text = "the f\u200borbidden word"
+    plain = RegexRail("r", RegexConfig.model_validate({"patterns": ["forbidden"]}), Resources())
+    assert (await plain.check(text, OUT)).action is Action.ALLOW
+    config = RegexConfig.model_validate({"patterns": ["forbidden"], "normalize": True})
+    rail = RegexRail("r", config, Resources())
+    assert (await rail.check(text, OUT)).action is Action.BLOCK
+    masked = RegexRail("r", config.model_copy(update={"action": "mask"}), Resources())
+    assert (await masked.check(text, OUT)).text == "the [REDACTED] word"

@@ -26,6 +26,12 @@ JWT = (
 BEARER = "Authorization: Bearer " + "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 KEY_BODY = "MIIEowIBAAKCAQEA7v1" + "\n" + "q2w3e4r5t6y7u8i9o0p"
 PRIVATE_KEY = f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY"
+GITLAB = "glpat" + "-" + "xY7aB9cD2eF4gH6jK8mN"
+HF = "hf" + "_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ01234567"
+AZURE_STORAGE = "AccountKey=" + "Ab1" * 28 + "cd=="
+AZURE_CLIENT = "abc8Q" + "~" + "dEfGhIjKlMnOpQrStUvWxYz0123456789"
+GCP_KEY_ID = '"private_key_id": "' + "0123456789abcdef" * 2 + '01234567"'
 
 
 async def judge(text: str, **config: Any) -> Verdict:
@@ -51,6 +57,15 @@ async def judge(text: str, **config: Any) -> Verdict:
         (f"cookie={JWT}", "JWT"),
         (f"Authorization: Bearer {JWT}", "JWT"),
         (BEARER, "bearer token"),
+        (f"aws_secret_access_key = {AWS_SECRET}", "AWS secret access key"),
+        (f"SecretAccessKey: {AWS_SECRET}", "AWS secret access key"),
+        (f"token {GITLAB}", "GitLab token"),
+        (f"HF_TOKEN={HF}", "Hugging Face token"),
+        (f"DefaultEndpointsProtocol=https;{AZURE_STORAGE};", "Azure key"),
+        (f"client_secret {AZURE_CLIENT}", "Azure key"),
+        ("{" + GCP_KEY_ID + "}", "GCP service account key"),
+        (f"key=A\u200bKIA{AWS[4:]}", "AWS access key ID"),  # zero-width space inside
+        (f"key=\uff21KIA{AWS[4:]}", "AWS access key ID"),  # full-width A
     ],
 )
 async def test_detects(text: str, label: str) -> None:
@@ -98,6 +113,27 @@ async def test_reason_never_holds_the_value() -> None:
     verdict = await judge(f"{AWS} {OPENAI}")
     assert verdict.reason == "secret detected: AWS access key ID, OpenAI-style API key"
     assert AWS not in verdict.reason
+
+
+async def test_aws_pair_is_both_masked() -> None:
+    verdict = await judge(f"{AWS} {AWS_SECRET} done", action="mask")
+    assert verdict.text == "[REDACTED] [REDACTED] done"
+
+
+@pytest.mark.parametrize(
+    ("text", "blocked"),
+    [
+        ('password = "x7#Kp2!qZ9vB"', True),
+        ("db_password: Tr0ub4dor&3xyz", True),
+        ("password = changeme", False),  # low entropy
+        ("password = aaaaaaaaaaaa", False),
+        ("the password is long", False),
+    ],
+)
+async def test_password_assignment_is_opt_in(text: str, blocked: bool) -> None:
+    assert (await judge(text)).action is Action.ALLOW
+    verdict = await judge(text, kinds=["password_assignment"])
+    assert (verdict.action is Action.BLOCK) is blocked
 
 
 async def test_kinds_limit_detection() -> None:

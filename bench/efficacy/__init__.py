@@ -1,0 +1,1 @@
+"""The rails' catch rate on a labelled corpus (``python -m bench.efficacy``)."""
