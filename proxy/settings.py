@@ -178,7 +178,8 @@ class LoggingSettings(_Strict):
     format: Literal["json", "text"] = "json"
     # Opt-in: a block's log line carries the text the blocking rail judged (the window
     # with its context, or the input message), so false blocks can be reviewed. That text
-    # may hold personal data or secrets: off by default.
+    # may hold personal data or secrets: off by default. Monitor-mode rails' would-be
+    # blocks and masks (railproxy.rails "monitor: ..." lines) carry it as ``text`` too.
     include_text: bool = False
 
 

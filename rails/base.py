@@ -28,6 +28,9 @@ TextField = Literal["content", "refusal", "reasoning", "tool_arguments", "tool_n
 spelling), tool-call arguments (as the client's JSON parser decodes them) and function
 names, and the token strings of logprobs where they do not spell the content."""
 ALL_FIELDS: tuple[TextField, ...] = get_args(TextField)
+Mode = Literal["enforce", "monitor"]
+"""``enforce``: a rail's block, mask or hold acts on the traffic. ``monitor``: it judges and
+its verdicts are counted and logged the same way, but nothing is blocked, masked or held."""
 ChannelKey = tuple[int, TextField, int]
 """A stream's text channel: (choice index, field, sub-channel: the tool call's index for
 tool fields, -1 for the legacy ``function_call``; which spelling for reasoning; which
@@ -88,6 +91,8 @@ class RailConfig(BaseModel):
     timeout_s: float = Field(default=5.0, gt=0)
     on_error: Literal["allow", "block"] = "block"
     fields: tuple[TextField, ...] = ALL_FIELDS
+    # None: the config's ``rails.mode`` (a rail's own setting wins).
+    mode: Mode | None = None
 
 
 class Resources:

@@ -10,6 +10,7 @@ rails:
     parallel: true
     streaming: {enabled: true, chunk_size: 200, context_size: 50, stream_first: true}
   abort: {style: error}
+  mode: enforce            # or monitor: judge and count, block nothing (per rail too)
 ```
 
 Rail entries under ``rails.config`` are kept as plain dicts here and validated against
@@ -22,6 +23,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rails.base import Mode
 
 
 class _Strict(BaseModel):
@@ -63,6 +66,8 @@ class Abort(_Strict):
 
 
 class RailsSection(_Strict):
+    # Every rail's mode unless the rail sets its own (``rails.config.<name>.mode``).
+    mode: Mode = "enforce"
     config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     input: InputRails = InputRails()
     output: OutputRails = OutputRails()

@@ -59,8 +59,8 @@ class Guard:
         self.resources = resources or Resources()
         built = build_rails(config, self.resources)
         r = config.rails
-        self.input = Pipeline(built.input, "input", r.input.parallel, observer)
-        self.output = Pipeline(built.output, "output", r.output.parallel, observer)
+        self.input = Pipeline(built.input, "input", r.input.parallel, observer, r.mode)
+        self.output = Pipeline(built.output, "output", r.output.parallel, observer, r.mode)
         self.streaming = r.output.streaming
         self._counter: TokenCounter | None = None
 
@@ -103,12 +103,25 @@ class Guard:
     def guards_input(self) -> bool:
         return bool(self.input.rails)
 
+    @property
+    def holds_output(self) -> bool:
+        """Whether streamed events are held for verdicts: ``stream_first: false`` with an
+        output rail in enforce mode (monitor-mode rails never hold anything)."""
+        return self.output.enforcing and not self.streaming.stream_first
+
+    async def settle(self) -> None:
+        """Wait until every monitor-mode check started so far has been counted."""
+        await self.input.settle()
+        await self.output.settle()
+
     def open_stream(
         self, user_message: str = "", rewrite: Rewrite[T] | None = None
     ) -> GuardedStream[T]:
         return GuardedStream(self.output, self.streaming, self.counter, user_message, rewrite)
 
     async def aclose(self) -> None:
+        await self.input.aclose()
+        await self.output.aclose()
         await self.resources.aclose()
 
     # -- complete texts -------------------------------------------------------------
@@ -148,7 +161,7 @@ class Guard:
         A long text never holds the event loop: every ``YIELD_EVERY_WORDS`` words the
         check lets other tasks run (a shorter text is judged without a pause), and a
         window over ``rails.offload.INLINE_CHARS`` goes to the local rails' worker."""
-        if not self.output.wants(field) or not text:
+        if not text or not (self.output.wants(field) or self.output.watches(field)):
             return Outcome(Action.ALLOW, text)
         s = self.streaming
         buf = RollingBuffer(s.chunk_size, s.context_size, self.counter, s.token_unit)

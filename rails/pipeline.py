@@ -21,6 +21,11 @@ Per call, each observer hears one of these verdicts::
                                (or MODIFY without text)
     (nothing)                  it was cancelled: another rail blocked first, or the
                                caller cancelled the check
+
+with the rail's mode. Rails in ``monitor`` mode (``rails.base.Mode``) judge every text the
+same way, but off the caller's path: ``check`` starts them in tasks the pipeline owns and
+answers from the ``enforce`` rails alone, so their verdicts are counted and logged (a
+would-be block or mask as one ``railproxy.rails`` line) but never block, mask or delay.
 """
 
 from __future__ import annotations
@@ -33,9 +38,18 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, TypeGuard, get_args
 
 from rails import offload
-from rails.base import Action, CheckContext, Rail, Stage, TextField, Verdict
+from rails.base import Action, CheckContext, Mode, Rail, Stage, TextField, Verdict
 
 log = logging.getLogger("railproxy.rails")
+_LOG_TEXT = [False]  # see log_monitor_text
+
+
+def log_monitor_text(on: bool) -> None:
+    """Whether a monitor-mode rail's would-be block or mask is logged with the text it
+    judged (field ``text``), for reviewing false blocks. Off by default; railproxy's server
+    sets it from ``logging.include_text`` when it configures logging."""
+    _LOG_TEXT[0] = on
+
 
 _Failure = Literal["error", "timeout"]
 
@@ -43,8 +57,9 @@ _Failure = Literal["error", "timeout"]
 class PipelineObserver(Protocol):
     """Told about every rail call that finished (metrics live behind this)."""
 
-    def rail_done(self, rail: str, stage: Stage, verdict: str, seconds: float) -> None:
-        """``verdict``: "allow", "block", "modify", "error" or "timeout"."""
+    def rail_done(self, rail: str, stage: Stage, verdict: str, seconds: float, mode: Mode) -> None:
+        """``verdict``: "allow", "block", "modify", "error" or "timeout"; ``mode``: the
+        rail's, "enforce" or "monitor"."""
         ...
 
 
@@ -84,14 +99,22 @@ class Pipeline:
         stage: Stage,
         parallel: bool = False,
         observer: PipelineObserver | None = None,
+        mode: Mode = "enforce",
     ) -> None:
         self._rails = tuple(rails)
         self._stage: Stage = stage
         self._parallel = parallel
         self._observer = observer
+        self._modes: dict[str, Mode] = {r.name: r.config.mode or mode for r in self._rails}
+        enforced = [r for r in self._rails if self._modes[r.name] == "enforce"]
+        watched = [r for r in self._rails if self._modes[r.name] == "monitor"]
         self._by_field: dict[TextField, tuple[Rail, ...]] = {
-            f: tuple(r for r in self._rails if f in r.config.fields) for f in get_args(TextField)
+            f: tuple(r for r in enforced if f in r.config.fields) for f in get_args(TextField)
         }
+        self._watched: dict[TextField, tuple[Rail, ...]] = {
+            f: tuple(r for r in watched if f in r.config.fields) for f in get_args(TextField)
+        }
+        self._shadow: set[asyncio.Task[None]] = set()
         self._local_fields = frozenset(
             f for f, rails in self._by_field.items() if rails and all(map(_is_local, rails))
         )
@@ -104,9 +127,21 @@ class Pipeline:
     def rails(self) -> tuple[Rail, ...]:
         return self._rails
 
+    def mode(self, rail: str) -> Mode:
+        return self._modes[rail]
+
+    @property
+    def enforcing(self) -> bool:
+        """Whether any rail of this stage is in enforce mode (can block, mask or hold)."""
+        return any(self._by_field.values())
+
     def wants(self, field: TextField) -> bool:
-        """Whether any rail judges this field (if not, the caller need not buffer it)."""
+        """Whether any enforcing rail judges this field: only those gate its text."""
         return bool(self._by_field.get(field))
+
+    def watches(self, field: TextField) -> bool:
+        """Whether any monitor-mode rail judges this field (see ``monitor``)."""
+        return bool(self._watched.get(field))
 
     def is_local(self, field: TextField) -> bool:
         """Whether every rail judging this field is local (never waits): checking it then
@@ -121,14 +156,56 @@ class Pipeline:
         No rails: ALLOW at once. One rail, or sequential mode: no task is created.
         Cancelling ``check`` cancels (and awaits) any rail tasks it started.
         ``observer`` hears this call's rail calls too, after the shared observer (a
-        stream's debug view uses it; None costs nothing).
+        stream's debug view uses it; None costs nothing). Monitor-mode rails for the
+        field are started on the same text (``monitor``) and take no part in the answer.
         """
+        self.monitor(text, ctx)
         rails = self._by_field.get(ctx.field, ())
         if not rails:
             return Outcome(Action.ALLOW, text)
         if self._parallel and len(rails) > 1:
             return await self._run_parallel(rails, text, ctx, observer)
         return await self._run_sequential(rails, ctx, text, text, observer=observer)
+
+    def monitor(self, text: str, ctx: CheckContext) -> None:
+        """Start the monitor-mode rails for ``ctx.field`` on ``text`` in a task of the
+        pipeline's own, and return at once: the caller neither waits for them nor hears
+        their verdicts. The task outlives the caller's stream (each call is still bounded
+        by its ``timeout_s``), so a stream's last window is counted too; ``aclose`` ends it."""
+        rails = self._watched.get(ctx.field, ())
+        if rails:
+            task = asyncio.create_task(self._watch(rails, text, ctx))
+            self._shadow.add(task)
+            task.add_done_callback(self._shadow.discard)
+
+    async def settle(self) -> None:
+        """Wait for every monitor-mode check started so far (tests, the Python API)."""
+        while self._shadow:
+            await asyncio.wait(list(self._shadow))
+
+    async def aclose(self) -> None:
+        """Cancel the monitor-mode checks still running and wait for them to end."""
+        await _cancel(list(self._shadow))
+
+    async def _watch(self, rails: Sequence[Rail], text: str, ctx: CheckContext) -> None:
+        """Every monitor rail judges ``text`` (none is cancelled by another's block); each
+        answer that would have acted is logged: rail, stage, field and reason (the text only
+        with ``log_monitor_text``)."""
+        if self._parallel and len(rails) > 1:
+            calls = [self._call(rail, text, ctx, None) for rail in rails]
+            verdicts = await asyncio.gather(*calls)
+        else:
+            verdicts = [await self._call(rail, text, ctx, None) for rail in rails]
+        for rail, verdict in zip(rails, verdicts, strict=True):
+            if verdict.action is not Action.ALLOW:
+                would = "block" if verdict.action is Action.BLOCK else "modify"
+                fields = {"rail": rail.name, "stage": self._stage, "verdict": would}
+                fields |= {"mode": "monitor", "field": ctx.field, "reason": verdict.reason}
+                if _LOG_TEXT[0]:
+                    fields["text"] = text
+                log.info(
+                    "monitor: %s rail %s would %s", self._stage, rail.name, would, extra=fields
+                )
 
     async def _run_sequential(
         self,
@@ -290,10 +367,11 @@ class Pipeline:
         if shared is None and extra is None:
             return
         seconds = time.perf_counter() - started
+        mode = self._modes.get(rail.name, "enforce")
         if shared is not None:
-            shared.rail_done(rail.name, self._stage, verdict, seconds)
+            shared.rail_done(rail.name, self._stage, verdict, seconds, mode)
         if extra is not None:
-            extra.rail_done(rail.name, self._stage, verdict, seconds)
+            extra.rail_done(rail.name, self._stage, verdict, seconds, mode)
 
 
 def _is_local(rail: Rail) -> bool:
@@ -317,8 +395,9 @@ def _finish(original: str, text: str, modified_by: tuple[str, str] | None) -> Ou
     return Outcome(Action.MODIFY, text, *modified_by)
 
 
-async def _cancel(tasks: list[asyncio.Task[Verdict]]) -> None:
+async def _cancel(tasks: Sequence[asyncio.Task[Verdict]] | Sequence[asyncio.Task[None]]) -> None:
     """Cancel unfinished tasks and wait until they have ended, so none outlives check."""
     for task in tasks:
         task.cancel()
-    await asyncio.wait(tasks)
+    if tasks:
+        await asyncio.wait(tasks)

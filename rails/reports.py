@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rails.base import ChannelKey, Stage
+from rails.base import ChannelKey, Mode, Stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,5 +57,5 @@ class CallLog:
     def __init__(self) -> None:
         self.calls: list[RailCall] = []
 
-    def rail_done(self, rail: str, stage: Stage, verdict: str, seconds: float) -> None:
+    def rail_done(self, rail: str, stage: Stage, verdict: str, seconds: float, mode: Mode) -> None:
         self.calls.append(RailCall(rail, verdict, seconds))

@@ -24,6 +24,10 @@ A MODIFY verdict rewrites the held items of that window through the caller's ``r
 callback; where the text was already released (stream_first true), or the callback raises
 ``CannotRewrite``, it counts as a block.
 
+Rails in monitor mode never gate: a field judged only by them is released as if unguarded,
+its windows handed to ``Pipeline.monitor`` as they close; with enforcing rails too, the
+window check starts them (``Pipeline.check``) and its verdict is the enforcing rails' alone.
+
 Reports (opt-in, for a debug view): ``releases(reports=True)`` also yields, in order with
 the releases, a ``WindowReport`` per judged window (offsets, verdict, each rail's verdict
 and latency; never text) before the items that window released, and, with
@@ -316,8 +320,10 @@ class GuardedStream(Generic[T]):
         start = ch.buffer.total_tokens
         window = ch.buffer.push(text)
         end = ch.buffer.total_tokens
-        if not self._pipeline.wants(ch.key[1]):
+        if not self._pipeline.wants(ch.key[1]):  # no enforcing rail: nothing to hold
             ch.passed = end
+            if window is not None:
+                self._watch(ch, window)
             return
         if self._rewrite is not None and not self._cfg.stream_first:
             ch.pending.append(_Piece(entry, start, end, text))
@@ -333,8 +339,17 @@ class GuardedStream(Generic[T]):
                 window = ch.buffer.flush()
                 if window is not None and self._pipeline.wants(ch.key[1]):
                     self._schedule(ch, window)
+                elif window is not None:
+                    self._watch(ch, window)
             if entry is not None:
                 entry.gates.append((ch, ch.buffer.total_tokens))
+
+    def _watch(self, ch: _Channel[T], window: Window) -> None:
+        """A window no enforcing rail judges: monitor-mode rails, if any, judge it off the
+        stream's path (``Pipeline.monitor``); it gates nothing."""
+        if self._pipeline.watches(ch.key[1]):
+            ctx = CheckContext("output", ch.key[1], self._user_message)
+            self._pipeline.monitor(window.context + window.new, ctx)
 
     def _schedule(self, ch: _Channel[T], window: Window) -> None:
         if self._pipeline.is_local(ch.key[1]):

@@ -42,4 +42,18 @@ def test_python_api_example_runs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert "[blocked by banned]" in result.stdout
-    assert "Our plan is" in result.stdout
+    assert result.stdout.startswith("Our plan is\n[blocked by banned]")  # stream_first false
+    assert "Falcon" not in result.stdout
+
+
+def test_python_api_example_with_stream_first_true_prints_then_retracts() -> None:
+    """README's sentence about the same program with stream_first true."""
+    import subprocess
+    import sys
+
+    code = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)[-1]
+    code = code.replace('"stream_first": False', '"stream_first": True')
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.startswith("Our plan is Project Falcon.\n[blocked by banned]")

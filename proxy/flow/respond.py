@@ -43,7 +43,7 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
         app[SETTINGS].upstream.max_event_bytes,
         guard.config.rails.abort,
         strip_usage=call.strip_usage,
-        hold=engine is not None and not guard.streaming.stream_first,
+        hold=engine is not None and guard.holds_output,
         debug=debug.channel_for(call.request, call.config_id, guard),
     )
     await writer.prepare(call.request)

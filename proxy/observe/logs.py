@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from proxy.settings import LoggingSettings
+from rails.pipeline import log_monitor_text
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
     "message",
@@ -102,3 +103,4 @@ def configure_logging(settings: LoggingSettings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    log_monitor_text(settings.include_text)  # monitor mode's would-be blocks, for review

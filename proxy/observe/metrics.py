@@ -22,7 +22,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from rails.base import Stage
+from rails.base import Mode, Stage
 
 LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # 100 µs (a local rail, the relay's own cost) to 30 s
@@ -89,8 +89,9 @@ class Metrics:
         )
         self.rail_verdicts = Counter(
             "railproxy_rail_verdicts",
-            "Rail verdicts: allow, block, modify, error, timeout.",
-            ["rail", "stage", "verdict"],
+            "Rail verdicts: allow, block, modify, error, timeout; mode enforce, or monitor "
+            "(judged and counted, nothing blocked or masked).",
+            ["rail", "stage", "verdict", "mode"],
             registry=r,
         )
         self.streams_blocked = Counter(
@@ -179,10 +180,10 @@ class Metrics:
 
     # -- recording ------------------------------------------------------------------
 
-    def rail_done(self, rail: str, stage: Stage, verdict: str, seconds: float) -> None:
+    def rail_done(self, rail: str, stage: Stage, verdict: str, seconds: float, mode: Mode) -> None:
         """``rails.pipeline.PipelineObserver``: one rail call finished."""
         self.rail_duration.labels(rail, stage).observe(seconds)
-        self.rail_verdicts.labels(rail, stage, verdict).inc()
+        self.rail_verdicts.labels(rail, stage, verdict, mode).inc()
 
     def set_configs(self, hashes: dict[str, str]) -> None:
         self.config_info.clear()

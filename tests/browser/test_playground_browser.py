@@ -3,15 +3,14 @@
 proxy on loopback. Skipped only when chromium or chromedriver is not installed.
 
 Nothing is downloaded: the driver's path is given (so Selenium Manager never runs) and
-``SE_OFFLINE`` forbids it anyway. Each run saves ``artifacts/playground.png``; with
-``RAILPROXY_DOCS_SCREENSHOT=1`` it also refreshes ``docs/playground.png`` for the README.
+``SE_OFFLINE`` forbids it anyway. Each run saves ``artifacts/playground.png``. README's
+``docs/playground.png`` is made from the demo itself by ``docs/playground_png.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import re
 import shutil
 import threading
@@ -233,10 +232,7 @@ def test_a_block_shows_windows_verdicts_and_the_abort(servers: Servers, browser:
     assert "block banned" in rows[-1]
     assert "stream_first false" in text(browser, "#facts")
     assert console_errors(browser) == []
-    shots = [HERE / "artifacts" / "playground.png"]
-    if os.environ.get("RAILPROXY_DOCS_SCREENSHOT") == "1":
-        shots.append(HERE.parents[1] / "docs" / "playground.png")
-    screenshot(browser, *shots)
+    screenshot(browser, HERE / "artifacts" / "playground.png")
 
 
 def test_a_clean_stream_ends_done_with_every_window_passed(

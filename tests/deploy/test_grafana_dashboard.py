@@ -90,3 +90,22 @@ def test_panels_have_unique_ids_and_do_not_overlap() -> None:
         }
         assert not cells & mine, p["title"]
         cells |= mine
+
+
+def test_verdict_sums_keep_monitor_apart_from_enforce() -> None:
+    """Summing railproxy_rail_verdicts_total without its mode label would add monitor-mode
+    would-be blocks to real ones: every sum over it keeps ``mode`` or filters on it."""
+    verdict_exprs = [e for e in EXPRS if "railproxy_rail_verdicts_total" in e]
+    assert verdict_exprs
+    for e in verdict_exprs:
+        for labels in re.findall(r"sum by \(([^)]*)\)", e):
+            assert "mode" in labels.split(", ") or 'mode="monitor"' in e, e
+
+
+def test_a_panel_shows_what_monitor_mode_rails_would_block() -> None:
+    [panel] = [p for p in PANELS if p["title"].startswith("Monitor mode")]
+    exprs = [t["expr"] for t in panel["targets"]]
+    assert any('verdict="block"' in e for e in exprs)
+    for e in exprs:
+        assert e.count('mode="monitor"') == 2, e  # would-act verdicts / all monitor verdicts
+    assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"

@@ -60,7 +60,7 @@ def _config(rail: RailName, stream_first: bool) -> dict[str, object]:
         "rails": {
             "config": {rail: RAIL_CONFIG[rail]},
             "output": {"flows": [rail], "streaming": {**streaming, "stream_first": stream_first}},
-        }
+        },
     }
 
 

@@ -29,3 +29,23 @@ class RaisingRail:
 class GarbageRail:
     async def check(self, text: str, ctx: CheckContext) -> object:
         return {"not": "a verdict"}
+
+
+GATES: dict[str, asyncio.Event] = {}
+
+
+def gate(name: str) -> asyncio.Event:
+    """A new gate for ``GatedRail(gate=name)``, made in the test's running loop."""
+    GATES[name] = asyncio.Event()
+    return GATES[name]
+
+
+class GatedRail:
+    """Allows, once the test opens the gate it names (``gate``)."""
+
+    def __init__(self, gate: str) -> None:
+        self.gate = gate
+
+    async def check(self, text: str, ctx: CheckContext) -> Verdict:
+        await GATES[self.gate].wait()
+        return Verdict.allow()

@@ -213,7 +213,8 @@ async def test_a_refused_stream_costs_no_input_rail_call(
             assert r.status == 429
         async with p.session.get(p.url("/metrics")) as m:
             scrape = await m.text()
-        calls = 'railproxy_rail_verdicts_total{rail="slow",stage="input",verdict="allow"}'
+        labels = 'mode="enforce",rail="slow",stage="input",verdict="allow"'
+        calls = "railproxy_rail_verdicts_total{" + labels + "}"
         assert f"{calls} 1.0" in scrape  # the admitted stream's check only
     finally:
         first.close()

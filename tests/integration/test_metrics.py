@@ -59,7 +59,9 @@ async def test_blocked_stream_counts_once_for_its_rail(
     name = "railproxy_streams_blocked_total"
     assert value(after, name, rail="banned") - value(before, name, rail="banned") == 1
     verdicts = "railproxy_rail_verdicts_total"
-    assert value(after, verdicts, rail="banned", stage="output", verdict="block") == 1
+    assert (
+        value(after, verdicts, rail="banned", stage="output", verdict="block", mode="enforce") == 1
+    )
 
 
 async def test_ttft_histogram_counts_every_clean_stream(

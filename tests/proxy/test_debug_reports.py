@@ -149,7 +149,9 @@ class Log:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Stage, str]] = []
 
-    def rail_done(self, rail: str, stage: Stage, verdict: str, seconds: float) -> None:
+    def rail_done(
+        self, rail: str, stage: Stage, verdict: str, seconds: float, mode: str = "enforce"
+    ) -> None:
         assert seconds >= 0
         self.calls.append((rail, stage, verdict))
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from proxy.observe.logs import JsonFormatter, TextFormatter
+from proxy.observe.logs import JsonFormatter, TextFormatter, configure_logging
+from proxy.settings import LoggingSettings
+from rails import pipeline
 
 FIELDS: list[dict[str, Any]] = [
     {
@@ -71,3 +73,16 @@ def test_text_format_keeps_a_traceback_below_the_fields() -> None:
     assert first.endswith(" ERROR railproxy failed request_id=r-2")
     assert rest.startswith("Traceback")
     assert "RuntimeError: boom" in rest
+
+
+@pytest.mark.parametrize("include_text", [False, True])
+def test_include_text_also_switches_monitor_mode_text(include_text: bool) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging(LoggingSettings(include_text=include_text))
+        assert pipeline._LOG_TEXT[0] is include_text
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        pipeline.log_monitor_text(False)

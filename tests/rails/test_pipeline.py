@@ -71,7 +71,9 @@ class Recorder:
         self.calls: list[tuple[str, Stage, str]] = []
         self.seconds: list[float] = []
 
-    def rail_done(self, rail: str, stage: Stage, verdict: str, seconds: float) -> None:
+    def rail_done(
+        self, rail: str, stage: Stage, verdict: str, seconds: float, mode: str = "enforce"
+    ) -> None:
         self.calls.append((rail, stage, verdict))
         self.seconds.append(seconds)
 

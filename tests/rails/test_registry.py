@@ -86,7 +86,7 @@ def test_build_rail_validates_against_the_type_config() -> None:
             {"banned": {"type": "blocklist", "words": ["x"], "wrods": ["y"]}},
             {"output": ["banned"]},
             "rails.config.banned.wrods: ['y']: unknown key (did you mean 'words'?); "
-            "known keys for blocklist: words, timeout_s, on_error, fields",
+            "known keys for blocklist: words, timeout_s, on_error, fields, mode",
         ),
         (
             {"banned": {"type": "blocklist", "words": ["x"], "timeout_s": -1}},
@@ -207,9 +207,9 @@ def test_check_config_of_a_good_config_is_empty() -> None:
 @pytest.mark.parametrize(
     ("type_name", "keys"),
     [
-        ("blocklist", ["words", "timeout_s", "on_error", "fields"]),
-        ("python", ["class", "options", "timeout_s", "on_error", "fields"]),
-        ("http", ["url", "headers", "timeout_s", "on_error", "fields"]),
+        ("blocklist", ["words", "timeout_s", "on_error", "fields", "mode"]),
+        ("python", ["class", "options", "timeout_s", "on_error", "fields", "mode"]),
+        ("http", ["url", "headers", "timeout_s", "on_error", "fields", "mode"]),
     ],
 )
 def test_known_keys(type_name: str, keys: list[str]) -> None:
