@@ -23,11 +23,17 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 Stage = Literal["input", "output"]
-TextField = Literal["content", "refusal", "reasoning", "tool_arguments", "tool_names", "logprobs"]
+TextField = Literal[
+    "content", "refusal", "reasoning", "tool_arguments", "tool_names", "logprobs", "other"
+]
 """Every text a client can be shown or act on: message content, refusals, reasoning (each
 spelling), tool-call arguments (as the client's JSON parser decodes them) and function
-names, and the token strings of logprobs where they do not spell the content."""
+names, the token strings of logprobs where they do not spell the content, and every other
+string of an event or answer (ids, model names, finish reasons, fields nobody reads)."""
 ALL_FIELDS: tuple[TextField, ...] = get_args(TextField)
+AT_ONCE: frozenset[TextField] = frozenset({"other"})
+"""Fields whose pieces are judged each as it comes, not in windows: short strings that no
+later text continues (an item carrying one is held only for its own check)."""
 Mode = Literal["enforce", "monitor"]
 """``enforce``: a rail's block, mask or hold acts on the traffic. ``monitor``: it judges and
 its verdicts are counted and logged the same way, but nothing is blocked, masked or held."""

@@ -30,7 +30,7 @@ from rails.buffer import RollingBuffer, Window
 from rails.config import RailsConfig
 from rails.pipeline import Outcome, Pipeline, PipelineObserver
 from rails.registry import build_rails
-from rails.stream import Blocked, GuardedStream, Idle, Rewrite
+from rails.stream import Blocked, GuardedStream, Idle, KnownStrings, Rewrite
 from rails.tokens import TokenCounter, counter_for
 
 T = TypeVar("T")
@@ -63,6 +63,7 @@ class Guard:
         self.output = Pipeline(built.output, "output", r.output.parallel, observer, r.mode)
         self.streaming = r.output.streaming
         self._counter: TokenCounter | None = None
+        self._known = KnownStrings()  # "other" strings its rails allowed (model names...)
 
     @classmethod
     def from_config(
@@ -117,7 +118,9 @@ class Guard:
     def open_stream(
         self, user_message: str = "", rewrite: Rewrite[T] | None = None
     ) -> GuardedStream[T]:
-        return GuardedStream(self.output, self.streaming, self.counter, user_message, rewrite)
+        return GuardedStream(
+            self.output, self.streaming, self.counter, user_message, rewrite, self._known
+        )
 
     async def aclose(self) -> None:
         await self.input.aclose()

@@ -45,7 +45,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar, overload
 
-from rails.base import Action, ChannelKey, CheckContext
+from rails.base import AT_ONCE, Action, ChannelKey, CheckContext
 from rails.buffer import RollingBuffer, Window
 from rails.config import OutputStreaming
 from rails.pipeline import Outcome, Pipeline
@@ -77,6 +77,24 @@ class Blocked:
     channel: ChannelKey = (0, "content", 0)
     released: bool = False
     text: str = field(default="", repr=False, compare=False)
+
+
+class KnownStrings:
+    """Strings of the ``AT_ONCE`` fields a config's rails already allowed, shared by its
+    streams (bounded: the oldest go first)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._seen: dict[str, None] = {}
+        self._limit = limit
+
+    def __contains__(self, text: object) -> bool:
+        return text in self._seen
+
+    def add(self, texts: Sequence[str]) -> None:
+        for text in texts:
+            self._seen[text] = None
+        while len(self._seen) > self._limit:
+            del self._seen[next(iter(self._seen))]
 
 
 class Idle:
@@ -126,8 +144,10 @@ class GuardedStream(Generic[T]):
         counter: TokenCounter,
         user_message: str = "",
         rewrite: Rewrite[T] | None = None,
+        known: KnownStrings | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._known = known if known is not None else KnownStrings()
         self._cfg = streaming
         self._counter = counter
         self._user_message = user_message
@@ -195,8 +215,9 @@ class GuardedStream(Generic[T]):
 
     @property
     def tokens_seen(self) -> int:
-        """Tokens of guarded text pushed so far, over every channel (for accounting)."""
-        return sum(ch.buffer.total_tokens for ch in self._channels.values())
+        """Tokens of generated text pushed so far, over every choice's channels (for
+        accounting; a negative choice index is not generated text: an error's, ids')."""
+        return sum(ch.buffer.total_tokens for ch in self._channels.values() if ch.key[0] >= 0)
 
     @property
     def held(self) -> int:
@@ -329,6 +350,8 @@ class GuardedStream(Generic[T]):
             ch.pending.append(_Piece(entry, start, end, text))
         if not self._cfg.stream_first:
             entry.gates.append((ch, end))
+        if window is None and ch.key[1] in AT_ONCE:
+            window = ch.buffer.flush()
         if window is not None:
             self._schedule(ch, window)
 
@@ -385,6 +408,9 @@ class GuardedStream(Generic[T]):
         self._progress.set()
 
     async def _judge(self, ch: _Channel[T], window: Window) -> None:
+        if ch.key[1] in AT_ONCE:
+            await self._judge_at_once(ch, window)
+            return
         context = window.context
         if ch.modified_tail is not None and self._cfg.context_size:
             if self._cfg.token_unit == "delta":
@@ -402,6 +428,27 @@ class GuardedStream(Generic[T]):
             chars = len(outcome.text) - len(context) if modified else len(window.new)
             seconds = time.perf_counter() - started
             self._report(ch, window, chars, outcome.action.value, calls.calls, seconds)
+
+    async def _judge_at_once(self, ch: _Channel[T], window: Window) -> None:
+        """Each line judged on its own, once per config: lines already allowed (the model
+        name, a finish reason) cost nothing; a change is a block (nothing maps back)."""
+        lines = [line for line in window.new.split("\n") if line and line not in self._known]
+        if lines:
+            text = "\n".join(lines)
+            ctx = CheckContext("output", ch.key[1], self._user_message)
+            outcome = await self._pipeline.check(text, ctx)  # (not a window: not counted)
+            if outcome.action is Action.MODIFY:
+                reason = outcome.reason or "text modified where it cannot be rewritten"
+                outcome = Outcome(Action.BLOCK, outcome.text, outcome.rail, reason)
+            if outcome.blocked:
+                released = self._cfg.stream_first
+                self.blocked = Blocked(
+                    outcome.rail or "", outcome.reason, window.start, ch.key, released
+                )
+                return
+            self._known.add(lines)
+        ch.passed = window.end
+        ch.pending = [p for p in ch.pending if p.end > window.end]
 
     def _report(
         self,

@@ -281,10 +281,10 @@ class Relay:
             ending.note(p.kind)
             if p.obj is not None and p.kind is Kind.DATA:
                 env.learn(p.obj)
-                env.choices.update(key[0] for key, _ in p.texts)
+                env.choices.update(key[0] for key, _ in p.texts if key[0] >= 0)
                 if self._usage(ev):
                     continue
-            if p.texts:
+            if any(key[0] >= 0 for key, _ in p.texts):  # generated text, not envelope
                 self._mark_text(ev)
             guard.push(ev, p.texts, ends=p.ends, end=p.end)
             if p.complete:

@@ -27,7 +27,11 @@ from proxy.wire.dialect import (
     common_envelope,
 )
 from proxy.wire.fields import (
+    OTHER_INDEX,
     Texts,
+    add_rest,
+    collect,
+    collect_except,
     drop_repeats,
     index_of,
     read_chat_logprobs,
@@ -79,43 +83,59 @@ class Chat(Dialect):
 
     def parse_obj(self, obj: dict[str, Any]) -> Parsed:
         parsed = Parsed(Kind.DATA, obj)
+        collect_except(obj, _TOP_KEYS, parsed.rest)
         choices = obj.get("choices")
         if not isinstance(choices, list):
+            collect("", choices, parsed.rest)
             return parsed
         if not choices and obj.get("usage"):
             parsed.end = True  # the usage chunk follows every choice's finish
+        seen: set[int] = set()
         for choice in choices:
-            if isinstance(choice, dict):
-                self._read_choice(choice, parsed)
+            if not isinstance(choice, dict):
+                collect("", choice, parsed.rest)
+                continue
+            index = self._read_choice(choice, parsed)
+            if index in seen:  # two entries for one choice: a mask could not tell them apart
+                raise ValueError(f"choice {index} twice in one event")
+            seen.add(index)
         return parsed
 
-    def _read_choice(self, choice: dict[str, Any], parsed: Parsed) -> None:
+    def _read_choice(self, choice: dict[str, Any], parsed: Parsed) -> int:
         index = index_of(choice)
+        collect_except(choice, _CHOICE_KEYS, parsed.rest)
         delta = choice.get("delta")
         if isinstance(delta, dict):
-            read_message(index, delta, parsed.texts)
+            read_message(index, delta, parsed.texts, parsed.rest)
+        else:
+            collect("", delta, parsed.rest)
         if choice.get("logprobs") is not None:
             read_chat_logprobs(index, choice, spelled(parsed.texts, index), parsed.texts)
         if choice.get("finish_reason"):
             parsed.ends.append(index)
+        return index
 
     def final_texts(self, body: Any) -> Texts:
         texts: Texts = []
-        for choice in choices_of(body):
-            message = choice.get("message")
-            if message is None:
-                continue
-            if not isinstance(message, dict):
-                raise ValueError("'message' is not an object")
+        rest: list[str] = []
+        for choice in choices_of(body, rest):
             index = index_of(choice)
-            read_message(index, message, texts)
+            collect_except(choice, _WHOLE_CHOICE_KEYS, rest)
+            message = choice.get("message")
+            if isinstance(message, dict):
+                read_message(index, message, texts, rest)
+            elif message is not None:
+                raise ValueError("'message' is not an object")
             if choice.get("logprobs") is not None:
                 read_chat_logprobs(index, choice, spelled(texts, index), texts)
+        add_rest(rest, texts)
         return texts
 
     # -- response side: rewriting (masks) ------------------------------------------------
 
     def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None:
+        if key[0] == OTHER_INDEX:
+            raise CannotRewrite("a string railproxy reads only to judge")
         for choice in body.get("choices") or []:
             if index_of(choice) == key[0]:
                 self._set(choice, "message", key, text)
@@ -124,6 +144,8 @@ class Chat(Dialect):
         """Tool arguments judged with their escapes resolved cannot be mapped back."""
         if key[0] == ERROR_INDEX:
             return Event(self.error_event(new, "upstream_error"))
+        if key[0] == OTHER_INDEX:
+            raise CannotRewrite("a string railproxy reads only to judge")
         if key[1] == "tool_arguments" and ev.escaped:
             raise CannotRewrite("tool arguments with JSON escapes")
         obj = client_json(ev.data or b"{}")
@@ -175,16 +197,23 @@ class Chat(Dialect):
         }
 
 
-def choices_of(body: Any) -> list[dict[str, Any]]:
-    """A whole answer's choices, checked to be of the shape the client reads."""
+def choices_of(body: Any, rest: list[str]) -> list[dict[str, Any]]:
+    """A whole answer's choices, checked to be of the shape the client reads; every string
+    outside them into ``rest``."""
     if not isinstance(body, dict):
         raise ValueError("the body is not an object")
+    collect_except(body, _TOP_KEYS, rest)
     choices = body.get("choices")
     if choices is None:
         return []
     if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
         raise ValueError("'choices' is not a list of objects")
     return choices
+
+
+_TOP_KEYS = frozenset({"choices"})
+_CHOICE_KEYS = frozenset({"index", "delta", "logprobs"})
+_WHOLE_CHOICE_KEYS = frozenset({"index", "message", "logprobs"})
 
 
 CHAT = Chat()

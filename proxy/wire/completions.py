@@ -11,8 +11,18 @@ from typing import Any
 from proxy.errors import BadRequest
 from proxy.wire.chat import Chat, choices_of
 from proxy.wire.dialect import Dialect, Envelope, Parsed, common_envelope
-from proxy.wire.fields import Texts, content_text, drop_repeats, index_of, read_completion_logprobs
+from proxy.wire.fields import (
+    OTHER_INDEX,
+    Texts,
+    add_rest,
+    collect_except,
+    content_text,
+    drop_repeats,
+    index_of,
+    read_completion_logprobs,
+)
 from rails.base import ChannelKey
+from rails.stream import CannotRewrite
 
 
 class Completions(Chat):
@@ -46,15 +56,19 @@ class Completions(Chat):
 
     # -- response side ---------------------------------------------------------------------
 
-    def _read_choice(self, choice: dict[str, Any], parsed: Parsed) -> None:
+    def _read_choice(self, choice: dict[str, Any], parsed: Parsed) -> int:
         index = index_of(choice)
-        self._read_text(index, choice, parsed.texts)
+        self._read_text(index, choice, parsed.texts, parsed.rest)
         if choice.get("finish_reason"):
             parsed.ends.append(index)
+        return index
 
     @staticmethod
-    def _read_text(index: int, choice: dict[str, Any], texts: Texts) -> None:
-        text = content_text(choice.get("text"))
+    def _read_text(index: int, choice: dict[str, Any], texts: Texts, rest: list[str]) -> None:
+        """``text`` and its logprobs; every other string of the choice (a chat-shaped
+        ``delta`` or ``message`` included) into ``rest``."""
+        collect_except(choice, _CHOICE_KEYS, rest)
+        text = content_text(choice.get("text"), rest)
         if text:
             texts.append(((index, "content", 0), text))
         if choice.get("logprobs") is not None:
@@ -62,11 +76,15 @@ class Completions(Chat):
 
     def final_texts(self, body: Any) -> Texts:
         texts: Texts = []
-        for choice in choices_of(body):
-            self._read_text(index_of(choice), choice, texts)
+        rest: list[str] = []
+        for choice in choices_of(body, rest):
+            self._read_text(index_of(choice), choice, texts, rest)
+        add_rest(rest, texts)
         return texts
 
     def _set(self, choice: dict[str, Any], where: str, key: ChannelKey, new: str) -> None:
+        if key[0] == OTHER_INDEX:
+            raise CannotRewrite("a string railproxy reads only to judge")
         drop_repeats(choice)
         if key[1] != "logprobs":
             choice["text"] = new
@@ -77,5 +95,7 @@ class Completions(Chat):
         choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
         return self._envelope(env, choice)
 
+
+_CHOICE_KEYS = frozenset({"index", "text", "logprobs"})
 
 COMPLETIONS = Completions()

@@ -57,6 +57,7 @@ class Parsed:
     ends: list[int] = field(default_factory=list)
     end: bool = False
     complete: bool = False  # the stream's last event (TGI's final event; chat's [DONE])
+    rest: list[str] = field(default_factory=list)  # every other string (proxy.wire.fields)
 
 
 @dataclass(slots=True)

@@ -13,14 +13,23 @@ streamed (DESIGN.md, "Choices, tools, reasoning"). Channels (``rails.base.Channe
 ``tool_names``, t        ``tool_calls[t].function.name``; -1: legacy ``function_call``
 ``logprobs``, 0          the chosen tokens, when they do not spell the text they stand for
 ``logprobs``, 1          every ``top_logprobs`` alternative, one per line
+``other``, 0             every other string (choice index ``OTHER_INDEX``)
 =======================  ==============================================================
 
 Tool arguments are JSON source: the relay judges them with their string escapes resolved
 (``proxy.wire.json_text``), as the client's parser will read them.
+
+Every other string of an event or answer (its id and model, a finish reason, a field no
+server sends today such as ``audio.transcript``, a part of a shape not listed above, a
+choice with ``message`` where ``delta`` belongs) is collected in ``rest`` by the same
+readers and judged too, on the channel ``(OTHER_INDEX, "other", 0)``, each string at once
+(not in windows): what railproxy does not know how to read is still never relayed
+unjudged. A mask there cannot be written back (``CannotRewrite``: it blocks).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rails.base import ChannelKey
@@ -28,6 +37,10 @@ from rails.stream import CannotRewrite
 
 Texts = list[tuple[ChannelKey, str]]
 _REASONING = ("reasoning", "reasoning_content")
+OTHER_INDEX = -2  # the channel of every other string of an event or answer
+OTHER: ChannelKey = (OTHER_INDEX, "other", 0)
+MESSAGE_KEYS = frozenset({"content", "refusal", *_REASONING, "tool_calls", "function_call"})
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 ALT_SEPARATOR = "\n|\n"  # alternatives are separate texts: no phrase spans two of them
 
 
@@ -45,21 +58,50 @@ def index_of(obj: dict[str, Any]) -> int:
     raise ValueError(f"unreadable index {value!r}")
 
 
-def content_text(value: Any) -> str | None:
+def content_text(value: Any, rest: list[str] | None = None) -> str | None:
     """The text a client shows for a content field: a string, or a list of parts whose
-    ``text`` (or ``refusal``) strings it joins. None when there is none; ``ValueError``
-    for any other type."""
+    ``text`` (or ``refusal``) strings it joins; any other string in the parts goes to
+    ``rest``. None when there is none; ``ValueError`` for any other type."""
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, list):
-        texts = []
-        for part in value:
-            if isinstance(part, str):
-                texts.append(part)
-            elif isinstance(part, dict):
-                texts.extend(v for k in ("text", "refusal") if isinstance(v := part.get(k), str))
-        return "".join(texts)
-    raise ValueError(f"unreadable content of type {type(value).__name__}")
+    if not isinstance(value, list):
+        raise ValueError(f"unreadable content of type {type(value).__name__}")
+    texts = []
+    for part in value:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict):
+            for k, v in part.items():
+                if k in ("text", "refusal") and isinstance(v, str):
+                    texts.append(v)
+                elif rest is not None:
+                    collect(k, v, rest)
+        elif rest is not None:
+            collect("", part, rest)
+    return "".join(texts)
+
+
+def collect(key: str, value: Any, rest: list[str]) -> None:
+    """Every string in ``value`` (and ``key`` unless it reads as a field name) into
+    ``rest``."""
+    if key and not _NAME.fullmatch(key):
+        rest.append(key)
+    if isinstance(value, str):
+        if value:
+            rest.append(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            collect(k, v, rest)
+    elif isinstance(value, list):
+        for v in value:
+            collect("", v, rest)
+
+
+def collect_except(obj: dict[str, Any], read: frozenset[str], rest: list[str]) -> None:
+    """The strings of every entry of ``obj`` whose key is not in ``read``."""
+    for k, v in obj.items():
+        if k not in read:
+            collect(k, v, rest)
 
 
 def _string(value: Any, name: str) -> str:
@@ -70,9 +112,10 @@ def _string(value: Any, name: str) -> str:
     return value
 
 
-def read_message(index: int, msg: dict[str, Any], texts: Texts) -> None:
-    """The texts of a chat ``delta`` or ``message`` (choice ``index``)."""
-    if content := content_text(msg.get("content")):
+def read_message(index: int, msg: dict[str, Any], texts: Texts, rest: list[str]) -> None:
+    """The texts of a chat ``delta`` or ``message`` (choice ``index``); every other string
+    into ``rest``."""
+    if content := content_text(msg.get("content"), rest):
         texts.append(((index, "content", 0), content))
     if refusal := _string(msg.get("refusal"), "refusal"):
         texts.append(((index, "refusal", 0), refusal))
@@ -83,17 +126,29 @@ def read_message(index: int, msg: dict[str, Any], texts: Texts) -> None:
     if isinstance(calls, list):
         for call in calls:
             if isinstance(call, dict):
-                _read_function(index, index_of(call), call.get("function"), texts)
-    _read_function(index, -1, msg.get("function_call"), texts)
+                collect_except(call, _CALL_KEYS, rest)
+                _read_function(index, index_of(call), call.get("function"), texts, rest)
+            else:
+                collect("", call, rest)
+    elif calls is not None:
+        collect("", calls, rest)
+    _read_function(index, -1, msg.get("function_call"), texts, rest)
+    collect_except(msg, MESSAGE_KEYS, rest)
 
 
-def _read_function(index: int, tool: int, fn: Any, texts: Texts) -> None:
+_CALL_KEYS = frozenset({"index", "function"})
+_FUNCTION_KEYS = frozenset({"name", "arguments"})
+
+
+def _read_function(index: int, tool: int, fn: Any, texts: Texts, rest: list[str]) -> None:
     if not isinstance(fn, dict):
+        collect("", fn, rest)
         return
     if name := _string(fn.get("name"), "name"):
         texts.append(((index, "tool_names", tool), name))
     if args := _string(fn.get("arguments"), "arguments"):
         texts.append(((index, "tool_arguments", tool), args))
+    collect_except(fn, _FUNCTION_KEYS, rest)
 
 
 def read_chat_logprobs(index: int, choice: dict[str, Any], spelled: str, texts: Texts) -> None:
@@ -140,6 +195,12 @@ def spelled(texts: Texts, index: int) -> str:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def add_rest(rest: list[str], texts: Texts) -> None:
+    """The other strings as one text on the ``OTHER`` channel, one per line."""
+    if rest:
+        texts.append((OTHER, "\n".join(rest) + "\n"))
 
 
 def replace_in(choice: dict[str, Any], msg: dict[str, Any], key: ChannelKey, new: str) -> None:

@@ -9,15 +9,21 @@ A protocol class (``proxy.wire.dialect``) parses each event on its own; an
   changed that way is marked ``escaped`` (a mask cannot be written back into it);
 * which choices have finished, and whether the stream has (usage chunk, error): text
   that arrives after that is ``Kind.LATE``, since its window was already closed and
-  judged.
+  judged;
+* every other string of an event (``Parsed.rest``: ids, model, finish reasons, fields no
+  reader knows) is judged once per stream on the ``OTHER`` channel: the envelope repeats
+  in every chunk, so only strings not seen before cost a check.
 """
 
 from __future__ import annotations
 
 from proxy.wire.dialect import Dialect, Kind, Parsed
+from proxy.wire.fields import OTHER
 from proxy.wire.json_text import Unescaper
 from proxy.wire.sse import Event
 from rails.base import ChannelKey
+
+SEEN_MAX = 1024  # past this many distinct strings, each is judged every time it comes
 
 
 class EventReader:
@@ -26,11 +32,14 @@ class EventReader:
         self._args: dict[ChannelKey, Unescaper] = {}
         self._finished: set[int] = set()
         self._ended = False
+        self._seen: set[str] = set()  # other strings already judged (bounded: SEEN_MAX)
 
     def read(self, ev: Event) -> Parsed:
         p = self._parse(ev)
         if p.kind is not Kind.DATA:
             return p
+        if p.rest:
+            self._add_rest(p)
         if p.texts:
             if self._late(p):
                 p.kind = Kind.LATE
@@ -42,10 +51,19 @@ class EventReader:
             self._ended = True
         return p
 
+    def _add_rest(self, p: Parsed) -> None:
+        new = [s for s in p.rest if s not in self._seen]
+        if not new:
+            return
+        if len(self._seen) < SEEN_MAX:
+            self._seen.update(new)
+        p.texts.append((OTHER, "\n".join(new) + "\n"))
+
     def _late(self, p: Parsed) -> bool:
         if self._ended:
             return True
-        return bool(self._finished) and any(key[0] in self._finished for key, _ in p.texts)
+        finished = self._finished
+        return bool(finished) and any(key[0] in finished for key, _ in p.texts if key[0] >= 0)
 
     def _unescape(self, ev: Event, p: Parsed) -> None:
         texts = p.texts

@@ -17,10 +17,17 @@ import orjson
 from proxy.errors import BadRequest
 from proxy.wire.client_json import as_list, client_json, dump_json
 from proxy.wire.dialect import ERROR_INDEX, Dialect, Envelope, Kind, Parsed
-from proxy.wire.fields import ALT_SEPARATOR, Texts, content_text
+from proxy.wire.fields import (
+    ALT_SEPARATOR,
+    OTHER_INDEX,
+    Texts,
+    add_rest,
+    collect_except,
+    content_text,
+)
 from proxy.wire.sse import Event
 from rails.base import ChannelKey
-from rails.stream import Blocked
+from rails.stream import Blocked, CannotRewrite
 
 GENERATED = 1  # the sub-channel of the final event's generated_text
 
@@ -50,7 +57,10 @@ class TGI(Dialect):
 
     def parse_obj(self, obj: dict[str, Any]) -> Parsed:
         parsed = Parsed(Kind.DATA, obj)
+        collect_except(obj, _EVENT_KEYS, parsed.rest)
         token = obj.get("token")
+        if isinstance(token, dict):
+            collect_except(token, _TOKEN_KEYS, parsed.rest)
         text = content_text(token.get("text")) if isinstance(token, dict) else None
         if text:  # special tokens too: the client shows their text
             parsed.texts.append(((0, "content", 0), text))
@@ -77,17 +87,22 @@ class TGI(Dialect):
         if not isinstance(body, dict):
             raise ValueError("the body is not an object")
         texts: Texts = []
-        _read_generation(0, body, body.get("details"), texts)
+        rest: list[str] = []
+        collect_except(body, _WHOLE_KEYS, rest)
+        _read_generation(0, body, body.get("details"), texts, rest)
         details = body.get("details")
         if isinstance(details, dict):
             for k, seq in enumerate(as_list(details.get("best_of_sequences")), 1):
                 if isinstance(seq, dict):
-                    _read_generation(k, seq, seq, texts)
+                    _read_generation(k, seq, seq, texts, rest)
+        add_rest(rest, texts)
         return texts
 
     # -- response side: rewriting (masks) ------------------------------------------------
 
     def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None:
+        if key[0] == OTHER_INDEX:
+            raise CannotRewrite("a string railproxy reads only to judge")
         index, name, _ = key
         target = body if index == 0 else body["details"]["best_of_sequences"][index - 1]
         if name == "content":
@@ -101,6 +116,8 @@ class TGI(Dialect):
     def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
         if key[0] == ERROR_INDEX:
             return Event(self.error_event(new, "upstream_error"))
+        if key[0] == OTHER_INDEX:
+            raise CannotRewrite("a string railproxy reads only to judge")
         obj = client_json(ev.data or b"{}")
         if key[1] == "content" and key[2] == GENERATED:
             obj["generated_text"] = new
@@ -129,8 +146,11 @@ class TGI(Dialect):
         return b""
 
 
-def _read_generation(index: int, gen: dict[str, Any], details: Any, texts: Texts) -> None:
-    """One TGI generation: its text, and its details' tokens and top tokens."""
+def _read_generation(
+    index: int, gen: dict[str, Any], details: Any, texts: Texts, rest: list[str]
+) -> None:
+    """One TGI generation: its text, and its details' tokens and top tokens; every other
+    string of its details (``prefill`` texts, the finish reason) into ``rest``."""
     text = gen.get("generated_text")
     if text is not None and not isinstance(text, str):
         raise ValueError("'generated_text' is not a string")
@@ -138,6 +158,7 @@ def _read_generation(index: int, gen: dict[str, Any], details: Any, texts: Texts
         texts.append(((index, "content", 0), text))
     if not isinstance(details, dict):
         return
+    collect_except(details, _DETAILS_KEYS, rest)
     tokens = [t for t in as_list(details.get("tokens")) if isinstance(t, dict)]
     chosen = "".join(t["text"] for t in tokens if isinstance(t.get("text"), str))
     if chosen and chosen != text:
@@ -153,5 +174,11 @@ def _read_top_tokens(index: int, top: Any, texts: Texts) -> None:
     if alts := [a for a in alts if a]:
         texts.append(((index, "logprobs", 1), ALT_SEPARATOR.join(alts) + ALT_SEPARATOR))
 
+
+_EVENT_KEYS = frozenset({"token", "generated_text", "top_tokens", "index"})
+_TOKEN_KEYS = frozenset({"text"})
+_WHOLE_KEYS = frozenset({"generated_text", "details"})
+# generated_text: a best_of sequence's own text, read as its choice
+_DETAILS_KEYS = frozenset({"tokens", "top_tokens", "best_of_sequences", "generated_text"})
 
 TGI_NATIVE = TGI()

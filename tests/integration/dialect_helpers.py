@@ -28,7 +28,12 @@ def slow_rail(stream_first: bool, delay_s: float) -> dict[str, Any]:
     cfg = rails(stream_first, chunk=200)
     options = {"delay_s": delay_s}
     cfg["rails"]["config"] = {
-        "slow": {"type": "python", "class": "integration.sample_rails:SlowRail", "options": options}
+        "slow": {
+            "type": "python",
+            "class": "integration.sample_rails:SlowRail",
+            "options": options,
+            "fields": ["content"],  # one window: not also the envelope's strings
+        }
     }
     cfg["rails"]["output"]["flows"] = ["slow"]
     return cfg

@@ -49,3 +49,13 @@ class GatedRail:
     async def check(self, text: str, ctx: CheckContext) -> Verdict:
         await GATES[self.gate].wait()
         return Verdict.allow()
+
+
+class Recorder:
+    """Allows, and records every text it judged (class-wide: the test resets ``seen``)."""
+
+    seen: list[str] = []
+
+    async def check(self, text: str, ctx: CheckContext) -> Verdict:
+        Recorder.seen.append(text)
+        return Verdict.allow()

@@ -74,14 +74,7 @@ TEXT_VALUE = [{"type": "text", "text": {"value": PHRASE, "annotations": []}}]
 
 # -- 1. content parts whose text proxy.wire.fields.content_text does not read ------------------
 
-CONTENT_PARTS_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="proxy.wire.fields.content_text reads only a part's string `text`/`refusal`: Mistral's "
-    "`thinking` parts (text nested in a list) and `text: {value}` parts pass unjudged",
-)
 
-
-@CONTENT_PARTS_XFAIL
 @pytest.mark.parametrize("parts", [THINKING, TEXT_VALUE], ids=["thinking", "text_value"])
 async def test_streamed_content_parts_are_judged(
     hostile: HostileUpstream, proxy: ProxyFactory, parts: list[Any]
@@ -92,7 +85,6 @@ async def test_streamed_content_parts_are_judged(
     assert not leaked(raw), raw
 
 
-@CONTENT_PARTS_XFAIL
 async def test_whole_thinking_part_is_judged(hostile: HostileUpstream, proxy: ProxyFactory) -> None:
     content = [*THINKING, {"type": "text", "text": "ok"}]
     hostile.reply = Reply([whole({"content": content})], content_type=JSON_CT)
@@ -106,11 +98,6 @@ async def test_whole_thinking_part_is_judged(hostile: HostileUpstream, proxy: Pr
 AUDIO = {"id": "a", "data": "", "expires_at": 1, "transcript": PHRASE}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.wire.fields.read_message skips message.audio.transcript, a typed field of the "
-    "openai SDK's ChatCompletionMessage",
-)
 async def test_whole_audio_transcript_is_judged(
     hostile: HostileUpstream, proxy: ProxyFactory
 ) -> None:
@@ -129,11 +116,6 @@ async def test_whole_audio_transcript_is_judged(
         await client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.wire.fields.read_message skips message.annotations[].url_citation.title/url "
-    "and delta.audio.transcript",
-)
 @pytest.mark.parametrize("case", ["annotation_title", "streamed_audio_transcript"])
 async def test_other_typed_fields_are_judged(
     hostile: HostileUpstream, proxy: ProxyFactory, case: str
@@ -165,11 +147,6 @@ UNREAD_CHAT = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.wire.protocol.Dialect._parse_obj/_read_choice skip a choices/delta of an "
-    "unexpected type or shape and the relay releases the event as text-free",
-)
 @pytest.mark.parametrize("case", sorted(UNREAD_CHAT))
 async def test_unreadable_chat_chunks_are_refused(
     hostile: HostileUpstream, proxy: ProxyFactory, case: str
@@ -180,11 +157,6 @@ async def test_unreadable_chat_chunks_are_refused(
     assert not leaked(raw), raw
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.wire.protocol.Completions._read_choice reads only choices[].text: a chat-shaped "
-    "chunk on /v1/completions passes unjudged",
-)
 @pytest.mark.parametrize("where", ["delta", "message"])
 async def test_chat_shaped_completion_chunks_are_refused(
     hostile: HostileUpstream, proxy: ProxyFactory, where: str
@@ -196,11 +168,6 @@ async def test_chat_shaped_completion_chunks_are_refused(
     assert not leaked(raw), raw
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.wire.protocol.Dialect.final_texts skips a choice without `message`; its "
-    "`text` (completion shape, read by clients that accept both) is relayed",
-)
 async def test_whole_chat_choice_with_text_is_judged(
     hostile: HostileUpstream, proxy: ProxyFactory
 ) -> None:
@@ -344,11 +311,6 @@ async def test_upstream_headers_carry_no_unjudged_text(
 # -- 10. TGI prefill tokens ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.wire.protocol.TGI.final_texts skips details.prefill[].text (huggingface_hub's "
-    "TextGenerationOutputDetails.prefill)",
-)
 async def test_tgi_prefill_text_is_judged(hostile: HostileUpstream, proxy: ProxyFactory) -> None:
     details = {
         "finish_reason": "length",

@@ -387,3 +387,54 @@ def test_a_planted_phrase_never_reaches_the_socket(
     served.up.reply = Reply([whole(msg, **choice)], content_type=JSON_CT)
     answered = post(served.base + "/v1/chat/completions", chat_body(stream=False))
     assert b"Falcon" not in answered, (field, answered)
+
+
+@pytest.mark.parametrize("where", ["model", "id", "finish_reason", "unknown_field"])
+async def test_every_other_string_is_judged(
+    hostile: HostileUpstream, proxy: ProxyFactory, where: str
+) -> None:
+    """Strings no reader knows (the envelope, a finish reason, a field nobody sends today)
+    are judged too, streamed and whole, so an upstream cannot hide text in them."""
+    first = delta_chunk({"content": "Hello"})
+    last = finish()
+    if where == "finish_reason":
+        last["choices"][0]["finish_reason"] = PHRASE
+    elif where == "unknown_field":
+        first["choices"][0]["delta"]["speech"] = {"transcript": PHRASE}
+    else:
+        first[where] = PHRASE
+    hostile.reply = Reply(sse(first, last))
+    p = await proxy(target=hostile.base_url, **rails())
+    _, raw = await p.post_stream("/v1/chat/completions", chat_body())
+    assert b"Falcon" not in raw
+    assert b'"code": "content_blocked"' in raw
+    body = json.loads(whole({"content": "Hello"}))
+    target = body if where in ("model", "id") else body["choices"][0]
+    target[where if where != "unknown_field" else "speech"] = PHRASE
+    hostile.reply = Reply([json.dumps(body).encode()], content_type=JSON_CT)
+    status, raw = await p.post_stream("/v1/chat/completions", chat_body(stream=False))
+    assert (status, b"Falcon" in raw) == (400, False)
+
+
+async def test_envelope_strings_are_judged_once_per_config(
+    hostile: HostileUpstream, proxy: ProxyFactory
+) -> None:
+    """The model name and finish reasons repeat in every chunk and stream: a rail sees each
+    once per config (a network rail is not asked again for every chunk)."""
+    from integration.sample_rails import Recorder
+
+    Recorder.seen = []
+    hostile.reply = Reply(
+        sse(delta_chunk({"content": "a"}), delta_chunk({"content": "b"}), finish())
+    )
+    rail = {"type": "python", "class": "integration.sample_rails:Recorder", "fields": ["other"]}
+    output = {"flows": ["rec"], "streaming": {"enabled": True}}
+    cfg = {"streaming": True, "rails": {"config": {"rec": rail}, "output": output}}
+    p = await proxy(target=hostile.base_url, **cfg)
+    for _ in range(3):
+        status, _ = await p.post_stream("/v1/chat/completions", chat_body())
+        assert status == 200
+    seen = [line for text in Recorder.seen for line in text.split("\n")]
+    assert seen.count("c") == 1  # the id, the same in every chunk and stream here
+    assert seen.count("chat.completion.chunk") == 1
+    assert seen.count("stop") == 1

@@ -21,6 +21,7 @@ BLOCKING = {
                 "type": "python",
                 "class": "integration.sample_rails:SlowRail",
                 "options": {"delay_s": 0.03},
+                "fields": ["content"],  # its one window: not also the envelope's strings
             },
         },
         "output": {

@@ -34,7 +34,9 @@ def config(
 
 
 def py(cls: str, **options: Any) -> dict[str, Any]:
-    return {"type": "python", "class": f"integration.sample_rails:{cls}", "options": options}
+    """A sample rail on ``content`` only (these tests count and time content windows)."""
+    rail = {"type": "python", "class": f"integration.sample_rails:{cls}", "options": options}
+    return {**rail, "fields": ["content"]}
 
 
 @pytest.mark.parametrize("cls", ["RaisingRail", "GarbageRail"])
