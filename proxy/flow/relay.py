@@ -42,7 +42,7 @@ from proxy.observe.record import RequestRecord
 from proxy.playground.channel import DebugChannel, abort_event, report_event
 from proxy.wire.dialect import Dialect, Envelope, Kind, Parsed
 from proxy.wire.reader import EventReader
-from proxy.wire.sse import Decoder, Event, SSEError, comment
+from proxy.wire.sse import Decoder, Event, SSEError, comment, data_only
 from rails.config import Abort
 from rails.reports import Report
 from rails.stream import Blocked, GuardedStream, Idle, Release
@@ -271,6 +271,7 @@ class Relay:
         read, env, ending = self._reader.read, self.result.envelope, self._ending
         for ev in events:
             p = read(ev)
+            ev = data_only(ev)
             if p.kind is Kind.COMMENT:
                 guard.push(ev, bypass=True)
                 continue

@@ -4,6 +4,7 @@ answers railproxy writes itself when a rail blocks."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import aiohttp
 from aiohttp import web
@@ -28,6 +29,7 @@ from rails.offload import count_tokens
 from rails.stream import Blocked, CannotRewrite
 
 NO_RETRY = {"x-should-retry": "false"}
+log = logging.getLogger("railproxy.respond")
 
 
 async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
@@ -48,6 +50,7 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     )
     await writer.prepare(call.request)
     relay = Relay(body, writer, spec, call.record, metrics, engine)
+    relay.result.envelope = Envelope.of_request(call.request_id, call.body)
     metrics.active_streams.inc()
     # At the drain deadline, end the stream with an error event rather than a cut.
     stopping = asyncio.ensure_future(app[STATE].stopping.wait())
@@ -60,6 +63,11 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     except ConnectionResetError:  # a write found the client gone: nothing left to send
         _client_left(call)
         return writer
+    except Exception:  # a fault of ours after the headers went: end the stream, never hang
+        log.exception("stream failed", extra={"request_id": call.request_id})
+        call.record.outcome = "internal_error"
+        await _end_after_fault(call, writer)
+        return writer
     finally:
         stopping.cancel()
         metrics.active_streams.dec()
@@ -67,6 +75,16 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     await count_prompt(call)
     await writer.write_eof()
     return writer
+
+
+async def _end_after_fault(call: Call, writer: SSEWriter) -> None:
+    """Our error event and the end, or a closed connection if even that fails: a client
+    must see the stream end, not wait for its own timeout."""
+    try:
+        await writer.send(call.dialect.stream_error("railproxy failed.", "internal_error"))
+        await writer.write_eof()
+    except Exception:
+        writer.force_close()
 
 
 def _client_left(call: Call) -> None:
@@ -238,7 +256,7 @@ async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
     if call.stream:
         writer = SSEWriter([("X-Request-Id", call.request_id), *NO_RETRY.items()])
         await writer.prepare(call.request)
-        env = Envelope(id="chatcmpl-" + call.request_id, model=str(call.body.get("model", "")))
+        env = Envelope.of_request(call.request_id, call.body)
         await writer.send(call.dialect.abort(blocked, abort.style, abort.refusal_message, env))
         await writer.write_eof()
         return writer

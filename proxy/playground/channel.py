@@ -44,6 +44,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from proxy.clients import client_of
 from proxy.state import SETTINGS
 from proxy.wire.sse import encode
 from rails.base import ChannelKey
@@ -87,8 +88,13 @@ class DebugChannel:
 
 
 def requested(request: web.Request) -> bool:
-    """The server offers the channel and this request asks for it."""
-    return request.app[SETTINGS].server.playground and request.headers.get(HEADER) == "1"
+    """The server offers the channel, this request asks for it, and its client may have
+    it: an operator key, or any request when railproxy authenticates no clients at all (a
+    development setting). Rail reasons derive from text: never to an ordinary client."""
+    server = request.app[SETTINGS].server
+    if not server.playground or request.headers.get(HEADER) != "1":
+        return False
+    return not server.api_keys or client_of(request).operator
 
 
 def channel_for(request: web.Request, config_id: str, guard: Guard) -> DebugChannel | None:

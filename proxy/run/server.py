@@ -71,6 +71,7 @@ async def serve_forever(
                 runner, host, port, backlog=backlog, reuse_address=True, reuse_port=reuse_port
             )
             await site.start()
+            _warn_development(app)
             if reload is not None:
                 reloader = Reloader(app, reload, inflight)
                 signals.on_hangup = reloader.reload
@@ -85,6 +86,15 @@ async def serve_forever(
             await runner.cleanup()
             if reloader is not None:
                 await reloader.aclose()
+
+
+def _warn_development(app: web.Application) -> None:
+    server = app[SETTINGS].server
+    if server.playground and not server.api_keys:
+        log.warning(
+            "playground on with no server.api_keys: a development setting; every client may "
+            "ask for the debug channel (rail reasons). Set api_keys with an operator key."
+        )
 
 
 def bound_port(runner: web.AppRunner) -> int:

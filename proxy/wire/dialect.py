@@ -62,20 +62,24 @@ class Parsed:
 
 @dataclass(slots=True)
 class Envelope:
-    """What our own chunks copy from the upstream's: id, created, model, choice indexes."""
+    """What our own chunks carry: our id and the model the client asked for (never the
+    upstream's strings: the event they came in may be the one a rail blocked), the
+    upstream's ``created`` (a number), and the choice indexes that carried text."""
 
     id: str = ""
     created: int = 0
     model: str = ""
     choices: set[int] = field(default_factory=set)
 
+    @classmethod
+    def of_request(cls, request_id: str, body: dict[str, Any]) -> Envelope:
+        model = body.get("model")
+        return cls(id=f"chatcmpl-{request_id}", model=model if isinstance(model, str) else "")
+
     def learn(self, obj: dict[str, Any]) -> None:
-        if not self.id and isinstance(obj.get("id"), str):
-            self.id = obj["id"]
-        if not self.created and isinstance(obj.get("created"), int):
-            self.created = obj["created"]
-        if not self.model and isinstance(obj.get("model"), str):
-            self.model = obj["model"]
+        created = obj.get("created")
+        if not self.created and isinstance(created, int) and not isinstance(created, bool):
+            self.created = created
 
 
 def abort_body(blocked: Blocked) -> dict[str, Any]:

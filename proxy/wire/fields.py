@@ -46,16 +46,20 @@ ALT_SEPARATOR = "\n|\n"  # alternatives are separate texts: no phrase spans two 
 
 def index_of(obj: dict[str, Any]) -> int:
     """A choice's (or tool call's) ``index`` as the client groups by it: an int, a bool
-    (Python's ``True == 1``) or an integral float; missing means 0. ``ValueError`` for
-    anything else (a client would group that text under a key we cannot predict)."""
+    (Python's ``True == 1``) or an integral float, from 0 up to ``MAX_INDEX``; missing means
+    0. ``ValueError`` for anything else (a client would group that text under a key we
+    cannot predict, or one railproxy's own channels use)."""
     value = obj.get("index", 0)
     if value is None:
         return 0
-    if isinstance(value, int):
-        return int(value)
     if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value < MAX_INDEX:
         return int(value)
     raise ValueError(f"unreadable index {value!r}")
+
+
+MAX_INDEX = 1 << 16  # beyond any n a server accepts; negative ones are railproxy's channels
 
 
 def content_text(value: Any, rest: list[str] | None = None) -> str | None:

@@ -167,3 +167,25 @@ def encode(data: bytes, event: str | None = None) -> bytes:
 def comment(text: str = "") -> bytes:
     """An SSE comment line, e.g. ``: keep-alive``; clients ignore it."""
     return b": " + text.encode() + b"\n\n" if text else b":\n\n"
+
+
+_KEEPALIVE = re.compile(rb":(?: ?keep-alive| ping - [0-9TZ:.+ -]{1,40})?\n\n")
+
+
+def data_only(ev: Event) -> Event:
+    """The event as its ``data`` lines alone, for a guarded stream: comment lines, ``id``,
+    ``event`` and unknown fields are not judged, so they do not reach the client (an
+    ``EventSource`` exposes ``id`` and ``event``; a raw reader prints comments). An event
+    already in that form, the usual case, is returned as it is. A comment-only event stays
+    only in a known keep-alive form (vLLM's, TGI's, sse-starlette's), else becomes ``:``."""
+    raw = ev.raw
+    if ev.data is None:
+        return ev if _KEEPALIVE.fullmatch(raw) or raw == b":\n\n" else Event(b":\n\n")
+    one_line = raw.count(b"\n") == 2 and raw.endswith(b"\n\n") and b"\r" not in raw
+    if one_line and raw.startswith(b"data:"):
+        return ev
+    prefix = b"data: " if raw.startswith(b"data: ") or not raw.startswith(b"data:") else b"data:"
+    framed = b"".join(prefix + line + b"\n" for line in ev.data.split(b"\n")) + b"\n"
+    out = Event(framed, ev.data)
+    out.has_text, out.arrived, out.escaped = ev.has_text, ev.arrived, ev.escaped
+    return out

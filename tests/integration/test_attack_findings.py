@@ -180,11 +180,6 @@ async def test_whole_chat_choice_with_text_is_judged(
 # -- 4/5. content_filter abort: copies unjudged upstream strings; hangs on a huge index ---
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.wire.protocol.Envelope.learn copies the upstream's id/model into the "
-    "content_filter refusal chunks (Dialect._content_filter), from an event that was blocked",
-)
 async def test_content_filter_abort_carries_no_upstream_text(
     hostile: HostileUpstream, proxy: ProxyFactory
 ) -> None:
@@ -195,11 +190,6 @@ async def test_content_filter_abort_carries_no_upstream_text(
     assert not leaked(raw), raw
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dialect._content_filter serializes the choice index with orjson, which raises "
-    "TypeError past 64 bits: the stream never ends and the client hangs",
-)
 async def test_content_filter_abort_with_huge_index_ends_the_stream(
     hostile: HostileUpstream, proxy: ProxyFactory
 ) -> None:
@@ -214,12 +204,6 @@ async def test_content_filter_abort_with_huge_index_ends_the_stream(
 # -- 6. the debug channel for any key; its abort reason quotes the blocked term -----------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.playground.channel.requested checks only server.playground and the header, "
-    "not the "
-    "operator flag; the blocklist's reason quotes the matched term",
-)
 async def test_debug_channel_needs_an_operator_key(
     hostile: HostileUpstream, proxy: ProxyFactory
 ) -> None:
@@ -244,11 +228,6 @@ SSE_LINES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.flow.relay writes Event.raw: comment lines, comment-only events and id:/event: "
-    "values (EventSource shows lastEventId) go out unjudged",
-)
 @pytest.mark.parametrize("case", sorted(SSE_LINES))
 async def test_non_data_sse_lines_carry_no_unjudged_text(
     hostile: HostileUpstream, proxy: ProxyFactory, case: str
@@ -327,17 +306,14 @@ async def test_tgi_prefill_text_is_judged(hostile: HostileUpstream, proxy: Proxy
     assert not leaked(raw), raw
 
 
-# -- 11. a mask over one choice index given twice in one event drops all the text ---------
+# -- 11. one choice index given twice in one event -------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dialect.rewrite writes the event's replacement into every choice of that index: "
-    "two entries of index 0 in one event both come out empty, the masked text is lost",
-)
-async def test_mask_keeps_text_when_an_index_repeats(
+async def test_an_index_given_twice_in_one_event_is_refused(
     hostile: HostileUpstream, proxy: ProxyFactory
 ) -> None:
+    """A mask could not tell the two entries apart (it emptied both, losing the text): an
+    event that names one choice twice is unreadable, and the stream ends with our error."""
     ev = {
         "choices": [
             {"index": 0, "delta": {"content": "mail jane.doe@"}},
@@ -348,7 +324,7 @@ async def test_mask_keeps_text_when_an_index_repeats(
     p = await proxy(target=hostile.base_url, **rails(pii=True))
     _, raw = await post(p, "/v1/chat/completions", chat_body())
     assert b"example.com" not in raw
-    assert b"[EMAIL]" in raw, raw
+    assert b'"code":"upstream_unreadable"' in raw, raw
 
 
 # -- 12. without rails: byte transparency ---------------------------------------------------

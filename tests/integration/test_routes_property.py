@@ -123,4 +123,8 @@ def test_no_path_reaches_the_upstream_unguarded(served: Served, method: str, tar
     if status < 300 and not any(allowed(BUILTIN, m, parse(t).path) for m, t in seen):
         assert WORD.encode() not in body, (method, target, body)
     if status >= 400 and ctype == "application/json" and method != "HEAD":
-        assert {"message", "type", "param", "code"} == set(json.loads(body)["error"])
+        error = json.loads(body)
+        if isinstance(error["error"], str):  # TGI's own routes answer in TGI's shape
+            assert set(error) == {"error", "error_type"}
+        else:
+            assert {"message", "type", "param", "code"} == set(error["error"])
