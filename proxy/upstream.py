@@ -9,6 +9,7 @@ business (they become in-band error events).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterable, Mapping
 
@@ -77,13 +78,36 @@ def request_headers(
     return out
 
 
-def response_headers(upstream: CIMultiDictProxy[str]) -> Iterable[tuple[str, str]]:
-    """Upstream response headers worth relaying to the client."""
+def response_headers(
+    upstream: CIMultiDictProxy[str], judged: bool = False
+) -> Iterable[tuple[str, str]]:
+    """Upstream response headers worth relaying to the client. ``judged`` (output rails
+    on): only those whose value carries no text, checked against their expected form (a
+    media type, a number, a rate-limit figure); header values are not judged by the rails,
+    so any other header could carry generated text past them."""
     for k, v in upstream.items():
         lk = k.lower()
         if lk in HOP_BY_HOP or lk in PRIVATE_RESPONSE:
             continue
+        if judged and not _textless(lk, v):
+            continue
         yield k, v
+
+
+_MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+(\s*;\s*[\w-]+=\"?[\w.-]+\"?)*")
+_FIGURE = re.compile(r"[0-9][0-9.]{0,19}[a-z]{0,3}")
+_VARY = frozenset({"origin", "accept", "accept-encoding", "authorization", "cookie"})
+_FIGURE_HEADERS = frozenset({"retry-after", "openai-processing-ms", "x-should-retry"})
+
+
+def _textless(name: str, value: str) -> bool:
+    if name == "content-type":
+        return _MEDIA_TYPE.fullmatch(value) is not None
+    if name == "vary":  # CORS servers (vLLM, uvicorn) send "Vary: Origin"
+        return all(v.strip().lower() in _VARY for v in value.split(","))
+    if name in _FIGURE_HEADERS or name.startswith("x-ratelimit-"):
+        return _FIGURE.fullmatch(value) is not None or value in ("true", "false")
+    return False
 
 
 class Upstream:

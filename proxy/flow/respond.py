@@ -35,7 +35,9 @@ log = logging.getLogger("railproxy.respond")
 async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     app = call.request.app
     guard, metrics = call.guard, app[METRICS]
-    writer = SSEWriter([*response_headers(body.resp.headers), ("X-Request-Id", call.request_id)])
+    judged = guard.guards_output
+    upstream_headers = response_headers(body.resp.headers, judged)
+    writer = SSEWriter([*upstream_headers, ("X-Request-Id", call.request_id)])
     engine = None
     if guard.guards_output:
         user = call.dialect.last_user_text(call.body)
@@ -135,7 +137,7 @@ async def whole_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     status = body.status
     # Case-insensitive and multi-valued, as HTTP headers are: the upstream's own
     # x-request-id is replaced, not doubled, and repeated headers all survive.
-    headers = CIMultiDict(response_headers(body.resp.headers))
+    headers = CIMultiDict(response_headers(body.resp.headers, call.guard.guards_output))
     headers["X-Request-Id"] = call.request_id
     if status < 300:
         _whole_usage(call.record, data)

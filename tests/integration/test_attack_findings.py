@@ -267,11 +267,6 @@ async def test_duplicate_keys_cannot_hide_text(
 # -- 9. upstream headers and envelope strings ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.upstream.response_headers relays every upstream header but hop-by-hop ones, "
-    "unjudged, on guarded answers (stream and whole)",
-)
 @pytest.mark.parametrize("stream", [True, False])
 async def test_upstream_headers_carry_no_unjudged_text(
     hostile: HostileUpstream, proxy: ProxyFactory, stream: bool
