@@ -63,6 +63,15 @@ _pending = 0
 _shippable: dict[tuple[type[Any], str, str], bool] = {}
 
 
+_starts = 0
+
+
+def starts() -> int:
+    """How many times a worker pool was started in this process (its pipes are the
+    executor's, closed when it is collected: a leak check that saw one start allows them)."""
+    return _starts
+
+
 def pending() -> int:
     """Jobs sent to the worker whose answer has not come back yet."""
     return _pending
@@ -71,10 +80,11 @@ def pending() -> int:
 async def run(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)`` in the worker process; ``fn`` and ``args`` must pickle (``fn`` a
     module-level function). Cancelling the await leaves a running job to finish."""
-    global _pool, _pending
+    global _pool, _pending, _starts
     if _pool is None:
         context = multiprocessing.get_context("spawn")  # never fork a threaded process
         _pool = ProcessPoolExecutor(WORKERS, mp_context=context, initializer=_worker_init)
+        _starts += 1
     pool = _pool
     _pending += 1
     try:

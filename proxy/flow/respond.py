@@ -20,7 +20,13 @@ from proxy.playground import channel as debug
 from proxy.state import METRICS, SETTINGS, STATE
 from proxy.upstream import response_headers
 from proxy.wire.chat import CHAT
-from proxy.wire.client_json import client_json, dump_json, error_text, is_error
+from proxy.wire.client_json import (
+    client_json,
+    dump_json,
+    error_text,
+    has_duplicate_keys,
+    is_error,
+)
 from proxy.wire.dialect import Envelope
 from proxy.wire.json_text import unescape
 from proxy.wire.sse import Event
@@ -37,7 +43,8 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     guard, metrics = call.guard, app[METRICS]
     judged = guard.guards_output
     upstream_headers = response_headers(body.resp.headers, judged)
-    writer = SSEWriter([*upstream_headers, ("X-Request-Id", call.request_id)])
+    label = None if judged else body.resp.headers.get("Content-Type")
+    writer = SSEWriter([*upstream_headers, ("X-Request-Id", call.request_id)], content_type=label)
     engine = None
     if guard.guards_output:
         user = call.dialect.last_user_text(call.body)
@@ -176,6 +183,8 @@ async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
     """A 2xx answer, parsed as the client parses it; a body of another shape is a 502."""
     try:
         obj = client_json(data)
+        if has_duplicate_keys(obj, data):
+            raise ValueError("a key is given twice in one object")
         if isinstance(obj, dict) and is_error(obj):
             return await _judge_error(call, data, 400)
         texts = call.dialect.final_texts(obj)

@@ -21,12 +21,19 @@ SSE_HEADERS = {
 class SSEWriter(web.StreamResponse):
     """An SSE response. ``send`` writes bytes that are already framed events."""
 
-    def __init__(self, extra_headers: Iterable[tuple[str, str]] = (), status: int = 200) -> None:
+    def __init__(
+        self,
+        extra_headers: Iterable[tuple[str, str]] = (),
+        status: int = 200,
+        content_type: str | None = None,
+    ) -> None:
         super().__init__(status=status)
         for k, v in extra_headers:
             if k.lower() not in _OWNED:
                 self.headers[k] = v
         self.headers.update(SSE_HEADERS)
+        if content_type:  # relayed as it came (no rails: the bytes are the upstream's)
+            self.headers["Content-Type"] = content_type
         self.bytes_sent = 0
 
     async def send(self, data: bytes) -> None:

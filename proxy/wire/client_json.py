@@ -9,6 +9,7 @@ would read; lone surrogates become U+FFFD, since the rails' tokenizer takes only
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -25,6 +26,60 @@ def client_json(data: bytes) -> Any:
         return _scrub(json.loads(data.decode("utf-8")))
     except UnicodeDecodeError as e:
         raise ValueError("not UTF-8") from e
+
+
+def has_duplicate_keys(obj: Any, data: bytes) -> bool:
+    """Whether ``data`` names a key twice in one object. The parsed ``obj`` keeps only the
+    last value (Python, orjson), which is what the rails judge; a parser that keeps the
+    first (gjson, simdjson) would show the other, so such a body cannot be judged. Cheap
+    in the usual case: a compact body that re-serializes to itself has none."""
+    try:
+        if orjson.dumps(obj) == data:
+            return False
+    except TypeError:
+        pass
+    if _raw_keys(data) <= _keys(obj):
+        return False
+    try:
+        json.loads(data, object_pairs_hook=_no_duplicates)
+    except _Duplicate:
+        return True
+    except ValueError:
+        pass
+    return False
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Duplicate
+    return out
+
+
+_KEY = re.compile(rb'"[ \t\r\n]*:')
+
+
+def _raw_keys(data: bytes) -> int:
+    """At least the number of keys written in ``data`` (a string holding ``":`` counts too)."""
+    if b'" ' in data or b'"\t' in data or b'"\n' in data or b'"\r' in data:
+        return len(_KEY.findall(data))
+    return data.count(b'":')
+
+
+def _keys(obj: Any) -> int:
+    n, stack = 0, [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            n += len(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return n
 
 
 def dump_json(obj: Any) -> bytes:

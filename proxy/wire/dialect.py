@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from proxy.errors import BadRequest
-from proxy.wire.client_json import client_json, error_text, is_error
+from proxy.wire.client_json import client_json, error_text, has_duplicate_keys, is_error
 from proxy.wire.fields import Texts
 from proxy.wire.sse import Event, encode
 from rails.base import ChannelKey
@@ -154,7 +154,7 @@ class Dialect:
             obj = client_json(data)
         except ValueError:
             return Parsed(Kind.OPAQUE)
-        if not isinstance(obj, dict):
+        if not isinstance(obj, dict) or has_duplicate_keys(obj, data):
             return Parsed(Kind.OPAQUE)
         if is_error(obj):
             texts: Texts = [((ERROR_INDEX, "content", 0), error_text(obj))]

@@ -64,6 +64,7 @@ class Decoder:
         self._max = max_event_bytes
         self._cr_seen = False
         self._started = False
+        self._bom = b""  # a leading BOM: kept in the first event's raw bytes, not its data
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Add bytes; return every event completed by them, in order."""
@@ -76,6 +77,8 @@ class Decoder:
         if len(rest) > self._max:
             raise EventTooLarge(f"an upstream event exceeded {self._max} bytes")
         self._buf = rest
+        if self._bom and events:
+            events[0].raw, self._bom = self._bom + events[0].raw, b""
         return events
 
     def flush(self) -> list[Event]:
@@ -102,7 +105,10 @@ class Decoder:
         if len(chunk) < 3 and _BOM.startswith(chunk):
             return chunk  # too short to decide; decide on the next feed
         self._started = True
-        return chunk[3:] if chunk.startswith(_BOM) else chunk
+        if chunk.startswith(_BOM):
+            self._bom = _BOM
+            return chunk[3:]
+        return chunk
 
     @staticmethod
     def _split_lf(buf: bytes, final: bool) -> tuple[list[Event], bytes]:

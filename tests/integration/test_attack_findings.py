@@ -241,11 +241,6 @@ async def test_non_data_sse_lines_carry_no_unjudged_text(
 # -- 8. duplicate keys: the last value is judged, the raw bytes keep the first -------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.wire.client_json keeps the last duplicate (as Python does) and the relay "
-    "writes the raw event, whose first value a first-wins parser (gjson, simdjson) reads",
-)
 @pytest.mark.parametrize("stream", [True, False])
 async def test_duplicate_keys_cannot_hide_text(
     hostile: HostileUpstream, proxy: ProxyFactory, stream: bool
@@ -325,11 +320,6 @@ async def test_an_index_given_twice_in_one_event_is_refused(
 # -- 12. without rails: byte transparency ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.wire.sse.Decoder strips a leading UTF-8 BOM and the pass-through writes "
-    "Event.raw, so the BOM never reaches the client",
-)
 async def test_no_rails_keeps_a_leading_bom(hostile: HostileUpstream, proxy: ProxyFactory) -> None:
     scripted = [b"\xef\xbb\xbfdata: " + HI + b"\n\n", b"data: [DONE]\n\n"]
     hostile.reply = Reply(scripted)
@@ -338,11 +328,6 @@ async def test_no_rails_keeps_a_leading_bom(hostile: HostileUpstream, proxy: Pro
     assert raw == b"".join(scripted)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.flow.writer.SSEWriter replaces the upstream's Content-Type: a latin-1 stream is "
-    "relabelled utf-8 without its bytes being re-encoded",
-)
 async def test_no_rails_keeps_the_charset(hostile: HostileUpstream, proxy: ProxyFactory) -> None:
     hostile.reply = Reply(
         sse(chunk("caf\u00e9")), content_type="text/event-stream; charset=latin-1"

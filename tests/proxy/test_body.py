@@ -9,7 +9,7 @@ import pytest
 
 from proxy.flow.upstream_body import BodyDecoder, Unreadable, sniff
 from proxy.wire.chat import CHAT
-from proxy.wire.client_json import client_json, error_text
+from proxy.wire.client_json import client_json, error_text, has_duplicate_keys
 from proxy.wire.dialect import Kind
 from proxy.wire.fields import content_text, index_of
 from proxy.wire.sse import Event
@@ -124,3 +124,20 @@ def test_helpers() -> None:
     }
     with pytest.raises(ValueError, match="not UTF-8"):
         client_json(b'"\xff"')
+
+
+@pytest.mark.parametrize(
+    ("data", "duplicate"),
+    [
+        (b'{"a":1,"a":2}', True),
+        (b'{"a" : 1 , "a" : 2}', True),
+        (b'{"c":[{"k":1,"k":1}]}', True),
+        (b'{"choices":[{"delta":{"content":"Project Falcon","content":"Hi"}}]}', True),
+        (b'{"a": 1, "b": {"c": "x\\": y"}}', False),
+        (b'{"x":"a\\":b","y":1}', False),
+        (b'{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}]}', False),
+        (b'{"a": NaN, "b": 1}', False),
+    ],
+)
+def test_duplicate_keys_are_seen(data: bytes, duplicate: bool) -> None:
+    assert has_duplicate_keys(client_json(data), data) is duplicate
