@@ -22,6 +22,7 @@ from proxy.flow.paths import check_target
 from proxy.observe.access import Observer
 from proxy.observe.logs import redact_parse_errors
 from proxy.observe.metrics import Metrics
+from proxy.observe.record import stamp_request_id
 from proxy.settings import Settings
 from proxy.state import (
     CONFIGS,
@@ -118,6 +119,7 @@ def create_app(
     _register(app[METRICS], app[CONFIGS])
     app[STATE].reload_hooks.append(_reload_hook(app[METRICS]))
     app.cleanup_ctx.append(_lifecycle)
+    app.on_response_prepare.append(stamp_request_id)
     handlers.add_routes(app)
     return app
 

@@ -103,3 +103,12 @@ def variant_of(path: str) -> tuple[str, str] | None:
         if core == known.lower():
             return known, method
     return None
+
+
+def describe(passthrough: tuple[PassRoute, ...]) -> dict[str, list[str]]:
+    """The routes as an operator reads them at start-up (``serve``'s first log line)."""
+    return {
+        "guarded": [f"{m} {p}" for p, m in GUARDED.items()],
+        "passthrough": [f"{r.method} {r.template}" for r in passthrough],
+        "refused": ["any other /v1 path, when the request's config has rails"],
+    }

@@ -1,9 +1,7 @@
-"""One guarded request as the handlers pass it around, and the request id rule."""
+"""One guarded request as the handlers pass it around."""
 
 from __future__ import annotations
 
-import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,8 +10,6 @@ from aiohttp import web
 from proxy.observe.record import RequestRecord
 from proxy.wire.dialect import Dialect
 from rails.guard import Guard
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 @dataclass(slots=True)
@@ -31,9 +27,3 @@ class Call:
     guard: Guard
     record: RequestRecord
     strip_usage: bool = False
-
-
-def request_id(request: web.Request) -> str:
-    """The client's ``X-Request-Id`` when it is a sane token, else a new one."""
-    rid = request.headers.get("X-Request-Id", "")
-    return rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex

@@ -16,10 +16,9 @@ from proxy.configs import HEADER as CONFIG_HEADER
 from proxy.errors import MethodNotAllowed, NotFound
 from proxy.flow import paths
 from proxy.flow.admission import stream_slot
-from proxy.flow.call import request_id
 from proxy.flow.request import auth_on, guarded
 from proxy.flow.request_body import read_body
-from proxy.observe.record import RECORD
+from proxy.observe.record import RECORD, request_id
 from proxy.playground import page as playground
 from proxy.state import METRICS, PASS_ROUTES, STATE, UPSTREAM, live_configs
 from proxy.upstream import response_headers

@@ -13,11 +13,11 @@ from proxy.clients import client_of
 from proxy.configs import HEADER as CONFIG_HEADER
 from proxy.errors import BadRequest, UpstreamTimeout, UpstreamUnreachable
 from proxy.flow.admission import admit
-from proxy.flow.call import Call, request_id
+from proxy.flow.call import Call
 from proxy.flow.request_body import read_body
 from proxy.flow.respond import raw_response, respond_blocked, stream_response, whole_response
 from proxy.flow.upstream_body import Unreadable, UpstreamBody
-from proxy.observe.record import RECORD
+from proxy.observe.record import RECORD, request_id
 from proxy.state import METRICS, SETTINGS, STATE, UPSTREAM, live_configs
 from proxy.wire.dialect import Dialect
 from rails.stream import Blocked

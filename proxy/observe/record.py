@@ -8,7 +8,9 @@ the operator opts in with ``logging.include_text``.
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,3 +119,27 @@ def _round(value: float | None) -> float | None:
 
 
 RECORD = web.RequestKey("railproxy.record", RequestRecord)
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def request_id(request: web.Request) -> str:
+    """The request's id: the client's ``X-Request-Id`` when it is a sane token, else a new
+    one; decided once per request (kept in its record), so the response header, the
+    upstream's header and the access log agree."""
+    record: RequestRecord | None = request.get(RECORD)
+    if record is not None and record.request_id:
+        return record.request_id
+    rid = request.headers.get("X-Request-Id", "")
+    rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+    if record is not None:
+        record.request_id = rid
+    return rid
+
+
+async def stamp_request_id(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every response carries the request's id (errors, input
+    blocks and health checks included), unless the handler set it."""
+    if "X-Request-Id" not in response.headers and isinstance(request, web.Request):
+        response.headers["X-Request-Id"] = request_id(request)

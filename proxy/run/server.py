@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from proxy import routes
 from proxy.run.drain import GRACE_S, Drain
 from proxy.run.reload import Reloader, ReloadSource
 from proxy.state import INFLIGHT, SETTINGS, STATE
@@ -71,7 +72,7 @@ async def serve_forever(
                 runner, host, port, backlog=backlog, reuse_address=True, reuse_port=reuse_port
             )
             await site.start()
-            _warn_development(app)
+            _announce(app)
             if reload is not None:
                 reloader = Reloader(app, reload, inflight)
                 signals.on_hangup = reloader.reload
@@ -88,7 +89,9 @@ async def serve_forever(
                 await reloader.aclose()
 
 
-def _warn_development(app: web.Application) -> None:
+def _announce(app: web.Application) -> None:
+    """What an operator should know once serving: the routes, and a development setting."""
+    log.info("routes", extra=routes.describe(app[SETTINGS].server.pass_routes))
     server = app[SETTINGS].server
     if server.playground and not server.api_keys:
         log.warning(

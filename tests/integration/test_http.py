@@ -218,3 +218,33 @@ async def test_a_refused_stream_costs_no_input_rail_call(
         assert f"{calls} 1.0" in scrape  # the admitted stream's check only
     finally:
         first.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/chat/completions", b"not json"),
+        ("POST", "/v1/chat/completions", b'{"messages": "x"}'),
+        ("GET", "/healthz", None),
+        ("GET", "/v1/chat/completions", None),
+        ("POST", "/v1/nowhere", b"{}"),
+    ],
+)
+@pytest.mark.parametrize("sent", ["client-id-42", None])
+async def test_every_response_carries_a_request_id(
+    fake: FakeUpstream,
+    proxy: ProxyFactory,
+    method: str,
+    path: str,
+    body: bytes | None,
+    sent: str | None,
+) -> None:
+    """400s (a bad body, an input block), 404s, 405s and health checks too: the id the
+    client sent, or one railproxy made, the same one the access log records."""
+    p = await proxy(rails={"output": {"flows": ["secrets"]}})
+    headers = {"X-Request-Id": sent} if sent else {}
+    async with p.session.request(method, p.url(path), data=body, headers=headers) as r:
+        rid = r.headers.get("X-Request-Id")
+    assert rid
+    if sent:
+        assert rid == sent

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import shutil
 import signal
@@ -268,3 +269,15 @@ async def test_listen_backlog_is_the_configured_one(start: Start) -> None:
         proc = await (start() if backlog is None else start(backlog=backlog))
         assert await asyncio.to_thread(listen_queue, proc.port) == ["LISTEN", "0", str(expected)]
         proc.kill()
+
+
+async def test_serve_logs_the_routes_it_guards_passes_and_refuses(start: Start) -> None:
+    """At start, one log line names the guarded, passed-through and refused routes."""
+    proc = await start()
+    lines = [json.loads(x) for x in proc.text().splitlines() if x.startswith("{")]
+    [line] = [x for x in lines if x.get("msg") == "routes"]
+    assert "POST /v1/chat/completions" in line["guarded"]
+    assert "GET /v1/models" in line["passthrough"]
+    assert line["refused"]
+    proc.signal(signal.SIGTERM)
+    assert await proc.exit_code(10) == 0
