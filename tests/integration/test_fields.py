@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -23,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakes.hostile import HostileUpstream, Reply, sse
-from integration.conftest import ProxyFactory, chat_body
+from integration.conftest import ProxyFactory, chat_body, events
 from proxy.app import create_app
 from proxy.run.server import bound_port
 from proxy.settings import Settings
@@ -320,10 +321,11 @@ AFTER = st.sampled_from(["", " ", ", note", ". So"])  # (whole words: "FalconNot
 class Served:
     """The hostile upstream and the proxy on a loop in a thread (hypothesis is sync)."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.base = ""
+        self.config = config or rails()
 
     def run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
@@ -336,7 +338,7 @@ class Served:
         self.up = HostileUpstream()
         await self.up.__aenter__()
         settings = Settings.model_validate(
-            {"upstream": {"base_url": self.up.base_url + "/v1"}, **rails()}
+            {"upstream": {"base_url": self.up.base_url + "/v1"}, **self.config}
         )
         self.runner = web.AppRunner(create_app(settings), shutdown_timeout=0.5)
         await self.runner.setup()
@@ -438,3 +440,72 @@ async def test_envelope_strings_are_judged_once_per_config(
     assert seen.count("c") == 1  # the id, the same in every chunk and stream here
     assert seen.count("chat.completion.chunk") == 1
     assert seen.count("stop") == 1
+
+
+# -- one judging path: a whole answer is judged as the same answer streamed -----------
+
+WORDS = st.sampled_from(
+    [
+        "the",
+        "plan",
+        "is",
+        "ready",
+        ",",
+        "mail",
+        EMAIL,
+        "or",
+        "call",
+        "Project",
+        "Falcon",
+        "tomorrow",
+        "\n",
+        "ok",
+        "bob@example.org",
+        "thanks",
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def masking() -> Iterator[Served]:
+    s = Served(rails(pii=True))
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def streamed_content(raw: bytes) -> tuple[bool, str]:
+    """(blocked, the content a client assembles) of a chat stream."""
+    out, blocked = [], False
+    for data in events(raw):
+        if data == b"[DONE]":
+            continue
+        obj = json.loads(data)
+        if obj.get("error"):
+            blocked = True
+        for choice in obj.get("choices") or []:
+            out.append((choice.get("delta") or {}).get("content") or "")
+    return blocked, "".join(out)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(words=st.lists(WORDS, min_size=1, max_size=60))
+def test_whole_and_streamed_answers_get_the_same_verdict_and_masks(
+    masking: Served, words: list[str]
+) -> None:
+    """The same answer, whole and streamed a word per delta (the pieces a whole answer is
+    windowed in), with a blocklist and an e-mail mask at 16/8 and stream_first false:
+    both blocked, or both let through with the same masks."""
+    text = " ".join(words)
+    pieces = re.findall(r"\S+\s*|\s+", text)
+    masking.up.reply = Reply(sse(*(delta_chunk({"content": p}) for p in pieces), finish()))
+    blocked, streamed = streamed_content(post(masking.base + "/v1/chat/completions", chat_body()))
+    masking.up.reply = Reply([whole({"content": text})], content_type=JSON_CT)
+    answer = json.loads(post(masking.base + "/v1/chat/completions", chat_body(stream=False)))
+    if "error" in answer:
+        assert blocked, (text, streamed)
+        return
+    assert not blocked, (text, answer)
+    assert streamed == answer["choices"][0]["message"]["content"], text
