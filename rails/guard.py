@@ -135,9 +135,13 @@ class Guard:
         return self.input.enforcing
 
     async def check_input(
-        self, messages: Sequence[Mapping[str, Any]], definitions: Sequence[str] = ()
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        definitions: Sequence[str] = (),
+        every: bool = False,
     ) -> tuple[Outcome, list[tuple[int, InputContent]]]:
-        """Judge the request's messages (``input_targets``) and, with
+        """Judge the request's messages (``input_targets``; all of them with ``every``,
+        for a batch of prompts, each its own last user message) and, with
         ``rails.input.messages: all``, the ``definitions`` (tool descriptions: texts the
         model reads that railproxy does not rewrite, so a mask there blocks).
 
@@ -148,7 +152,8 @@ class Guard:
             return _ALLOW_ALL, []
         changes: list[tuple[int, InputContent]] = []
         outcome = _ALLOW_ALL
-        for index in input_targets(messages, self.config.rails.input.messages):
+        scope = "all" if every else self.config.rails.input.messages
+        for index in input_targets(messages, scope):
             result, content = await self._check_message(messages[index])
             if result.blocked:
                 return result, []

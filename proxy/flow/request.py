@@ -107,7 +107,8 @@ async def _input_rails(call: Call) -> Blocked | None:
         call.dialect.refuse_unjudged_input(call.body, allow_ids)
     messages = call.dialect.input_messages(call.body)
     definitions = call.dialect.input_definitions(call.body)
-    outcome, changes = await guard.check_input(messages, definitions)
+    every = call.dialect.batch_input
+    outcome, changes = await guard.check_input(messages, definitions, every)
     if outcome.blocked:
         return Blocked(outcome.rail or "", outcome.reason, text=outcome.text)
     if changes:

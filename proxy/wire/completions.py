@@ -29,6 +29,7 @@ from rails.stream import CannotRewrite
 class Completions(Chat):
     name = "completions"
     object_name = "text_completion"
+    batch_input = True  # a list of prompts: each is a generation of its own
 
     # -- request side -------------------------------------------------------------------
 

@@ -108,6 +108,9 @@ class Dialect:
 
     name = ""
     native = False  # served at the upstream's root (TGI's own routes), not under /v1
+    # Whether input_messages are a batch of prompts, each its own conversation (so every
+    # one is judged whatever rails.input.messages says), not one conversation.
+    batch_input = False
 
     # -- request side -------------------------------------------------------------------
 
