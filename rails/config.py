@@ -49,6 +49,9 @@ class InputRails(_Strict):
     flows: tuple[str, ...] = ()
     parallel: bool = False
     messages: Literal["last_user", "all"] = "last_user"
+    # A prompt given as token ids (or vLLM's prompt_embeds) cannot be judged: refused with
+    # 400 while an input rail enforces, unless the operator lets such prompts through.
+    allow_token_ids: bool = Field(default=False, strict=True)
 
 
 class OutputRails(_Strict):

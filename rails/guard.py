@@ -129,31 +129,83 @@ class Guard:
 
     # -- complete texts -------------------------------------------------------------
 
+    @property
+    def enforces_input(self) -> bool:
+        """Whether an input rail can block or mask (not only monitor-mode rails)."""
+        return self.input.enforcing
+
     async def check_input(
-        self, messages: Sequence[Mapping[str, Any]]
-    ) -> tuple[Outcome, list[tuple[int, str]]]:
-        """Judge the request's messages: the last user message, or every message when
-        ``rails.input.messages: all``. Returns the outcome and, for MODIFY, the
-        ``(message index, new text)`` replacements to apply."""
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        definitions: Sequence[str] = (),
+        every: bool = False,
+    ) -> tuple[Outcome, list[tuple[int, InputContent]]]:
+        """Judge the request's messages (``input_targets``; all of them with ``every``,
+        for a batch of prompts, each its own last user message) and, with
+        ``rails.input.messages: all``, the ``definitions`` (tool descriptions: texts the
+        model reads that railproxy does not rewrite, so a mask there blocks).
+
+        Returns the outcome and, for MODIFY, the ``(message index, new content)``
+        replacements: a string, or the message's content list with only its text parts
+        rewritten (images and other parts stay as they were)."""
         if not self.input.rails:
             return _ALLOW_ALL, []
-        changes: list[tuple[int, str]] = []
+        changes: list[tuple[int, InputContent]] = []
         outcome = _ALLOW_ALL
-        for index in self._input_targets(messages):
-            text = message_text(messages[index])
-            result = await self.input.check(text, CheckContext("input", "content", text))
+        scope = "all" if every else self.config.rails.input.messages
+        for index in input_targets(messages, scope):
+            result, content = await self._check_message(messages[index])
             if result.blocked:
                 return result, []
-            if result.action is Action.MODIFY:
-                changes.append((index, result.text))
+            if content is not None:
+                changes.append((index, content))
                 outcome = result
+        if self.config.rails.input.messages == "all":
+            for text in definitions:
+                result = await self._judge_input(text)
+                if result.blocked:
+                    return result, []
+                if result.action is Action.MODIFY:
+                    return _unwritable(result), []
         return outcome, changes
 
-    def _input_targets(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
-        if self.config.rails.input.messages == "all":
-            return list(range(len(messages)))
-        users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
-        return users[-1:]
+    async def _judge_input(self, text: str) -> Outcome:
+        return await self.input.check(text, CheckContext("input", "content", text))
+
+    async def _check_message(
+        self, message: Mapping[str, Any]
+    ) -> tuple[Outcome, InputContent | None]:
+        """One message's outcome, and its new content when a rail masked it."""
+        result = await self._judge_input(message_text(message))
+        if result.action is not Action.MODIFY:
+            return result, None
+        content = message.get("content")
+        if isinstance(content, str):
+            return result, result.text
+        if isinstance(content, list):
+            return await self._mask_parts(content, result)
+        return _unwritable(result), None
+
+    async def _mask_parts(
+        self, parts: list[Any], joined: Outcome
+    ) -> tuple[Outcome, InputContent | None]:
+        """A content list masked in place: with one text part it takes the masked text;
+        with several, each is judged on its own, and the masked parts joined must then
+        pass (a mask that spans two parts cannot be written back, so it blocks)."""
+        where = [i for i, p in enumerate(parts) if _part_text(p) is not None]
+        new = list(parts)
+        if len(where) == 1:
+            new[where[0]] = {**parts[where[0]], "text": joined.text}
+            return joined, new
+        for i in where:
+            result = await self._judge_input(parts[i]["text"])
+            if result.blocked:
+                return result, None
+            new[i] = {**parts[i], "text": result.text}
+        final = "\n".join(new[i]["text"] for i in where)
+        if (await self._judge_input(final)).action is not Action.ALLOW:
+            return _unwritable(joined), None
+        return Outcome(Action.MODIFY, final, joined.rail, joined.reason), new
 
     async def check_output(
         self, text: str, user_message: str = "", field: TextField = "content"
@@ -273,15 +325,57 @@ def _replace_text(item: str, key: ChannelKey, new: str) -> str:
     return new
 
 
+InputContent = str | list[Any]
+"""A chat message's content: a string, or a list of parts."""
+
+TOOL_RESULT_ROLES = frozenset({"tool", "function", "ipython"})
+"""Roles that carry a tool's result back to the model (``function``: OpenAI's legacy
+function calling; ``ipython``: Llama 3's tool role)."""
+
+
+def message_role(message: Mapping[str, Any]) -> str:
+    """A message's role as a chat template reads it, compared case-insensitively."""
+    role = message.get("role")
+    return role.strip().lower() if isinstance(role, str) else ""
+
+
+def input_targets(messages: Sequence[Mapping[str, Any]], scope: str) -> list[int]:
+    """The indexes of the messages input rails judge: every message with ``all``; with
+    ``last_user``, the last user message and every tool result after it (every tool
+    result when no message is the user's)."""
+    if scope == "all":
+        return list(range(len(messages)))
+    roles = [message_role(m) for m in messages]
+    users = [i for i, r in enumerate(roles) if r == "user"]
+    start = users[-1] if users else 0
+    results = [i for i in range(start, len(roles)) if roles[i] in TOOL_RESULT_ROLES]
+    return users[-1:] + results
+
+
 def message_text(message: Mapping[str, Any]) -> str:
-    """The text of a chat message: a string, or the ``text`` parts of a content list."""
+    """The text of a chat message: a string, or its content list's text parts (every
+    part with a string ``text``) joined by newlines, as vLLM joins them."""
     content = message.get("content")
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        parts = [p.get("text", "") for p in content if isinstance(p, Mapping)]
-        return "\n".join(p for p in parts if isinstance(p, str))
+        texts = [_part_text(p) for p in content]
+        return "\n".join(t for t in texts if t is not None)
     return ""
+
+
+def _part_text(part: Any) -> str | None:
+    if isinstance(part, Mapping):
+        text = part.get("text")
+        if isinstance(text, str):
+            return text
+    return None
+
+
+def _unwritable(result: Outcome) -> Outcome:
+    """A mask railproxy cannot write back into the request: a block, failing closed."""
+    reason = "a mask that cannot be written back into the request"
+    return Outcome(Action.BLOCK, result.text, result.rail, reason)
 
 
 class _Feeder:

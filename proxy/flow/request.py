@@ -102,8 +102,13 @@ async def _input_rails(call: Call) -> Blocked | None:
     guard = call.guard
     if not guard.guards_input:
         return None
+    if guard.enforces_input:
+        allow_ids = guard.config.rails.input.allow_token_ids
+        call.dialect.refuse_unjudged_input(call.body, allow_ids)
     messages = call.dialect.input_messages(call.body)
-    outcome, changes = await guard.check_input(messages)
+    definitions = call.dialect.input_definitions(call.body)
+    every = call.dialect.batch_input
+    outcome, changes = await guard.check_input(messages, definitions, every)
     if outcome.blocked:
         return Blocked(outcome.rail or "", outcome.reason, text=outcome.text)
     if changes:

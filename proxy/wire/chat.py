@@ -41,6 +41,7 @@ from proxy.wire.fields import (
 )
 from proxy.wire.sse import Event, encode
 from rails.base import ChannelKey
+from rails.guard import InputContent
 from rails.stream import Blocked, CannotRewrite
 
 
@@ -65,9 +66,33 @@ class Chat(Dialect):
     def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         return list(body["messages"])
 
-    def apply_input_changes(self, body: dict[str, Any], changes: list[tuple[int, str]]) -> None:
-        for index, text in changes:
-            body["messages"][index]["content"] = text
+    def apply_input_changes(
+        self, body: dict[str, Any], changes: list[tuple[int, InputContent]]
+    ) -> None:
+        for index, content in changes:
+            body["messages"][index]["content"] = content
+
+    def input_definitions(self, body: dict[str, Any]) -> list[str]:
+        """Each tool of ``tools`` (and legacy ``functions``) as one text: every string in
+        it, keys included (name, description, the parameters' names and descriptions)."""
+        tools = [*_as_list(body.get("tools")), *_as_list(body.get("functions"))]
+        return ["\n".join(all_strings(tool)) for tool in tools]
+
+    def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
+        """A message's content must be text, or a list of parts whose ``text`` (if any)
+        is a string: anything else would reach the model unjudged."""
+        for i, m in enumerate(body["messages"]):
+            content = m.get("content")
+            if content is None or isinstance(content, str):
+                continue
+            parts_ok = isinstance(content, list) and all(_readable_part(p) for p in content)
+            if not parts_ok:
+                raise BadRequest(
+                    f"Input rails judge text: 'messages[{i}].content' must be a string or "
+                    "a list of content parts (objects) with string 'text'.",
+                    param=f"messages[{i}].content",
+                    code="input_not_judged",
+                )
 
     def refusal_body(self, body: dict[str, Any], refusal: str) -> dict[str, Any] | None:
         message = {"role": "assistant", "content": refusal}
@@ -217,3 +242,29 @@ _WHOLE_CHOICE_KEYS = frozenset({"index", "message", "logprobs"})
 
 
 CHAT = Chat()
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _readable_part(part: Any) -> bool:
+    return isinstance(part, dict) and isinstance(part.get("text", ""), str)
+
+
+def all_strings(value: Any) -> list[str]:
+    """Every non-empty string in a JSON value, keys included, in document order
+    (iterative: a deeply nested request cannot exhaust the stack)."""
+    out: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item:
+                out.append(item)
+        elif isinstance(item, dict):
+            for k, v in reversed(item.items()):
+                stack.extend((v, k))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return out

@@ -22,12 +22,14 @@ from proxy.wire.fields import (
     read_completion_logprobs,
 )
 from rails.base import ChannelKey
+from rails.guard import InputContent
 from rails.stream import CannotRewrite
 
 
 class Completions(Chat):
     name = "completions"
     object_name = "text_completion"
+    batch_input = True  # a list of prompts: each is a generation of its own
 
     # -- request side -------------------------------------------------------------------
 
@@ -37,18 +39,46 @@ class Completions(Chat):
             raise BadRequest("'prompt' must be a string or a list.", param="prompt")
 
     def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        """The prompt as one user message (a list of prompts joined by newlines)."""
-        prompt = body["prompt"]
-        text = (
-            prompt
-            if isinstance(prompt, str)
-            else "\n".join(p for p in prompt if isinstance(p, str))
-        )
-        return [{"role": "user", "content": text}]
+        """Each text prompt as a user message of its own (a list of prompts is a batch:
+        each prompt is its own generation), in order; token ids are not text."""
+        return [{"role": "user", "content": p} for p in _text_prompts(body["prompt"])]
 
-    def apply_input_changes(self, body: dict[str, Any], changes: list[tuple[int, str]]) -> None:
-        for _, text in changes:
-            body["prompt"] = text
+    def apply_input_changes(
+        self, body: dict[str, Any], changes: list[tuple[int, InputContent]]
+    ) -> None:
+        """Each masked prompt in its place: a list of prompts stays a list."""
+        prompt = body["prompt"]
+        if isinstance(prompt, str):
+            for _, text in changes:
+                body["prompt"] = text
+            return
+        where = [i for i, p in enumerate(prompt) if isinstance(p, str)]
+        for index, text in changes:
+            prompt[where[index]] = text
+
+    def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
+        """Token ids (a list of ints, a list of such lists, llama.cpp's strings mixed
+        with ids) and vLLM's ``prompt_embeds`` cannot be judged: refused unless the
+        operator allows them; a prompt of any other shape is refused always."""
+        prompt = body["prompt"]
+        kinds = {"text"} if isinstance(prompt, str) else {_prompt_kind(p) for p in prompt}
+        if "other" in kinds:
+            raise BadRequest(
+                "Input rails judge text: 'prompt' must be a string, a list of strings, or "
+                "token ids.",
+                param="prompt",
+                code="input_not_judged",
+            )
+        if body.get("prompt_embeds") is not None:
+            kinds.add("ids")
+        if "ids" in kinds and not allow_token_ids:
+            raise BadRequest(
+                "Input rails cannot judge a prompt given as token ids or embeddings; send "
+                "it as text (an operator may allow such prompts with "
+                "rails.input.allow_token_ids: true).",
+                param="prompt",
+                code="token_ids_not_judged",
+            )
 
     def refusal_body(self, body: dict[str, Any], refusal: str) -> dict[str, Any] | None:
         choice = {"index": 0, "text": refusal, "logprobs": None, "finish_reason": "content_filter"}
@@ -97,5 +127,24 @@ class Completions(Chat):
 
 
 _CHOICE_KEYS = frozenset({"index", "text", "logprobs"})
+
+
+def _text_prompts(prompt: str | list[Any]) -> list[str]:
+    return [prompt] if isinstance(prompt, str) else [p for p in prompt if isinstance(p, str)]
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _prompt_kind(p: Any) -> str:
+    """One entry of a prompt list: ``text``, ``ids`` (an id, or a list of ids), or
+    ``other`` (a shape railproxy cannot read as text)."""
+    if isinstance(p, str):
+        return "text"
+    if _is_id(p) or (isinstance(p, list) and all(_is_id(t) for t in p)):
+        return "ids"
+    return "other"
+
 
 COMPLETIONS = Completions()

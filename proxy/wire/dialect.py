@@ -30,7 +30,7 @@ from proxy.wire.client_json import client_json, error_text, has_duplicate_keys, 
 from proxy.wire.fields import Texts
 from proxy.wire.sse import Event, encode
 from rails.base import ChannelKey
-from rails.guard import message_text
+from rails.guard import InputContent, message_role, message_text
 from rails.stream import Blocked
 
 _TEXT = re.compile(rb'"(?:content|reasoning|reasoning_content|arguments|text)"\s*:\s*"[^"]')
@@ -108,6 +108,9 @@ class Dialect:
 
     name = ""
     native = False  # served at the upstream's root (TGI's own routes), not under /v1
+    # Whether input_messages are a batch of prompts, each its own conversation (so every
+    # one is judged whatever rails.input.messages says), not one conversation.
+    batch_input = False
 
     # -- request side -------------------------------------------------------------------
 
@@ -121,16 +124,28 @@ class Dialect:
         """What input rails judge, as chat messages."""
         raise NotImplementedError
 
-    def apply_input_changes(self, body: dict[str, Any], changes: list[tuple[int, str]]) -> None:
-        """Write input rails' modifications (masking) back into the request body."""
+    def apply_input_changes(
+        self, body: dict[str, Any], changes: list[tuple[int, InputContent]]
+    ) -> None:
+        """Write input rails' modifications (masking) back into the request body, in
+        place: the request keeps its structure."""
         raise NotImplementedError
+
+    def input_definitions(self, body: dict[str, Any]) -> list[str]:
+        """Texts the model reads besides the messages (tool descriptions), judged with
+        ``rails.input.messages: all``; never rewritten."""
+        return []
+
+    def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
+        """``BadRequest`` when the request carries input that input rails cannot read
+        as text (token ids, unknown shapes); called only while an input rail enforces."""
 
     def message_texts(self, body: dict[str, Any]) -> list[str]:
         """The text of every input message (prompt token accounting)."""
         return [message_text(m) for m in self.input_messages(body)]
 
     def last_user_text(self, body: dict[str, Any]) -> str:
-        users = [m for m in self.input_messages(body) if m.get("role") == "user"]
+        users = [m for m in self.input_messages(body) if message_role(m) == "user"]
         return message_text(users[-1]) if users else ""
 
     def refusal_body(self, body: dict[str, Any], refusal: str) -> dict[str, Any] | None:

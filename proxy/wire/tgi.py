@@ -27,6 +27,7 @@ from proxy.wire.fields import (
 )
 from proxy.wire.sse import Event
 from rails.base import ChannelKey
+from rails.guard import InputContent
 from rails.stream import Blocked, CannotRewrite
 
 GENERATED = 1  # the sub-channel of the final event's generated_text
@@ -46,7 +47,9 @@ class TGI(Dialect):
     def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         return [{"role": "user", "content": body["inputs"]}]
 
-    def apply_input_changes(self, body: dict[str, Any], changes: list[tuple[int, str]]) -> None:
+    def apply_input_changes(
+        self, body: dict[str, Any], changes: list[tuple[int, InputContent]]
+    ) -> None:
         for _, text in changes:
             body["inputs"] = text
 
