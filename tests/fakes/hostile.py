@@ -77,6 +77,12 @@ class HostileUpstream:
         self.base_url = ""
         self._runner: web.AppRunner | None = None
 
+    async def start(self) -> None:
+        await self.__aenter__()
+
+    async def close(self) -> None:
+        await self.__aexit__()
+
     async def __aenter__(self) -> HostileUpstream:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._answer)

@@ -8,26 +8,21 @@ never reaches the client's socket with ``stream_first: false`` or in a whole ans
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakes.hostile import HostileUpstream, Reply, sse
 from integration.conftest import ProxyFactory, chat_body, events
-from proxy.app import create_app
-from proxy.run.server import bound_port
-from proxy.settings import Settings
+from integration.threaded import Threaded
 
 PHRASE = "Project Falcon"
 EMAIL = "jane.doe@example.com"
@@ -318,47 +313,9 @@ BEFORE = st.sampled_from(["", " ", "Note: ", "so, "])
 AFTER = st.sampled_from(["", " ", ", note", ". So"])  # (whole words: "FalconNote" is not one)
 
 
-class Served:
-    """The hostile upstream and the proxy on a loop in a thread (hypothesis is sync)."""
-
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.base = ""
-        self.config = config or rails()
-
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
-
-    def start(self) -> None:
-        self.thread.start()
-        self.run(self._start())
-
-    async def _start(self) -> None:
-        self.up = HostileUpstream()
-        await self.up.__aenter__()
-        settings = Settings.model_validate(
-            {"upstream": {"base_url": self.up.base_url + "/v1"}, **self.config}
-        )
-        self.runner = web.AppRunner(create_app(settings), shutdown_timeout=0.5)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        self.base = f"http://127.0.0.1:{bound_port(self.runner)}"
-
-    def stop(self) -> None:
-        self.run(self._stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-    async def _stop(self) -> None:
-        await self.runner.cleanup()
-        await self.up.__aexit__()
-
-
 @pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
-    s = Served()
+def served() -> Iterator[Threaded]:
+    s = Threaded(HostileUpstream(), rails())
     s.start()
     try:
         yield s
@@ -379,14 +336,14 @@ def post(url: str, body: dict[str, Any]) -> bytes:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(field=FIELDS, before=BEFORE, after=AFTER, cuts=st.lists(st.integers(0, 60), max_size=4))
 def test_a_planted_phrase_never_reaches_the_socket(
-    served: Served, field: str, before: str, after: str, cuts: list[int]
+    served: Threaded, field: str, before: str, after: str, cuts: list[int]
 ) -> None:
     text = before + PHRASE + after
-    served.up.reply = Reply(sse(*as_stream(field, text, cuts), finish()))
+    served.upstream.reply = Reply(sse(*as_stream(field, text, cuts), finish()))
     streamed = post(served.base + "/v1/chat/completions", chat_body())
     assert b"Falcon" not in streamed, (field, streamed)
     msg, choice = plant(field, text)
-    served.up.reply = Reply([whole(msg, **choice)], content_type=JSON_CT)
+    served.upstream.reply = Reply([whole(msg, **choice)], content_type=JSON_CT)
     answered = post(served.base + "/v1/chat/completions", chat_body(stream=False))
     assert b"Falcon" not in answered, (field, answered)
 
@@ -467,8 +424,8 @@ WORDS = st.sampled_from(
 
 
 @pytest.fixture(scope="module")
-def masking() -> Iterator[Served]:
-    s = Served(rails(pii=True))
+def masking() -> Iterator[Threaded]:
+    s = Threaded(HostileUpstream(), rails(pii=True))
     s.start()
     try:
         yield s
@@ -493,16 +450,16 @@ def streamed_content(raw: bytes) -> tuple[bool, str]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(words=st.lists(WORDS, min_size=1, max_size=60))
 def test_whole_and_streamed_answers_get_the_same_verdict_and_masks(
-    masking: Served, words: list[str]
+    masking: Threaded, words: list[str]
 ) -> None:
     """The same answer, whole and streamed a word per delta (the pieces a whole answer is
     windowed in), with a blocklist and an e-mail mask at 16/8 and stream_first false:
     both blocked, or both let through with the same masks."""
     text = " ".join(words)
     pieces = re.findall(r"\S+\s*|\s+", text)
-    masking.up.reply = Reply(sse(*(delta_chunk({"content": p}) for p in pieces), finish()))
+    masking.upstream.reply = Reply(sse(*(delta_chunk({"content": p}) for p in pieces), finish()))
     blocked, streamed = streamed_content(post(masking.base + "/v1/chat/completions", chat_body()))
-    masking.up.reply = Reply([whole({"content": text})], content_type=JSON_CT)
+    masking.upstream.reply = Reply([whole({"content": text})], content_type=JSON_CT)
     answer = json.loads(post(masking.base + "/v1/chat/completions", chat_body(stream=False)))
     if "error" in answer:
         assert blocked, (text, streamed)

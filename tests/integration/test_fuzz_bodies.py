@@ -6,22 +6,17 @@ a background thread, and requests go out with the standard library's blocking cl
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakes.upstream import FakeUpstream
-from proxy.app import create_app
-from proxy.run.server import bound_port
-from proxy.settings import Settings
+from integration.threaded import Threaded
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -55,42 +50,9 @@ PATHS = st.sampled_from(
 RAILS = {"input": {"flows": ["secrets"]}, "output": {"flows": ["pii"]}}
 
 
-class Served:
-    """A fake upstream and the proxy on a loop in a thread of their own."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.base = ""
-
-    def start(self) -> None:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-
-    async def _start(self) -> None:
-        self.fake = FakeUpstream()
-        await self.fake.start()
-        upstream = {"base_url": self.fake.base_url + "/v1"}
-        app = create_app(Settings.model_validate({"upstream": upstream, "rails": RAILS}))
-        self.runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        self.base = f"http://127.0.0.1:{bound_port(self.runner)}"
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-    async def _stop(self) -> None:
-        await self.runner.cleanup()
-        await self.fake.close()
-
-
 @pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
-    s = Served()
+def served() -> Iterator[Threaded]:
+    s = Threaded(FakeUpstream(), {"rails": RAILS})
     s.start()
     try:
         yield s
@@ -109,7 +71,7 @@ def post(url: str, body: bytes) -> tuple[int, bytes, str]:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=BODIES, path=PATHS)
-def test_no_body_makes_a_500(served: Served, body: bytes, path: str) -> None:
+def test_no_body_makes_a_500(served: Threaded, body: bytes, path: str) -> None:
     status, payload, content_type = post(served.base + path, body)
     assert status < 500, (path, body, payload)
     if status >= 400 and content_type == "application/json":

@@ -9,24 +9,19 @@ as raw bytes on blocking sockets.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakes.everywhere import WORD, Everywhere
 from integration.test_routes import RAILS
-from proxy.app import create_app
+from integration.threaded import Threaded
 from proxy.flow.paths import parse
 from proxy.routes import BUILTIN, GUARDED, allowed
-from proxy.run.server import bound_port
-from proxy.settings import Settings
 
 WORDS = [
     "v1", "chat", "completions", "models", "embeddings", "generate", "generate_stream",
@@ -47,42 +42,9 @@ BODY = json.dumps(
 ).encode()
 
 
-class Served:
-    """The hostile upstream and a guarded proxy on a loop in a thread of their own."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.port = 0
-
-    def start(self) -> None:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-
-    async def _start(self) -> None:
-        self.upstream = Everywhere()
-        await self.upstream.start()
-        upstream = {"base_url": self.upstream.base_url + "/v1"}
-        app = create_app(Settings.model_validate({"upstream": upstream, **RAILS}))
-        self.runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        self.port = bound_port(self.runner)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-    async def _stop(self) -> None:
-        await self.runner.cleanup()
-        await self.upstream.close()
-
-
 @pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
-    s = Served()
+def served() -> Iterator[Threaded]:
+    s = Threaded(Everywhere(), RAILS)
     s.start()
     try:
         yield s
@@ -113,7 +75,7 @@ def guarded_or_allowed(method: str, raw_target: str) -> bool:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(method=METHOD, target=TARGET)
-def test_no_path_reaches_the_upstream_unguarded(served: Served, method: str, target: str) -> None:
+def test_no_path_reaches_the_upstream_unguarded(served: Threaded, method: str, target: str) -> None:
     before = len(served.upstream.seen)
     status, ctype, body = send(served.port, method, target)
     seen = served.upstream.seen[before:]
