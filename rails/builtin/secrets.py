@@ -135,6 +135,10 @@ _DETECTORS: dict[Kind, tuple[str, str]] = {
 }
 
 
+_OPEN_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:(?!-----END ).)*\Z", re.S
+)
+
 # What every match of a kind contains, found with a fast literal scan (see Detector.gate).
 _GATES: dict[Kind, str] = {
     "private_key": r"-----BEGIN ",
@@ -255,12 +259,14 @@ class SecretsRail:
         self._maybe = prefilter(config.kinds)
         self._action = config.action
         self._mask = config.mask_with
+        self._keys = "private_key" in config.kinds
 
     async def check(self, text: str, ctx: CheckContext) -> Verdict:
         # Most text: a dozen substring scans of the normalized text, no detector runs.
-        if not self._maybe(normalize(text, casefold=False).text):
+        normalized = normalize(text, casefold=False).text
+        if not self._maybe(normalized):
             return Verdict.allow()
-        return judge(
+        verdict = judge(
             text,
             self._detectors,
             self._action,
@@ -268,3 +274,8 @@ class SecretsRail:
             lambda _: self._mask,
             normalized=True,
         )
+        if verdict.text is not None and self._keys and _OPEN_KEY.search(normalized):
+            # A key block this window does not close: masking it here would leave the
+            # rest of the key, in the next windows, in the clear (they see no BEGIN line).
+            return Verdict.block(f"{verdict.reason} (a private key block not closed here)")
+        return verdict

@@ -466,3 +466,40 @@ def test_whole_and_streamed_answers_get_the_same_verdict_and_masks(
         return
     assert not blocked, (text, answer)
     assert streamed == answer["choices"][0]["message"]["content"], text
+
+
+PEM_BODY = "\n".join("MIIEowIBAAKCAQEA" + f"{i:04d}" * 11 for i in range(24))
+PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize("length", ["long", "short"])
+async def test_a_private_key_never_leaves_in_part(
+    hostile: HostileUpstream, proxy: ProxyFactory, length: str
+) -> None:
+    """A key block longer than one window cannot be masked whole (the next windows see no
+    BEGIN line): the secrets rail blocks it, streamed and whole. One inside a window is
+    masked."""
+    key = (
+        PEM if length == "long" else "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----"
+    )
+    secrets = {"type": "secrets", "action": "mask", "mask_with": "[KEY]"}
+    streaming = {"enabled": True, "chunk_size": 64, "context_size": 16, "stream_first": False}
+    cfg = {
+        "streaming": True,
+        "rails": {"config": {"s": secrets}, "output": {"flows": ["s"], "streaming": streaming}},
+    }
+    p = await proxy(target=hostile.base_url, **cfg)
+    pieces = re.findall(r"\S+\s*|\s+", f"Here it is: {key} done")
+    hostile.reply = Reply(sse(*(delta_chunk({"content": piece}) for piece in pieces), finish()))
+    _, streamed = await p.post_stream("/v1/chat/completions", chat_body())
+    hostile.reply = Reply([whole({"content": f"Here it is: {key} done"})], content_type=JSON_CT)
+    status, answered = await p.post_stream("/v1/chat/completions", chat_body(stream=False))
+    for raw in (streamed, answered):
+        assert b"MIIE" not in raw
+        assert b"0012" not in raw
+    if length == "long":
+        assert b'"code": "content_blocked"' in streamed
+        assert status == 400
+    else:
+        assert b"[KEY]" in streamed
+        assert (status, b"[KEY]" in answered) == (200, True)

@@ -98,7 +98,6 @@ async def test_ignores(text: str) -> None:
         (f"key={AWS} end", "key=[REDACTED] end"),
         (BEARER, "Authorization: Bearer [REDACTED]"),
         (f"a {PRIVATE_KEY} b", "a [REDACTED] b"),
-        ("x -----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN", "x [REDACTED]"),
         (f"{GITHUB} and {STRIPE}", "[REDACTED] and [REDACTED]"),
     ],
 )
@@ -107,6 +106,14 @@ async def test_mask(text: str, masked: str) -> None:
     assert verdict.action is Action.MODIFY
     assert verdict.text == masked
     assert verdict.reason.startswith("secret detected: ")
+
+
+async def test_a_key_block_the_text_does_not_close_blocks_even_when_masking() -> None:
+    """Masked here, the rest of the key would reach the client in the next windows (they
+    see no BEGIN line): a block the window does not close is blocked."""
+    verdict = await judge("x -----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN", action="mask")
+    assert verdict.action is Action.BLOCK
+    assert "not closed" in verdict.reason
 
 
 async def test_reason_never_holds_the_value() -> None:
