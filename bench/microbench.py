@@ -30,7 +30,8 @@ from typing import Any
 from bench.scenarios import CHUNK_SIZE, CONTEXT_SIZE, LOCAL_FLOWS, LOCAL_RAIL_CONFIG
 from bench.text import deltas
 from rails import CheckContext, Guard
-from rails.stream import Blocked, ChannelKey, Idle
+from rails.base import Blocked
+from rails.stream import ChannelKey, Idle
 from rails.tokens import TiktokenCounter
 
 REPEATS = 5

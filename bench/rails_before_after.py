@@ -25,7 +25,8 @@ from typing import Any
 
 from bench.scenarios import CHUNK_SIZE, CONTEXT_SIZE
 from bench.text import deltas
-from rails.base import CheckContext, Resources
+from rails.base import CheckContext
+from rails.resources import Resources
 
 _MODULES = ("regex", "pii", "secrets", "blocklist")
 _CONFIG: dict[str, dict[str, Any]] = {

@@ -18,10 +18,10 @@ import orjson
 
 from proxy.clients import ANONYMOUS, Client
 from proxy.errors import BadRequest, Forbidden
-from rails.base import Resources
 from rails.config import RailsConfig
 from rails.guard import Guard
 from rails.pipeline import PipelineObserver
+from rails.resources import Resources
 from rails.tokens import counter_for
 
 DEFAULT_ID = "default"

@@ -18,9 +18,9 @@ from typing import Any
 from proxy.auth import check_bindings
 from proxy.configs import DEFAULT_ID, ConfigSet, config_files
 from proxy.settings import Settings, SettingsError, load, read_yaml
-from rails.base import Resources
 from rails.guard import Guard
 from rails.registry import RailsConfigError
+from rails.resources import Resources
 
 
 @dataclass(frozen=True)

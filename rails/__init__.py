@@ -8,9 +8,9 @@ The public Python API::
         ...
 """
 
-from rails.base import Action, CheckContext, RailConfig, Resources, Verdict
+from rails.base import Action, Blocked, CheckContext, RailConfig, Verdict
 from rails.guard import BlockedError, Guard
-from rails.stream import Blocked
+from rails.resources import Resources
 
 __all__ = [
     "Action",

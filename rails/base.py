@@ -17,10 +17,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # the one HTTP-aware module of rails/; the contract only names its type
+    from rails.resources import Resources
 
 Stage = Literal["input", "output"]
 TextField = Literal[
@@ -101,26 +103,19 @@ class RailConfig(BaseModel):
     mode: Mode | None = None
 
 
-class Resources:
-    """Shared, start-up-built things a rail may use: one pooled HTTP client session.
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A stream ended by a rail. ``offset`` is the token offset (in its channel) where the
+    blocked window's new text starts; ``released`` says whether some of the blocked text
+    had already reached the client (stream_first true). ``text`` is the text the blocking
+    rail judged (the window with its context), for a log that opts in to it."""
 
-    The session is created on first use (inside the running loop) and closed by ``aclose``.
-    """
-
-    def __init__(self, connector_limit: int = 100) -> None:
-        self._session: aiohttp.ClientSession | None = None
-        self._limit = connector_limit
-
-    def http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit)
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    rail: str
+    reason: str
+    offset: int = 0
+    channel: ChannelKey = (0, "content", 0)
+    released: bool = False
+    text: str = dataclasses.field(default="", repr=False, compare=False)
 
 
 @runtime_checkable

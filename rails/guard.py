@@ -25,12 +25,13 @@ from typing import Any, TypeVar
 
 import yaml
 
-from rails.base import Action, ChannelKey, CheckContext, Resources, TextField
+from rails.base import Action, Blocked, ChannelKey, CheckContext, TextField
 from rails.buffer import RollingBuffer, Window
 from rails.config import RailsConfig
 from rails.pipeline import Outcome, Pipeline, PipelineObserver
 from rails.registry import build_rails
-from rails.stream import Blocked, GuardedStream, Idle, KnownStrings, Rewrite
+from rails.resources import Resources
+from rails.stream import GuardedStream, Idle, KnownStrings, Rewrite
 from rails.tokens import TokenCounter, counter_for
 
 T = TypeVar("T")

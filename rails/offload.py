@@ -35,7 +35,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from rails.base import CheckContext, Rail, RailConfig, Resources
+from rails.base import CheckContext, Rail, RailConfig
+from rails.resources import Resources
 
 T = TypeVar("T")
 

@@ -33,7 +33,7 @@ from typing import Any, Protocol, cast
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from rails.base import Rail, RailConfig, RailType, Resources
+from rails.base import Rail, RailConfig, RailType
 from rails.builtin.blocklist import BlocklistRail
 from rails.builtin.http import HttpRail
 from rails.builtin.llama_guard import LlamaGuardRail
@@ -43,6 +43,7 @@ from rails.builtin.python import PythonRail
 from rails.builtin.regex import RegexRail
 from rails.builtin.secrets import SecretsRail
 from rails.config import RailsConfig
+from rails.resources import Resources
 
 
 class _BuiltinType(Protocol):

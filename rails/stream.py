@@ -45,7 +45,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar, overload
 
-from rails.base import AT_ONCE, Action, ChannelKey, CheckContext
+from rails.base import AT_ONCE, Action, Blocked, ChannelKey, CheckContext
 from rails.buffer import RollingBuffer, Window
 from rails.config import OutputStreaming
 from rails.pipeline import Outcome, Pipeline
@@ -62,21 +62,6 @@ class CannotRewrite(Exception):
     """Raised by a ``Rewrite`` callback for an item whose text it cannot replace (the item
     shows the text in a form the judged text does not map back to): the modification
     becomes a block, as it does where the text was already released."""
-
-
-@dataclass(frozen=True, slots=True)
-class Blocked:
-    """A stream ended by a rail. ``offset`` is the token offset (in its channel) where the
-    blocked window's new text starts; ``released`` says whether some of the blocked text
-    had already reached the client (stream_first true). ``text`` is the text the blocking
-    rail judged (the window with its context), for a log that opts in to it."""
-
-    rail: str
-    reason: str
-    offset: int = 0
-    channel: ChannelKey = (0, "content", 0)
-    released: bool = False
-    text: str = field(default="", repr=False, compare=False)
 
 
 class KnownStrings:

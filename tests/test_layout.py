@@ -67,3 +67,14 @@ def test_the_rule_is_checked_against_real_imports() -> None:
     """The checker sees imports at all (a test that could not fail would be no test)."""
     assert "proxy.wire.dialect" in imports("proxy.wire")["proxy.wire.chat"]
     assert any(n.startswith("rails") for n in imports("proxy.flow")["proxy.flow.respond"])
+
+
+def test_the_rail_contract_knows_no_http() -> None:
+    """rails/base.py (the Rail contract) imports no HTTP client at run time; network rails
+    get their session from rails/resources.py, the one module of rails/ that says so."""
+    tree = ast.parse((ROOT / "rails/base.py").read_text(encoding="utf-8"))
+    runtime = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    names = {a.name for n in runtime if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module or "" for n in runtime if isinstance(n, ast.ImportFrom)}
+    assert not {n for n in names if n.split(".")[0] == "aiohttp"}
+    assert "rails.resources" not in names  # only under TYPE_CHECKING

@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 
 from bench.efficacy.corpus import RAIL_CONFIG, Case, attacks, benign
-from rails.base import Action, CheckContext, Resources
+from rails.base import Action, CheckContext
 from rails.registry import build_rail
+from rails.resources import Resources
 
 
 def _detect_secrets(cases: list[Case]) -> list[bool]:

@@ -43,9 +43,10 @@ from proxy.playground.channel import DebugChannel, abort_event, report_event
 from proxy.wire.dialect import Dialect, Envelope, Kind, Parsed
 from proxy.wire.reader import EventReader
 from proxy.wire.sse import Decoder, Event, SSEError, comment, data_only
+from rails.base import Blocked
 from rails.config import Abort
 from rails.reports import Report
-from rails.stream import Blocked, GuardedStream, Idle, Release
+from rails.stream import GuardedStream, Idle, Release
 
 log = logging.getLogger("railproxy.relay")
 

@@ -20,7 +20,7 @@ from proxy.flow.upstream_body import Unreadable, UpstreamBody
 from proxy.observe.record import RECORD, request_id
 from proxy.state import METRICS, SETTINGS, STATE, UPSTREAM, live_configs
 from proxy.wire.dialect import Dialect
-from rails.stream import Blocked
+from rails.base import Blocked
 
 
 async def guarded(

@@ -30,9 +30,9 @@ from proxy.wire.client_json import (
 from proxy.wire.dialect import Envelope
 from proxy.wire.json_text import unescape
 from proxy.wire.sse import Event
-from rails.base import Action
+from rails.base import Action, Blocked
 from rails.offload import count_tokens
-from rails.stream import Blocked, CannotRewrite
+from rails.stream import CannotRewrite
 
 NO_RETRY = {"x-should-retry": "false"}
 log = logging.getLogger("railproxy.respond")

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.observe.metrics import Metrics
-from rails.stream import Blocked
+from rails.base import Blocked
 
 
 @dataclass(slots=True)

@@ -47,10 +47,9 @@ from aiohttp import web
 from proxy.clients import client_of
 from proxy.state import SETTINGS
 from proxy.wire.sse import encode
-from rails.base import ChannelKey
+from rails.base import Blocked, ChannelKey
 from rails.guard import Guard
 from rails.reports import Holding, Report, WindowReport
-from rails.stream import Blocked
 
 HEADER = "X-Railproxy-Debug"
 EVENT = "railproxy"

@@ -40,9 +40,9 @@ from proxy.wire.fields import (
     spelled,
 )
 from proxy.wire.sse import Event, encode
-from rails.base import ChannelKey
+from rails.base import Blocked, ChannelKey
 from rails.guard import InputContent
-from rails.stream import Blocked, CannotRewrite
+from rails.stream import CannotRewrite
 
 
 class Chat(Dialect):

@@ -29,9 +29,8 @@ from proxy.errors import BadRequest
 from proxy.wire.client_json import client_json, error_text, has_duplicate_keys, is_error
 from proxy.wire.fields import Texts
 from proxy.wire.sse import Event, encode
-from rails.base import ChannelKey
+from rails.base import Blocked, ChannelKey
 from rails.guard import InputContent, message_role, message_text
-from rails.stream import Blocked
 
 _TEXT = re.compile(rb'"(?:content|reasoning|reasoning_content|arguments|text)"\s*:\s*"[^"]')
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')

@@ -26,9 +26,9 @@ from proxy.wire.fields import (
     content_text,
 )
 from proxy.wire.sse import Event
-from rails.base import ChannelKey
+from rails.base import Blocked, ChannelKey
 from rails.guard import InputContent
-from rails.stream import Blocked, CannotRewrite
+from rails.stream import CannotRewrite
 
 GENERATED = 1  # the sub-channel of the final event's generated_text
 

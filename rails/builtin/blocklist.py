@@ -35,8 +35,9 @@ from typing import Annotated, Any, ClassVar
 import ahocorasick
 from pydantic import AfterValidator, Field
 
-from rails.base import CheckContext, RailConfig, Resources, Verdict
+from rails.base import CheckContext, RailConfig, Verdict
 from rails.normalize import normalize
+from rails.resources import Resources
 
 _SEPARATORS = " \t\n\r\f\v-_."
 _JOINERS = "-_."

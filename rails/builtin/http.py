@@ -29,7 +29,8 @@ from pydantic import (
     ValidationError,
 )
 
-from rails.base import CheckContext, RailConfig, Resources, Verdict
+from rails.base import CheckContext, RailConfig, Verdict
+from rails.resources import Resources
 
 M = TypeVar("M", bound=BaseModel)
 

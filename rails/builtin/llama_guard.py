@@ -24,9 +24,10 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rails.base import CheckContext, RailConfig, Resources, Stage, Verdict
+from rails.base import CheckContext, RailConfig, Stage, Verdict
 from rails.builtin.http import RailResponseError
 from rails.builtin.llm_judge import ChatEndpoint, EndpointConfig
+from rails.resources import Resources
 
 LLAMA_GUARD_3_CATEGORIES = {
     "S1": "Violent Crimes",

@@ -34,8 +34,9 @@ from pydantic import (
     field_validator,
 )
 
-from rails.base import CheckContext, RailConfig, Resources, Stage, Verdict
+from rails.base import CheckContext, RailConfig, Stage, Verdict
 from rails.builtin.http import RailResponseError, post_json
+from rails.resources import Resources
 
 INPUT_PROMPT = """\
 You check messages that users send to a company's assistant.

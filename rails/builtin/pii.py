@@ -39,9 +39,10 @@ from stdnum import iban as stdnum_iban
 from stdnum import luhn as stdnum_luhn
 from stdnum.us import ssn as stdnum_ssn
 
-from rails.base import CheckContext, RailConfig, Resources, Verdict
+from rails.base import CheckContext, RailConfig, Verdict
 from rails.builtin.regex import Action, Detector, accept_all, judge
 from rails.normalize import normalize
+from rails.resources import Resources
 
 Entity = Literal["email", "phone", "credit_card", "ssn", "iban", "ip"]
 ENTITIES: tuple[Entity, ...] = get_args(Entity)

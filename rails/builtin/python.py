@@ -21,7 +21,8 @@ from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import AfterValidator, ConfigDict, Field
 
-from rails.base import CheckContext, RailConfig, Resources, Verdict
+from rails.base import CheckContext, RailConfig, Verdict
+from rails.resources import Resources
 
 
 class UserRail(Protocol):

@@ -20,8 +20,9 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
-from rails.base import CheckContext, RailConfig, Resources, Verdict
+from rails.base import CheckContext, RailConfig, Verdict
 from rails.normalize import normalize
+from rails.resources import Resources
 
 Action = Literal["block", "mask"]
 

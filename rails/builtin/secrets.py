@@ -37,9 +37,10 @@ from typing import Any, ClassVar, Literal, get_args
 import ahocorasick
 from pydantic import Field
 
-from rails.base import CheckContext, RailConfig, Resources, Verdict
+from rails.base import CheckContext, RailConfig, Verdict
 from rails.builtin.regex import Action, Detector, accept_all, judge
 from rails.normalize import normalize
+from rails.resources import Resources
 
 Kind = Literal[
     "private_key",

@@ -13,8 +13,9 @@ from bench.efficacy.run import core_tokens, placements
 from bench.text import deltas as filler
 from fakes.upstream import FakeUpstream, Script
 from integration.conftest import ProxyFactory, chat_body
-from rails.base import Action, CheckContext, Resources
+from rails.base import Action, CheckContext
 from rails.registry import build_rail
+from rails.resources import Resources
 
 OUT = CheckContext(stage="output")
 

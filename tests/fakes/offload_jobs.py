@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-from rails.base import CheckContext, RailConfig, Resources, Verdict
+from rails.base import CheckContext, RailConfig, Verdict
+from rails.resources import Resources
 
 
 class WhereRail:

@@ -18,7 +18,7 @@ from integration.conftest import ProxyFactory, chat_body
 from integration.test_guarded import ABORT, WORDS, content, rails, with_secret_at
 from proxy.playground.channel import abort_event
 from proxy.playground.page import content_security_policy
-from rails.stream import Blocked
+from rails.base import Blocked
 
 DEBUG = {"X-Railproxy-Debug": "1"}
 PLAYGROUND = {"server": {"playground": True}}

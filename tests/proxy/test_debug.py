@@ -14,9 +14,9 @@ from proxy.playground.channel import (
     report_event,
     window_event,
 )
+from rails.base import Blocked
 from rails.guard import Guard
 from rails.reports import Holding, RailCall, WindowReport
-from rails.stream import Blocked
 
 
 def decode(raw: bytes) -> dict[str, Any]:

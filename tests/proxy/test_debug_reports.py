@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from rails.base import Action, ChannelKey, CheckContext, Stage, Verdict
+from rails.base import Action, Blocked, ChannelKey, CheckContext, Stage, Verdict
 from rails.guard import Guard
 from rails.pipeline import Pipeline
 from rails.reports import Holding, WindowReport
-from rails.stream import Blocked, GuardedStream, Idle
+from rails.stream import GuardedStream, Idle
 
 KEY: ChannelKey = (0, "content", 0)
 Seen = list[Any]

@@ -9,11 +9,20 @@ from typing import Any
 
 import pytest
 
-from rails.base import ChannelKey, CheckContext, Mode, RailConfig, Stage, TextField, Verdict
+from rails.base import (
+    Blocked,
+    ChannelKey,
+    CheckContext,
+    Mode,
+    RailConfig,
+    Stage,
+    TextField,
+    Verdict,
+)
 from rails.config import OutputStreaming
 from rails.guard import Guard
 from rails.pipeline import Pipeline, log_monitor_text
-from rails.stream import Blocked, GuardedStream, Idle
+from rails.stream import GuardedStream, Idle
 from rails.tokens import counter_for
 
 KEY: ChannelKey = (0, "content", 0)

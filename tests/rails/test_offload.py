@@ -18,8 +18,9 @@ import pytest
 
 from fakes.offload_jobs import RaisingLocalRail, WhereRail, die, hold_until
 from rails import Guard, offload
-from rails.base import Action, CheckContext, RailConfig, Resources, Verdict
+from rails.base import Action, CheckContext, RailConfig, Verdict
 from rails.pipeline import Pipeline
+from rails.resources import Resources
 from rails.tokens import _encoding
 
 BIG = offload.INLINE_CHARS + 1

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from rails.base import Resources
 from rails.builtin.blocklist import BlocklistRail
 from rails.builtin.pii import PiiRail
 from rails.builtin.secrets import SecretsRail
@@ -20,6 +19,7 @@ from rails.registry import (
     check_config,
     known_keys,
 )
+from rails.resources import Resources
 
 TYPES = "[regex, blocklist, pii, secrets, llm_judge, llama_guard, http, python]"
 

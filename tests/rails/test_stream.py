@@ -15,10 +15,10 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import pytest
 
-from rails.base import ChannelKey, CheckContext, Rail, RailConfig, TextField, Verdict
+from rails.base import Blocked, ChannelKey, CheckContext, Rail, RailConfig, TextField, Verdict
 from rails.config import OutputStreaming
 from rails.pipeline import Pipeline
-from rails.stream import Blocked, GuardedStream, Idle, Rewrite
+from rails.stream import GuardedStream, Idle, Rewrite
 from rails.tokens import counter_for
 
 T = TypeVar("T")

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from rails.base import ChannelKey, CheckContext, Rail, RailConfig, TextField, Verdict
+from rails.base import Blocked, ChannelKey, CheckContext, Rail, RailConfig, TextField, Verdict
 from rails.config import OutputStreaming
 from rails.pipeline import Pipeline
-from rails.stream import Blocked, GuardedStream, Idle
+from rails.stream import GuardedStream, Idle
 from rails.tokens import counter_for
 
 KEY: ChannelKey = (0, "content", 0)

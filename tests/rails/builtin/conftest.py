@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from rail_service_fakes import StartService, start_service
 
-from rails.base import Resources
+from rails.resources import Resources
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from rails.base import Action, CheckContext, Resources, Verdict
+from rails.base import Action, CheckContext, Verdict
 from rails.builtin.blocklist import BlocklistConfig, BlocklistRail
+from rails.resources import Resources
 
 OUT = CheckContext(stage="output")
 RUSSIAN = "\u042d\u0442\u043e \u0441\u043e\u0440 \u0438 \u043c\u0443\u0441\u043e\u0440"

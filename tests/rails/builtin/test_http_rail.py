@@ -8,8 +8,9 @@ import pytest
 from pydantic import ValidationError
 from rail_service_fakes import FakeService, StartService
 
-from rails.base import CheckContext, Resources, Verdict
+from rails.base import CheckContext, Verdict
 from rails.builtin.http import HttpConfig, HttpRail, RailResponseError
+from rails.resources import Resources
 
 
 def make_rail(service: FakeService, resources: Resources, **extra: Any) -> HttpRail:

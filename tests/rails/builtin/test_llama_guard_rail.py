@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from rail_service_fakes import FakeService, StartService, chat_completion
 
-from rails.base import Action, CheckContext, Resources, Stage, Verdict
+from rails.base import Action, CheckContext, Stage, Verdict
 from rails.builtin.http import RailResponseError
 from rails.builtin.llama_guard import Assessment, LlamaGuardConfig, LlamaGuardRail, parse
+from rails.resources import Resources
 
 NEMO_UNSAFE_RESPONSE = json.dumps(
     {"User Safety": "safe", "Response Safety": "unsafe", "Safety Categories": "Violence"}

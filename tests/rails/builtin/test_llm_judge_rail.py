@@ -8,9 +8,10 @@ import pytest
 from pydantic import ValidationError
 from rail_service_fakes import FakeService, StartService, chat_completion
 
-from rails.base import ALL_FIELDS, CheckContext, Resources, Verdict
+from rails.base import ALL_FIELDS, CheckContext, Verdict
 from rails.builtin.http import RailResponseError
 from rails.builtin.llm_judge import LlmJudgeConfig, LlmJudgeRail, PromptTemplate, says_yes
+from rails.resources import Resources
 
 
 def make_rail(service: FakeService, resources: Resources, **extra: Any) -> LlmJudgeRail:

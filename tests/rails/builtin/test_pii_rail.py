@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from rails.base import Action, CheckContext, Resources, Verdict
+from rails.base import Action, CheckContext, Verdict
 from rails.builtin.pii import ENTITIES, PiiConfig, PiiRail, detectors, iban_ok, luhn_ok
 from rails.builtin.regex import scan
+from rails.resources import Resources
 
 OUT = CheckContext(stage="output")
 

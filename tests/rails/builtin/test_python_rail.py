@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from rails.base import CheckContext, Resources, Verdict
+from rails.base import CheckContext, Verdict
 from rails.builtin.python import PythonConfig, PythonRail
+from rails.resources import Resources
 
 OUT = CheckContext(stage="output")
 EXAMPLES = Path(__file__).parents[3] / "configs" / "examples"

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from rails.base import Action, CheckContext, Resources, Verdict
+from rails.base import Action, CheckContext, Verdict
 from rails.builtin.regex import Detector, RegexConfig, RegexRail, Span, scan
+from rails.resources import Resources
 
 OUT = CheckContext(stage="output")
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from rails.base import Action, CheckContext, Resources, Verdict
+from rails.base import Action, CheckContext, Verdict
 from rails.builtin.secrets import SecretsConfig, SecretsRail
+from rails.resources import Resources
 
 OUT = CheckContext(stage="output")
 
