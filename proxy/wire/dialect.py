@@ -16,6 +16,7 @@ them (masking) or authors them (aborts, errors). What cannot be read that way is
 
 from __future__ import annotations
 
+import abc
 import enum
 import re
 import time
@@ -102,7 +103,7 @@ def common_envelope(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class Dialect:
+class Dialect(abc.ABC):
     """The contract of one wire protocol, with what every protocol does the same way."""
 
     name = ""
@@ -119,22 +120,23 @@ class Dialect:
         if "stream" in body and not isinstance(body["stream"], bool):
             raise BadRequest("'stream' must be a boolean.", param="stream")
 
+    @abc.abstractmethod
     def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """What input rails judge, as chat messages."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def apply_input_changes(
         self, body: dict[str, Any], changes: list[tuple[int, InputContent]]
     ) -> None:
         """Write input rails' modifications (masking) back into the request body, in
         place: the request keeps its structure."""
-        raise NotImplementedError
 
     def input_definitions(self, body: dict[str, Any]) -> list[str]:
         """Texts the model reads besides the messages (tool descriptions), judged with
         ``rails.input.messages: all``; never rewritten."""
         return []
 
+    @abc.abstractmethod
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
         """``BadRequest`` when the request carries input that input rails cannot read
         as text (token ids, unknown shapes); called only while an input rail enforces."""
@@ -178,9 +180,9 @@ class Dialect:
         except ValueError:  # a field the client reads, of a type it would misread
             return Parsed(Kind.OPAQUE)
 
+    @abc.abstractmethod
     def parse_obj(self, obj: dict[str, Any]) -> Parsed:
         """One event's JSON object: its text per channel and what it ends."""
-        raise NotImplementedError
 
     def fast_kind(self, ev: Event) -> Kind:
         """Cheap classification for the pass-through path (no JSON parse for content)."""
@@ -227,28 +229,28 @@ class Dialect:
             return False
         return isinstance(obj, dict) and obj.get("choices") == [] and bool(obj.get("usage"))
 
+    @abc.abstractmethod
     def final_texts(self, body: Any) -> Texts:
         """Every judged text of a non-streaming answer, per channel, read as the same answer
         streamed would be; ``ValueError`` when the body is not of a shape the client
         would read as this API's answer."""
-        raise NotImplementedError
 
     # -- response side: rewriting (masks) ------------------------------------------------
 
-    def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None: ...
 
+    @abc.abstractmethod
     def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
         """The event with the guarded text of ``key`` replaced (masking);
         ``rails.stream.CannotRewrite`` where it cannot be."""
-        raise NotImplementedError
 
     # -- events we author ------------------------------------------------------------------
 
+    @abc.abstractmethod
     def abort(
         self, blocked: Blocked, style: str, refusal: str, env: Envelope, separator: str = ""
-    ) -> bytes:
-        raise NotImplementedError
+    ) -> bytes: ...
 
     def stream_error(self, message: str, code: str) -> bytes:
         """An error event of ours that ends the stream (e.g. upstream EOF)."""

@@ -53,6 +53,10 @@ class TGI(Dialect):
         for _, text in changes:
             body["inputs"] = text
 
+    def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
+        """Nothing to refuse: ``validate`` already requires ``inputs`` to be a string."""
+        return None
+
     def blocked_body(self, blocked: Blocked) -> dict[str, Any]:
         return {"error": f"Blocked by {blocked.rail} rails.", "error_type": "guardrails_violation"}
 
