@@ -93,7 +93,9 @@ async def test_a_worker_that_exits_is_replaced(workers: Workers) -> None:
 async def test_a_worker_that_dies_at_start_up_stops_the_rest_with_exit_1(workers: Workers) -> None:
     sup = workers.supervisor(count=2, lifetime_s=0.05, min_uptime_s=5)
     assert await asyncio.wait_for(sup.run(), 5) == 1
-    assert len(workers.lines("start")) == 2  # nobody was restarted
+    # Nobody was restarted. The second worker may be stopped before it logs its start (the
+    # first dies at 0.05 s, on a loaded machine before the second got that far): 1 or 2.
+    assert 1 <= len(workers.lines("start")) <= 2
 
 
 async def test_a_worker_that_ignores_sigterm_is_killed_at_the_deadline(workers: Workers) -> None:
