@@ -22,7 +22,7 @@ from proxy.flow.paths import check_target
 from proxy.observe.access import Observer
 from proxy.observe.logs import redact_parse_errors
 from proxy.observe.metrics import Metrics
-from proxy.observe.record import stamp_request_id
+from proxy.observe.record import RECORD, stamp_request_id
 from proxy.settings import Settings
 from proxy.state import (
     CONFIGS,
@@ -33,7 +33,6 @@ from proxy.state import (
     STATE,
     UPSTREAM,
     InFlight,
-    ReloadHook,
     ServerState,
 )
 from proxy.upstream import Upstream
@@ -58,7 +57,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if e.status < 400:
             raise
         if e.status == 405:  # aiohttp's own: another method on one of our exact routes
-            request.app[METRICS].routes_refused.labels("method_not_allowed").inc()
+            request[RECORD].refused("method_not_allowed")
         return _http_error(e)
     except ConnectionResetError:
         raise
@@ -88,7 +87,8 @@ def create_app(
     inflight = InFlight()
     # The whole chain, built once: in-flight tracking spans everything (a drain waits for
     # it), then the request record and its metrics, errors in OpenAI's shape, raw paths.
-    chain = [inflight.middleware(), Observer(metrics), error_middleware, check_target]
+    observer = Observer(metrics, settings.logging.include_text)
+    chain = [inflight.middleware(), observer, error_middleware, check_target]
     middlewares: list[Middleware] = chain
     if server.api_keys:
         middlewares.append(ApiKeyAuth(server.api_keys))
@@ -116,33 +116,12 @@ def create_app(
     app[STATE] = ServerState()
     app[METRICS] = metrics
     app[INFLIGHT] = inflight
-    _register(app[METRICS], app[CONFIGS])
-    app[STATE].reload_hooks.append(_reload_hook(app[METRICS]))
+    metrics.register(__version__, configs)
+    app[STATE].reload_hooks.append(metrics.reload_hook())
     app.cleanup_ctx.append(_lifecycle)
     app.on_response_prepare.append(stamp_request_id)
     handlers.add_routes(app)
     return app
-
-
-def _register(metrics: Metrics, configs: ConfigSet) -> None:
-    """Start-up facts as metrics, and every rail call reported to the metrics."""
-    configs.observe(metrics)
-    configs.warm()
-    metrics.build_info.labels(__version__).set(1)
-    metrics.set_configs({cid: configs.get(cid).digest for cid in configs.ids})
-
-
-def _reload_hook(metrics: Metrics) -> ReloadHook:
-    """Count reloads, and register a new config set's rails with the metrics."""
-    for result in ("ok", "error"):
-        metrics.config_reloads.labels(result)  # both series exist before the first reload
-
-    def on_reload(result: str, configs: ConfigSet | None) -> None:
-        metrics.config_reloads.labels(result).inc()
-        if configs is not None:
-            _register(metrics, configs)
-
-    return on_reload
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

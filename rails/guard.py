@@ -31,7 +31,7 @@ from rails.config import RailsConfig
 from rails.pipeline import Outcome, Pipeline, PipelineObserver
 from rails.registry import build_rails
 from rails.resources import Resources
-from rails.stream import GuardedStream, Idle, KnownStrings, Rewrite
+from rails.stream import GuardedStream, KnownStrings, Rewrite
 from rails.tokens import TokenCounter, counter_for
 
 T = TypeVar("T")
@@ -261,8 +261,6 @@ class Guard:
             feeder.start()
             async with contextlib.aclosing(engine.releases()) as releases:
                 async for released in releases:
-                    if isinstance(released, Idle):
-                        continue
                     if isinstance(released, Blocked):
                         if raise_on_block:
                             raise BlockedError(released)

@@ -82,14 +82,7 @@ class KnownStrings:
             del self._seen[next(iter(self._seen))]
 
 
-class Idle:
-    """Yielded by ``releases()`` when items have been held longer than ``keepalive_s``."""
-
-
-IDLE = Idle()
-
-
-Release = list[T] | Blocked | Idle
+Release = list[T] | Blocked
 
 
 @dataclass(slots=True)
@@ -217,9 +210,10 @@ class GuardedStream(Generic[T]):
     def releases(self, reports: Literal[True]) -> AsyncGenerator[Release[T] | Report, None]: ...
 
     def releases(self, reports: bool = False) -> AsyncGenerator[Release[T] | Report, None]:
-        """Yield batches of releasable items in order; a ``Blocked`` ends the iteration;
-        ``IDLE`` marks ``keepalive_s`` of holding without a release. ``reports``: also
-        yield ``WindowReport`` and ``Holding`` (module docstring); ask before any push."""
+        """Yield batches of releasable items in order; a ``Blocked`` ends the iteration.
+        ``reports``: also yield ``WindowReport`` and ``Holding`` (module docstring); ask
+        before any push. (Keep-alives while items are held are the writer's:
+        ``held`` says whether any are, ``proxy.flow.writer``.)"""
         if reports:
             self._reports = []
         return self._releases()
@@ -242,16 +236,7 @@ class GuardedStream(Generic[T]):
                 return
             if self._finished and not self._queue and not self._busy():
                 return
-            if not await self._wait():
-                yield IDLE
-
-    async def _wait(self) -> bool:
-        try:
-            async with asyncio.timeout(self._cfg.keepalive_s):
-                await self._changed.wait()
-        except TimeoutError:
-            return not self._queue
-        return True
+            await self._changed.wait()
 
     def _ready(self) -> list[T]:
         out, self._bypass = self._bypass, []

@@ -135,7 +135,7 @@ def _refuse_variant(request: web.Request, path: str) -> None:
 
 
 def _refused(request: web.Request, reason: str) -> None:
-    request.app[METRICS].routes_refused.labels(reason).inc()
+    request[RECORD].refused(reason)
 
 
 async def passthrough(

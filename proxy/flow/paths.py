@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy.errors import BadRequest
-from proxy.state import METRICS
+from proxy.observe.record import RECORD
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -115,6 +115,6 @@ async def check_target(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         request[TARGET] = parse(request.raw_path)
     except BadRequest:
-        request.app[METRICS].routes_refused.labels("invalid_path").inc()
+        request[RECORD].refused("invalid_path")
         raise
     return await handler(request)

@@ -18,7 +18,7 @@ from proxy.flow.request_body import read_body
 from proxy.flow.respond import raw_response, respond_blocked, stream_response, whole_response
 from proxy.flow.upstream_body import Unreadable, UpstreamBody
 from proxy.observe.record import RECORD, request_id
-from proxy.state import METRICS, SETTINGS, STATE, UPSTREAM, live_configs
+from proxy.state import SETTINGS, STATE, UPSTREAM, live_configs
 from proxy.wire.dialect import Dialect
 from rails.base import Blocked
 
@@ -55,10 +55,9 @@ async def _prepare(request: web.Request, dialect: Dialect, path: str) -> Call:
     )
     if changed:
         raw = orjson.dumps(body)
-    rid = request_id(request)
     record = request[RECORD]
-    record.request_id, record.config, record.stream = rid, config_id, stream
-    call = Call(request, dialect, path, body, raw, stream, rid, config_id, guard, record)
+    record.request_id, record.config, record.stream = request_id(request), config_id, stream
+    call = Call(request, dialect, path, body, raw, guard, record)
     if stream and not dialect.native and request.app[SETTINGS].upstream.request_usage:
         _ask_for_usage(call)
     return call
@@ -73,7 +72,7 @@ def _ask_for_usage(call: Call) -> None:
     if options is not None and not isinstance(options, dict):
         return  # the upstream will reject it; do not hide that
     call.body["stream_options"] = {**(options or {}), "include_usage": True}
-    call.raw = orjson.dumps(call.body)
+    call.body_changed()
     call.strip_usage = True
 
 
@@ -113,32 +112,31 @@ async def _input_rails(call: Call) -> Blocked | None:
         return Blocked(outcome.rail or "", outcome.reason, text=outcome.text)
     if changes:
         call.dialect.apply_input_changes(call.body, changes)
-        call.raw = orjson.dumps(call.body)
+        call.body_changed()
     return None
 
 
 async def _forward(call: Call) -> web.StreamResponse:
-    request, up = call.request, call.request.app[UPSTREAM]
-    metrics = request.app[METRICS]
+    request, up, record = call.request, call.request.app[UPSTREAM], call.record
     headers = up.headers(request.headers, call.request_id, auth_on(request))
-    call.record.upstream_sent()
+    record.upstream_sent()
     try:
         resp = await up.open("POST", up.url(call.path, call.dialect.native), headers, call.raw)
     except UpstreamTimeout:
-        metrics.upstream_errors.labels("timeout").inc()
+        record.upstream_failed("timeout")
         raise
     except UpstreamUnreachable:
-        metrics.upstream_errors.labels("connect").inc()
+        record.upstream_failed("connect")
         raise
     try:
         if resp.status >= 400:
-            metrics.upstream_errors.labels("status").inc()
+            record.upstream_failed("status")
         if not call.guard.guards_output:
             return await _unjudged(call, resp)
         try:
             return await _judged(call, UpstreamBody(resp, _limit(call)))
         except Unreadable:
-            metrics.upstream_errors.labels("unreadable").inc()
+            record.upstream_failed("unreadable")
             raise
     finally:
         resp.close()

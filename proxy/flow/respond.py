@@ -12,12 +12,13 @@ from multidict import CIMultiDict
 
 from proxy.errors import error_body, json_error
 from proxy.flow.call import Call
-from proxy.flow.relay import Relay, RelayResult, RelaySpec
+from proxy.flow.relay import Relay, RelaySpec
+from proxy.flow.relay_core import RelayCore
 from proxy.flow.upstream_body import Unreadable, UpstreamBody
 from proxy.flow.writer import SSEWriter
 from proxy.observe.record import RequestRecord
 from proxy.playground import channel as debug
-from proxy.state import METRICS, SETTINGS, STATE
+from proxy.state import SETTINGS, STATE
 from proxy.upstream import response_headers
 from proxy.wire.chat import CHAT
 from proxy.wire.client_json import (
@@ -39,48 +40,51 @@ log = logging.getLogger("railproxy.respond")
 
 
 async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
-    app = call.request.app
-    guard, metrics = call.guard, app[METRICS]
+    app, guard, record = call.request.app, call.guard, call.record
     judged = guard.guards_output
     upstream_headers = response_headers(body.resp.headers, judged)
     label = None if judged else body.resp.headers.get("Content-Type")
     writer = SSEWriter([*upstream_headers, ("X-Request-Id", call.request_id)], content_type=label)
-    engine = None
-    if guard.guards_output:
-        user = call.dialect.last_user_text(call.body)
-        engine = guard.open_stream(user, call.dialect.rewrite)
-    spec = RelaySpec(
+    engine = guard.open_stream(call.user_text, call.dialect.rewrite) if judged else None
+    hold = engine is not None and guard.holds_output
+    core = RelayCore(
         call.dialect,
+        record,
         app[SETTINGS].upstream.max_event_bytes,
-        guard.config.rails.abort,
         strip_usage=call.strip_usage,
-        hold=engine is not None and guard.holds_output,
+        hold=hold,
+        envelope=Envelope.of_request(call.request_id, call.body),
+    )
+    spec = RelaySpec(
+        guard.config.rails.abort,
+        guard.config.rails.output.streaming.keepalive_s,
         debug=debug.channel_for(call.request, call.config_id, guard),
     )
     await writer.prepare(call.request)
-    relay = Relay(body, writer, spec, call.record, metrics, engine)
-    relay.result.envelope = Envelope.of_request(call.request_id, call.body)
-    metrics.active_streams.inc()
+    relay = Relay(body, writer, core, spec, record, engine)
+    record.stream_opened()
     # At the drain deadline, end the stream with an error event rather than a cut.
     stopping = asyncio.ensure_future(app[STATE].stopping.wait())
     stopping.add_done_callback(lambda f: None if f.cancelled() else relay.shut_down())
     try:
-        await relay.run()
+        outcome = await relay.run()
     except asyncio.CancelledError:  # handler_cancellation: the client went away
-        _client_left(call)
+        record.client_left()
         raise
     except ConnectionResetError:  # a write found the client gone: nothing left to send
-        _client_left(call)
+        record.client_left()
         return writer
     except Exception:  # a fault of ours after the headers went: end the stream, never hang
         log.exception("stream failed", extra={"request_id": call.request_id})
-        call.record.outcome = "internal_error"
+        record.outcome = "internal_error"
         await _end_after_fault(call, writer)
         return writer
     finally:
         stopping.cancel()
-        metrics.active_streams.dec()
-    _account(call, relay.result, spec)
+        record.stream_closed()
+    if relay.blocked is not None:
+        record.block(relay.blocked)
+    record.stream_ended(outcome, hold)
     await count_prompt(call)
     await writer.write_eof()
     return writer
@@ -96,45 +100,11 @@ async def _end_after_fault(call: Call, writer: SSEWriter) -> None:
         writer.force_close()
 
 
-def _client_left(call: Call) -> None:
-    call.request.app[METRICS].disconnects.inc()
-    call.record.outcome = "client_disconnected"
-
-
-def _account(call: Call, result: RelayResult, spec: RelaySpec) -> None:
-    """A finished stream's counters: outcome, blocks, tokens, windows, usage."""
-    metrics, record = call.request.app[METRICS], call.record
-    record.outcome = result.outcome
-    kind = _UPSTREAM_ERROR_KINDS.get(result.outcome)
-    if kind is not None:
-        metrics.upstream_errors.labels(kind).inc()
-    if result.blocked is not None:
-        metrics.streams_blocked.labels(result.blocked.rail).inc()
-        record.blocked(result.blocked, _include_text(call))
-    metrics.tokens.labels("relayed").inc(result.text_events)
-    if spec.hold:
-        metrics.tokens.labels("held").inc(result.text_events)
-    metrics.windows.inc(result.windows)
-    if record.completion_tokens is None:  # the upstream reported no usage (llama.cpp)
-        record.completion_tokens = result.tokens or result.text_events
-
-
 async def count_prompt(call: Call) -> None:
     """Prompt tokens counted with tiktoken when the upstream reported no usage (a huge
     prompt is counted in a worker process: ``rails.offload``)."""
     if call.record.prompt_tokens is None:
-        text = "\n".join(call.dialect.message_texts(call.body))
-        call.record.prompt_tokens = await count_tokens(text)
-
-
-_UPSTREAM_ERROR_KINDS = {
-    "in_band_error": "in_band",
-    "eof": "eof",
-    "disconnected": "eof",
-    "too_large": "eof",
-    "timeout": "timeout",
-    "unreadable": "unreadable",
-}
+        call.record.prompt_tokens = await count_tokens(call.prompt_text())
 
 
 async def whole_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
@@ -169,10 +139,6 @@ async def raw_response(call: Call, resp: aiohttp.ClientResponse) -> web.StreamRe
     return web.Response(status=resp.status, body=data, headers=headers)
 
 
-def _include_text(call: Call) -> bool:
-    return call.request.app[SETTINGS].logging.include_text
-
-
 def _whole_usage(record: RequestRecord, body: bytes) -> None:
     found = CHAT.usage(Event(b"", body))
     if found is not None:
@@ -193,11 +159,10 @@ async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
             f"The upstream's answer is not a {call.dialect.name} response railproxy can "
             f"read ({e}), so it cannot be judged."
         ) from None
-    user = call.dialect.last_user_text(call.body)
     changed = False
     for key, text in texts:
         judged = unescape(text) if key[1] == "tool_arguments" else text
-        outcome = await call.guard.check_output(judged, user, field=key[1])
+        outcome = await call.guard.check_output(judged, call.user_text, field=key[1])
         if outcome.blocked:
             blocked = Blocked(outcome.rail or "", outcome.reason, text=outcome.text)
             return await respond_blocked(call, blocked)
@@ -228,8 +193,7 @@ async def _judge_error(call: Call, data: bytes, status: int) -> bytes | web.Stre
         )
         body = error_body(message, "upstream_error", None, "upstream_unreadable")
         return json_error(status, body, {"X-Request-Id": call.request_id})
-    user = call.dialect.last_user_text(call.body)
-    outcome = await call.guard.check_output(text, user)
+    outcome = await call.guard.check_output(text, call.user_text)
     if outcome.action is Action.ALLOW:
         return data
     blocked = Blocked(outcome.rail or "", outcome.reason or "error text modified", text=text)
@@ -245,15 +209,9 @@ def _error_body_text(data: bytes) -> str:
 
 def blocked_error(call: Call, blocked: Blocked, status: int = 400) -> web.Response:
     """The block as an error response in the dialect's shape (counted as a block)."""
-    _count_block(call, blocked)
+    call.record.block(blocked)
     body = call.dialect.blocked_body(blocked)
     return json_error(status, body, {**NO_RETRY, "X-Request-Id": call.request_id})
-
-
-def _count_block(call: Call, blocked: Blocked) -> None:
-    call.request.app[METRICS].streams_blocked.labels(blocked.rail).inc()
-    call.record.blocked(blocked, _include_text(call))
-    call.record.outcome = "blocked"
 
 
 async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
@@ -263,7 +221,7 @@ async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
     refusal = call.dialect.refusal_body(call.body, abort.refusal_message)
     if abort.style != "content_filter" or refusal is None:
         return blocked_error(call, blocked)
-    _count_block(call, blocked)
+    call.record.block(blocked)
     if call.stream:
         writer = SSEWriter([("X-Request-Id", call.request_id), *NO_RETRY.items()])
         await writer.prepare(call.request)

@@ -25,11 +25,12 @@ class Observer:
 
     __middleware_version__ = 1  # what @web.middleware marks: a new-style middleware
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, include_text: bool = False) -> None:
         self._metrics = metrics
+        self._include_text = include_text
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        record = RequestRecord(_route(request), time.monotonic())
+        record = RequestRecord(_route(request), time.monotonic(), self._metrics, self._include_text)
         request[RECORD] = record
         status = 500
         try:
@@ -42,7 +43,7 @@ class Observer:
         finally:
             record.status = status
             record.client = client_of(request).name
-            _finish(self._metrics, record)
+            _finish(record)
 
 
 def _route(request: web.Request) -> str:
@@ -51,7 +52,8 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def _finish(metrics: Metrics, record: RequestRecord) -> None:
+def _finish(record: RequestRecord) -> None:
+    metrics = record.metrics
     duration = time.monotonic() - record.started
     metrics.requests.labels(record.route, str(record.status)).inc()
     metrics.request_duration.labels(record.route).observe(duration)

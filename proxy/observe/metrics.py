@@ -11,6 +11,8 @@ that directory and ``render`` merges every worker's files into one scrape.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,6 +25,9 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from rails.base import Mode, Stage
+
+if TYPE_CHECKING:
+    from proxy.configs import ConfigSet
 
 LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # 100 µs (a local rail, the relay's own cost) to 30 s
@@ -184,6 +189,28 @@ class Metrics:
         """``rails.pipeline.PipelineObserver``: one rail call finished."""
         self.rail_duration.labels(rail, stage).observe(seconds)
         self.rail_verdicts.labels(rail, stage, verdict, mode).inc()
+
+    def register(self, version: str, configs: ConfigSet) -> None:
+        """Start-up facts as metrics, and every rail call of ``configs`` reported here."""
+        self.build_info.labels(version).set(1)
+        self._watch(configs)
+
+    def reload_hook(self) -> Callable[[str, ConfigSet | None], None]:
+        """Counts reloads, and registers a new config set's rails (``ServerState``)."""
+        for result in ("ok", "error"):
+            self.config_reloads.labels(result)  # both series exist before the first reload
+
+        def on_reload(result: str, configs: ConfigSet | None) -> None:
+            self.config_reloads.labels(result).inc()
+            if configs is not None:
+                self._watch(configs)
+
+        return on_reload
+
+    def _watch(self, configs: ConfigSet) -> None:
+        configs.observe(self)
+        configs.warm()
+        self.set_configs({cid: configs.get(cid).digest for cid in configs.ids})
 
     def set_configs(self, hashes: dict[str, str]) -> None:
         self.config_info.clear()

@@ -1,9 +1,12 @@
 """Per-request record: what one request did, for its metrics and its log line.
 
-The metrics middleware creates one per request (``request[RECORD]``), handlers and the
-relay fill it in, and the middleware turns it into metrics and one JSON log line when the
-request ends. No request or response text is stored here, except a block's judged text when
-the operator opts in with ``logging.include_text``.
+The observing middleware creates one per request (``request[RECORD]``, before any route
+runs: refusals and pass-through requests have one too); the flow tells it what happens
+(``refused``, ``upstream_failed``, ``stream_opened``, ``client_content``, ``block``,
+``stream_ended``...) and every per-request metric is written here, by those methods, or by
+the middleware from the record when the request ends (``proxy.observe.access``). Nothing
+else in ``proxy/`` writes a per-request metric. No request or response text is stored here,
+except a block's judged text when the operator opts in with ``logging.include_text``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from rails.base import Blocked
 class RequestRecord:
     route: str
     started: float
+    metrics: Metrics
+    include_text: bool = False  # logging.include_text: a block's judged text is logged
     request_id: str = ""
     config: str = ""
     client: str = ""  # the client key's name (server.api_keys), never the key
@@ -40,6 +45,9 @@ class RequestRecord:
     blocked_reason: str = ""
     # The judged text of a block: only with logging.include_text (opt-in), never otherwise.
     blocked_text: str = ""
+    text_events: int = 0  # streamed events carrying generated text written to the client
+    tokens: int = 0  # guarded streams: tokens of generated text seen (tiktoken)
+    windows: int = 0  # output windows judged
     # The inter-token histogram's child for this route, looked up once per stream: the
     # lookup (label validation, a lock, a dict) cost as much as the observation per write.
     inter_token: Any = None
@@ -52,15 +60,17 @@ class RequestRecord:
         if self.upstream_first is None:
             self.upstream_first = time.monotonic()
 
-    def client_content(self, metrics: Metrics) -> None:
-        """Content was just written to the client: first-token or inter-token timing."""
+    def client_content(self, events: int) -> None:
+        """``events`` carrying content were just written to the client: first-token or
+        inter-token timing."""
         now = time.monotonic()
+        self.text_events += events
         if self.client_first is None:
             self.client_first = now
-            self._observe_first(metrics)
+            self._observe_first(self.metrics)
         elif self.last_write is not None:
             if self.inter_token is None:
-                self.inter_token = metrics.inter_token.labels(self.route)
+                self.inter_token = self.metrics.inter_token.labels(self.route)
             self.inter_token.observe(now - self.last_write)
         self.last_write = now
 
@@ -72,12 +82,53 @@ class RequestRecord:
             metrics.upstream_ttft.labels(self.route).observe(up)
             metrics.added_ttft.labels(self.route, self.config).observe(max(0.0, ttft - up))
 
-    def blocked(self, blocked: Blocked, include_text: bool = False) -> None:
-        """A rail ended the request; with ``include_text`` its log line carries the text
-        the rail judged (``logging.include_text``)."""
+    def held_for(self, seconds: float) -> None:
+        """An event was held this long for its window (``stream_first: false``)."""
+        self.metrics.holdback.observe(seconds)
+
+    def block(self, blocked: Blocked) -> None:
+        """A rail ended the request (input, a whole answer, or a stream); with
+        ``include_text`` its log line carries the text the rail judged."""
+        self.metrics.streams_blocked.labels(blocked.rail).inc()
+        self.outcome = "blocked"
         self.blocked_rail, self.blocked_reason = blocked.rail, blocked.reason
-        if include_text:
+        if self.include_text:
             self.blocked_text = blocked.text
+
+    def refused(self, reason: str) -> None:
+        """A request railproxy would not route (``railproxy_routes_refused_total``)."""
+        self.metrics.routes_refused.labels(reason).inc()
+
+    def upstream_failed(self, kind: str) -> None:
+        """connect | timeout | status | unreadable | in_band | eof."""
+        self.metrics.upstream_errors.labels(kind).inc()
+
+    def stream_opened(self) -> None:
+        self.metrics.active_streams.inc()
+
+    def stream_closed(self) -> None:
+        self.metrics.active_streams.dec()
+
+    def client_left(self) -> None:
+        self.metrics.disconnects.inc()
+        self.outcome = "client_disconnected"
+
+    def stream_ended(self, outcome: str, held: bool) -> None:
+        """A stream's end, written before its last bytes go (a client that reads the
+        metrics once its stream ended sees them): outcome, upstream failures, tokens
+        relayed (and held, ``stream_first: false``), windows judged."""
+        if self.outcome != "blocked":
+            self.outcome = outcome
+        kind = _UPSTREAM_FAILURES.get(outcome)
+        if kind is not None:
+            self.upstream_failed(kind)
+        tokens = self.metrics.tokens
+        tokens.labels("relayed").inc(self.text_events)
+        if held:
+            tokens.labels("held").inc(self.text_events)
+        self.metrics.windows.inc(self.windows)
+        if self.completion_tokens is None:  # the upstream reported no usage (llama.cpp)
+            self.completion_tokens = self.tokens or self.text_events
 
     @property
     def ttft(self) -> float | None:
@@ -112,6 +163,16 @@ class RequestRecord:
         }
         fields.update({k: v for k, v in optional.items() if v not in (None, "")})
         return fields
+
+
+_UPSTREAM_FAILURES = {
+    "in_band_error": "in_band",
+    "eof": "eof",
+    "disconnected": "eof",
+    "too_large": "eof",
+    "timeout": "timeout",
+    "unreadable": "unreadable",
+}
 
 
 def _round(value: float | None) -> float | None:

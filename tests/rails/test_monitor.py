@@ -22,7 +22,7 @@ from rails.base import (
 from rails.config import OutputStreaming
 from rails.guard import Guard
 from rails.pipeline import Pipeline, log_monitor_text
-from rails.stream import GuardedStream, Idle
+from rails.stream import GuardedStream
 from rails.tokens import counter_for
 
 KEY: ChannelKey = (0, "content", 0)
@@ -75,8 +75,6 @@ async def released(s: GuardedStream[str], limit: int) -> list[str | Blocked]:
     out: list[str | Blocked] = []
     async with asyncio.timeout(5):
         async for batch in s.releases():
-            if isinstance(batch, Idle):
-                continue
             if isinstance(batch, Blocked):
                 out.append(batch)
                 break

@@ -1,0 +1,83 @@
+"""The SSE writer's keep-alives (``proxy.flow.writer``): a comment after ``keepalive_s``
+without a write while events are held, none otherwise, none after the stream ends.
+Served by a real aiohttp server on 127.0.0.1 and read by a real client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from proxy.flow.writer import KEEP_ALIVE, SSEWriter
+
+Script = Callable[[SSEWriter, list[bool]], Awaitable[None]]
+ClientFactory = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
+INTERVAL = 0.05
+
+
+async def served(aiohttp_client: ClientFactory, script: Script, holding: bool) -> bytes:
+    """The body a client reads from a handler that runs ``script`` with keep-alives on."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        writer = SSEWriter()
+        await writer.prepare(request)
+        state = [holding]
+        writer.send_keep_alives(INTERVAL, lambda: state[0])
+        try:
+            await script(writer, state)
+        finally:
+            await writer.stop_keep_alives()
+        await writer.write_eof()
+        return writer
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    client = await aiohttp_client(app)
+    async with asyncio.timeout(10):
+        resp = await client.get("/")
+        return await resp.read()
+
+
+async def idle(writer: SSEWriter, state: list[bool]) -> None:
+    await asyncio.sleep(INTERVAL * 6)
+
+
+async def test_keep_alives_while_holding_and_idle(aiohttp_client: ClientFactory) -> None:
+    body = await served(aiohttp_client, idle, holding=True)
+    assert body.count(KEEP_ALIVE) >= 2
+    assert body == KEEP_ALIVE * body.count(KEEP_ALIVE)  # nothing else, whole comments
+
+
+async def test_no_keep_alive_when_nothing_is_held(aiohttp_client: ClientFactory) -> None:
+    assert await served(aiohttp_client, idle, holding=False) == b""
+
+
+async def test_writes_reset_the_idle_clock(aiohttp_client: ClientFactory) -> None:
+    """Events written more often than the interval need no keep-alive between them."""
+
+    async def busy(writer: SSEWriter, state: list[bool]) -> None:
+        for i in range(12):
+            await writer.send(b"data: %d\n\n" % i)
+            await asyncio.sleep(INTERVAL / 5)
+
+    body = await served(aiohttp_client, busy, holding=True)
+    assert KEEP_ALIVE not in body
+    assert body == b"".join(b"data: %d\n\n" % i for i in range(12))
+
+
+async def test_keep_alives_stop_with_the_holding(aiohttp_client: ClientFactory) -> None:
+    """Once nothing is held, the comments stop; after stop_keep_alives, none is written
+    (the stream's last bytes are its own)."""
+
+    async def release(writer: SSEWriter, state: list[bool]) -> None:
+        await asyncio.sleep(INTERVAL * 4)
+        state[0] = False
+        await writer.send(b"data: released\n\n")
+        await asyncio.sleep(INTERVAL * 4)
+
+    body = await served(aiohttp_client, release, holding=True)
+    before, after = body.split(b"data: released\n\n")
+    assert before.count(KEEP_ALIVE) >= 1
+    assert after == b""
