@@ -14,13 +14,13 @@ Exceptions::
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import AsyncIterator
 from typing import Literal
 
 import aiohttp
 
 from proxy.errors import ProxyError
+from proxy.flow.codings import CodingError, Decoding, codings_of
 
 Format = Literal["sse", "json", "other", "empty"]
 _SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
@@ -34,64 +34,49 @@ class Unreadable(ProxyError):
     code = "upstream_unreadable"
 
 
-class _Inflate:
-    """One ``gzip`` or ``deflate`` coding, undone incrementally. ``deflate`` is zlib-wrapped
-    per RFC 9110, but some servers send it raw: the first bytes decide."""
-
-    def __init__(self, coding: str) -> None:
-        self._coding = coding
-        self._z: zlib._Decompress | None = None
-        if coding != "deflate":
-            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-
-    def feed(self, data: bytes, limit: int) -> bytes:
-        if self._z is None:
-            if not data:
-                return b""
-            raw = not _zlib_header(data)
-            self._z = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
-        try:
-            out = self._z.decompress(data, limit + 1)
-        except zlib.error as e:
-            raise Unreadable(f"The upstream's {self._coding} body is corrupt.") from e
-        if self._z.unconsumed_tail:
-            raise Unreadable(_too_large(limit))
-        return out
-
-
-def _zlib_header(data: bytes) -> bool:
-    """RFC 1950: method 8 in the low nibble, and the two header bytes a multiple of 31."""
-    if len(data) < 2:
-        return data[:1] != b"" and data[0] & 0x0F == 8
-    return data[0] & 0x0F == 8 and ((data[0] << 8) | data[1]) % 31 == 0
-
-
 class BodyDecoder:
-    """Sans-IO: ``feed(bytes) -> bytes`` with every content coding undone, in order.
-    ``Unreadable`` for a coding we do not know, a corrupt body, or a read that would
-    decode to more than ``limit`` bytes."""
+    """Sans-IO: ``feed(bytes) -> bytes`` with every content coding undone, in order
+    (``proxy.flow.codings``). ``Unreadable`` for a coding we do not know, a corrupt or
+    truncated body, or a read that would decode to more than ``limit`` bytes."""
 
     def __init__(self, content_encoding: str, limit: int) -> None:
-        codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
-        codings = [c for c in codings if c != "identity"]
-        for c in codings:
-            if c not in ("gzip", "x-gzip", "deflate"):
-                raise Unreadable(
-                    f"The upstream answered with Content-Encoding {c!r}, which "
-                    "railproxy cannot read and so cannot judge."
-                )
-        self._steps = [_Inflate("deflate" if c == "deflate" else "gzip") for c in reversed(codings)]
+        try:
+            self._decoding = Decoding(codings_of([content_encoding]))
+        except CodingError as e:
+            raise Unreadable(
+                f"The upstream answered with Content-Encoding {e.coding!r}, which "
+                "railproxy cannot read and so cannot judge."
+            ) from None
         self._limit = limit
+        self._fed = False
 
     @property
     def identity(self) -> bool:
-        return not self._steps
+        return self._decoding.identity
 
     def feed(self, data: bytes) -> bytes:
         """Decode one read; what a single read decodes to is capped at ``limit``."""
-        for step in self._steps:
-            data = step.feed(data, self._limit)
-        return data
+        self._fed = self._fed or bool(data)
+        try:
+            return self._decoding.feed(data, self._limit)
+        except CodingError as e:
+            raise _unreadable(e, self._limit) from None
+
+    def end(self) -> None:
+        """The body ended: one that stopped inside its coding is unreadable (an empty
+        body is just empty)."""
+        if not self._fed:
+            return
+        try:
+            self._decoding.end()
+        except CodingError as e:
+            raise _unreadable(e, self._limit) from None
+
+
+def _unreadable(e: CodingError, limit: int) -> Unreadable:
+    if e.problem == "too_large":
+        return Unreadable(_too_large(limit))
+    return Unreadable(f"The upstream's {e.coding} body is {e.problem}.")
 
 
 def _too_large(limit: int) -> str:
@@ -175,5 +160,6 @@ class UpstreamBody:
             raw = await self._source.__anext__()
         except StopAsyncIteration:
             self._ended = True
+            self._decoder.end()
             return b""
         return self._decoder.feed(raw)

@@ -181,6 +181,26 @@ async def test_clean_compressed_stream_arrives_decoded(
 
 
 @pytest.mark.parametrize("stream", [True, False])
+async def test_a_gzip_body_cut_inside_its_member_is_not_taken_as_complete(
+    hostile: HostileUpstream, proxy: ProxyFactory, stream: bool
+) -> None:
+    """The upstream's gzip stream stops mid-member (flushed, never finished): what decoded
+    is judged as usual, but the body is not complete, so the client gets our error, not a
+    clean end."""
+    answer = {"choices": [{"index": 0, "message": {"content": "Hello"}, "finish_reason": "stop"}]}
+    body = sse(chunk("Hello"))[0] if stream else json.dumps(answer).encode()
+    z = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+    cut = z.compress(body) + z.flush(zlib.Z_SYNC_FLUSH)  # decodable so far, no end
+    label = "text/event-stream" if stream else "application/json"
+    hostile.reply = Reply([cut], content_type=label, headers={"Content-Encoding": "gzip"})
+    p = await proxy(target=hostile.base_url, **rails(False))
+    status, raw = await p.post_stream("/v1/chat/completions", chat_body(stream=stream))
+    assert b"upstream_unreadable" in raw
+    assert status == (200 if stream else 502)
+    assert not raw.rstrip().endswith(b'"stop"}]}')
+
+
+@pytest.mark.parametrize("stream", [True, False])
 async def test_unknown_content_encoding_is_refused(
     hostile: HostileUpstream, proxy: ProxyFactory, stream: bool
 ) -> None:
