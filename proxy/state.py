@@ -26,13 +26,21 @@ class ServerState:
         self.active_streams = 0
         self.draining = False
         # Set when the drain deadline passes: streams still running should end themselves
-        # now (proxy.run.drain cancels them a moment later).
+        # now (proxy.run.drain cancels them a moment later). ``stop`` sets it and tells
+        # every stream in ``streams`` (its shut-down callback) at once.
         self.stopping = asyncio.Event()
+        self.streams: set[Callable[[], None]] = set()
         # The rails configs new requests pick from after a reload (None: the app's CONFIGS).
         self.configs: ConfigSet | None = None
         # Called after each reload attempt: ("ok", the new set, before it serves) or
         # ("error", None). Feeds railproxy_config_reloads_total{result}.
         self.reload_hooks: list[ReloadHook] = []
+
+    def stop(self) -> None:
+        """The drain deadline: every running stream ends itself with an error event."""
+        self.stopping.set()
+        for shut_down in list(self.streams):
+            shut_down()
 
 
 class InFlight:

@@ -26,6 +26,9 @@ async def read_body(request: web.Request) -> bytes:
     codings = content_codings(request.headers.getall("Content-Encoding", []))
     if not request.body_exists:
         return b""
+    if request.content.is_eof():  # the whole body came with the head: no wait, no timer
+        raw = _buffered(request, server.max_body_bytes)
+        return decode(raw, codings, server.max_body_bytes) if codings else raw
     try:
         async with asyncio.timeout(server.body_timeout_s):
             raw = await _read_capped(request, server.max_body_bytes)
@@ -46,6 +49,13 @@ async def _read_capped(request: web.Request, limit: int) -> bytes:
         if len(body) > limit:
             raise _too_large(limit)
     return bytes(body)
+
+
+def _buffered(request: web.Request, limit: int) -> bytes:
+    body = request.content.read_nowait()
+    if len(body) > limit:
+        raise _too_large(limit)
+    return body
 
 
 def content_codings(headers: list[str]) -> list[str]:

@@ -64,8 +64,11 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     relay = Relay(body, writer, core, spec, record, engine)
     record.stream_opened()
     # At the drain deadline, end the stream with an error event rather than a cut.
-    stopping = asyncio.ensure_future(app[STATE].stopping.wait())
-    stopping.add_done_callback(lambda f: None if f.cancelled() else relay.shut_down())
+    state = app[STATE]
+    streams = state.streams
+    streams.add(relay.shut_down)
+    if state.stopping.is_set():  # it began after the deadline
+        relay.shut_down()
     try:
         outcome = await relay.run()
     except asyncio.CancelledError:  # handler_cancellation: the client went away
@@ -80,7 +83,7 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
         await _end_after_fault(call, writer)
         return writer
     finally:
-        stopping.cancel()
+        streams.discard(relay.shut_down)
         record.stream_closed()
     if relay.blocked is not None:
         record.block(relay.blocked)

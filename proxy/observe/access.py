@@ -55,14 +55,15 @@ def _route(request: web.Request) -> str:
 def _finish(record: RequestRecord) -> None:
     metrics = record.metrics
     duration = time.monotonic() - record.started
-    metrics.requests.labels(record.route, str(record.status)).inc()
-    metrics.request_duration.labels(record.route).observe(duration)
+    child, code = metrics.child, str(record.status)
+    child(metrics.requests, record.route, code).inc()
+    child(metrics.request_duration, record.route).observe(duration)
     if record.client:
-        metrics.client_requests.labels(record.client, str(record.status)).inc()
+        child(metrics.client_requests, record.client, code).inc()
     if record.prompt_tokens is not None:
-        metrics.usage_tokens.labels("prompt", record.config).inc(record.prompt_tokens)
+        child(metrics.usage_tokens, "prompt", record.config).inc(record.prompt_tokens)
     if record.completion_tokens is not None:
-        metrics.usage_tokens.labels("completion", record.config).inc(record.completion_tokens)
+        child(metrics.usage_tokens, "completion", record.config).inc(record.completion_tokens)
     level = logging.DEBUG if record.route in QUIET_ROUTES else logging.INFO
     if log.isEnabledFor(level):
         log.log(level, "request", extra=record.log_fields(duration))

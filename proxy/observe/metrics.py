@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,6 +35,7 @@ FINE: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 
 FINE = (*FINE, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 VERDICTS = ("allow", "block", "modify", "error", "timeout")
 UPSTREAM_ERRORS = ("connect", "timeout", "status", "in_band", "eof", "unreadable")
+CHILDREN_MAX = 4096  # label sets kept looked up (the labels are of low cardinality)
 ROUTE_REFUSALS = ("invalid_path", "method_not_allowed", "route_variant", "route_not_guarded")
 
 
@@ -43,6 +44,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             "railproxy_requests",
@@ -185,10 +187,21 @@ class Metrics:
 
     # -- recording ------------------------------------------------------------------
 
+    def child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once: per request and per window, the
+        lookup (label validation, a lock, a dict) costs as much as the observation."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = metric.labels(*values)
+            if len(self._children) < CHILDREN_MAX:
+                self._children[key] = found
+        return found
+
     def rail_done(self, rail: str, stage: Stage, verdict: str, seconds: float, mode: Mode) -> None:
         """``rails.pipeline.PipelineObserver``: one rail call finished."""
-        self.rail_duration.labels(rail, stage).observe(seconds)
-        self.rail_verdicts.labels(rail, stage, verdict, mode).inc()
+        self.child(self.rail_duration, rail, stage).observe(seconds)
+        self.child(self.rail_verdicts, rail, stage, verdict, mode).inc()
 
     def register(self, version: str, configs: ConfigSet) -> None:
         """Start-up facts as metrics, and every rail call of ``configs`` reported here."""

@@ -79,7 +79,7 @@ class Drain:
         log.info("draining", extra={"in_flight": in_flight, "timeout_s": self._timeout_s})
         cut = 0
         if not await self._wait(self._timeout_s):
-            self._state.stopping.set()
+            self._state.stop()
             if not await self._wait(self._grace_s, hurry=False):
                 cut = self._inflight.cancel_all()
                 log.warning("drain deadline passed: requests cut", extra={"cut": cut})

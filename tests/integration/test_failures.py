@@ -188,7 +188,7 @@ async def test_drain_deadline_ends_a_stream_with_an_error_event(
     p = await proxy()
     async with p.session.post(p.url("/v1/chat/completions"), json=chat_body()) as r:
         await r.content.readline()
-        p.app[STATE].stopping.set()  # what proxy.run.drain does at its deadline
+        p.app[STATE].stop()  # what proxy.run.drain does at its deadline
         raw = await r.read()
     err = json.loads(events(raw)[-2])["error"]
     assert err["code"] == "server_shutdown"
