@@ -101,7 +101,7 @@ class Relay:
             else:
                 await self._guarded(self._guard)
         finally:
-            if self._core.ending.done and self.blocked is None:
+            if self._core.outcome == "ok" and self.blocked is None:
                 self._up.release()
             else:
                 self._up.close()

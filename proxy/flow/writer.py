@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
-KEEP_ALIVE = b": keep-alive\n\n"
+from proxy.wire.sse import comment
+
+KEEP_ALIVE = comment("keep-alive")
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
