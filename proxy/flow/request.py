@@ -59,7 +59,8 @@ async def _prepare(request: web.Request, dialect: Dialect, path: str) -> Call:
     record = request[RECORD]
     record.request_id, record.config, record.stream = rid, config_id, stream
     call = Call(request, dialect, path, body, raw, stream, rid, config_id, guard, record)
-    if stream and not dialect.native and request.app[SETTINGS].upstream.request_usage:
+    usage = dialect.stream_usage and not dialect.native
+    if stream and usage and request.app[SETTINGS].upstream.request_usage:
         _ask_for_usage(call)
     return call
 
@@ -120,7 +121,7 @@ async def _input_rails(call: Call) -> Blocked | None:
 async def _forward(call: Call) -> web.StreamResponse:
     request, up = call.request, call.request.app[UPSTREAM]
     metrics = request.app[METRICS]
-    headers = up.headers(request.headers, call.request_id, auth_on(request))
+    headers = up.headers(request.headers, call.request_id, auth_on(request), call.dialect.x_api_key)
     call.record.upstream_sent()
     try:
         resp = await up.open("POST", up.url(call.path, call.dialect.native), headers, call.raw)

@@ -10,16 +10,14 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from proxy.errors import error_body, json_error
+from proxy.errors import json_error
 from proxy.flow.call import Call
 from proxy.flow.relay import Relay, RelayResult, RelaySpec
 from proxy.flow.upstream_body import Unreadable, UpstreamBody
 from proxy.flow.writer import SSEWriter
-from proxy.observe.record import RequestRecord
 from proxy.playground import channel as debug
 from proxy.state import METRICS, SETTINGS, STATE
 from proxy.upstream import response_headers
-from proxy.wire.chat import CHAT
 from proxy.wire.client_json import (
     client_json,
     dump_json,
@@ -27,7 +25,6 @@ from proxy.wire.client_json import (
     has_duplicate_keys,
     is_error,
 )
-from proxy.wire.dialect import Envelope
 from proxy.wire.json_text import unescape
 from proxy.wire.sse import Event
 from rails.base import Action, Blocked
@@ -59,7 +56,7 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     )
     await writer.prepare(call.request)
     relay = Relay(body, writer, spec, call.record, metrics, engine)
-    relay.result.envelope = Envelope.of_request(call.request_id, call.body)
+    relay.result.envelope = call.dialect.envelope(call.request_id, call.body)
     metrics.active_streams.inc()
     # At the drain deadline, end the stream with an error event rather than a cut.
     stopping = asyncio.ensure_future(app[STATE].stopping.wait())
@@ -147,7 +144,7 @@ async def whole_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     headers = CIMultiDict(response_headers(body.resp.headers, call.guard.guards_output))
     headers["X-Request-Id"] = call.request_id
     if status < 300:
-        _whole_usage(call.record, data)
+        _whole_usage(call, data)
         await count_prompt(call)
     if call.guard.guards_output:
         judged = await (
@@ -173,10 +170,10 @@ def _include_text(call: Call) -> bool:
     return call.request.app[SETTINGS].logging.include_text
 
 
-def _whole_usage(record: RequestRecord, body: bytes) -> None:
-    found = CHAT.usage(Event(b"", body))
+def _whole_usage(call: Call, body: bytes) -> None:
+    found = call.dialect.usage(Event(b"", body))
     if found is not None:
-        record.prompt_tokens, record.completion_tokens = found
+        call.record.prompt_tokens, call.record.completion_tokens = found
 
 
 async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
@@ -226,7 +223,7 @@ async def _judge_error(call: Call, data: bytes, status: int) -> bytes | web.Stre
             f"The upstream answered {status} with a body railproxy cannot read, so cannot "
             "judge; it was withheld."
         )
-        body = error_body(message, "upstream_error", None, "upstream_unreadable")
+        body = call.dialect.error_body(message, "upstream_unreadable")
         return json_error(status, body, {"X-Request-Id": call.request_id})
     user = call.dialect.last_user_text(call.body)
     outcome = await call.guard.check_output(text, user)
@@ -267,7 +264,7 @@ async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
     if call.stream:
         writer = SSEWriter([("X-Request-Id", call.request_id), *NO_RETRY.items()])
         await writer.prepare(call.request)
-        env = Envelope.of_request(call.request_id, call.body)
+        env = call.dialect.envelope(call.request_id, call.body)
         await writer.send(call.dialect.abort(blocked, abort.style, abort.refusal_message, env))
         await writer.write_eof()
         return writer
