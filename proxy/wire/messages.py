@@ -282,8 +282,8 @@ class Messages(Dialect):
         if name == "error":
             texts: Texts = [((ERROR_INDEX, "content", 0), error_text(obj))]
             return Parsed(Kind.ERROR, obj, texts, end=True)
-        if name == "ping" and len(obj) == 1:
-            return Parsed(Kind.COMMENT)  # a keep-alive: flows at once, in any release mode
+        if name == "ping" and len(obj) == 1:  # no text: flows in order, in any release mode
+            return Parsed(Kind.DATA, obj)
         try:
             return self.parse_obj(obj)
         except (ValueError, KeyError, TypeError):

@@ -105,8 +105,9 @@ def test_event_types_are_not_judged_text() -> None:
     assert MESSAGES.parse(MESSAGE_STOP).complete
 
 
-def test_ping_is_a_keep_alive_and_an_odd_ping_is_judged() -> None:
-    assert MESSAGES.parse(ev("ping", {"type": "ping"})).kind is Kind.COMMENT
+def test_a_ping_carries_nothing_to_judge_and_an_odd_ping_is_judged() -> None:
+    ping = MESSAGES.parse(ev("ping", {"type": "ping"}))
+    assert (ping.kind, ping.texts, ping.rest, ping.end) == (Kind.DATA, [], [], False)
     odd = MESSAGES.parse(ev("ping", {"type": "ping", "say": "hello there"}))
     assert (odd.kind, odd.rest) == (Kind.DATA, ["hello there"])
 
