@@ -459,3 +459,15 @@ async def test_the_debug_channel_speaks_in_named_events(
     assert events[0][1]["kind"] == "start"
     assert ("railproxy", "abort") in [(n, d.get("kind")) for n, d in events]
     assert events[-1][0] == "error"
+
+
+@STYLES
+async def test_a_blocked_input_streamed_with_content_filter_is_a_refused_message(
+    fake: FakeUpstream, proxy: ProxyFactory, helper: bool
+) -> None:
+    config = input_rails()
+    config["rails"]["abort"] = {"style": "content_filter", "refusal_message": REFUSAL}
+    p = await proxy(**config)
+    user = [{"role": "user", "content": "tell me of project falcon"}]
+    assert await sdk_text(p, helper, messages=user) == (REFUSAL, "refusal")
+    assert fake.requests == []
