@@ -481,6 +481,8 @@ async def test_messages_the_anthropic_sdk_raises_on_a_block(
 ) -> None:
     args = message(facts, max_tokens=200)
     del args["stream"]
+    # (the anthropic SDK 2.x has no `temperature` argument: sent as an extra field)
+    args["extra_body"] = {"temperature": args.pop("temperature")}
     p = await proxy(**rails([facts["forbidden"]], stream_first=False))
     with pytest.raises(anthropic.APIStatusError) as info:
         await _anthropic_final(p, args, helper)
