@@ -111,11 +111,11 @@ class MessagesEnvelope(Envelope):
             if name == "message_start":
                 self.started = True
             elif name == "content_block_start":
-                obj = orjson.loads(ev.data)
+                obj = client_json(ev.data)  # (read before: as the client reads it)
                 self.blocks.append(obj["content_block"]["type"])
                 self.open.add(obj["index"])
             elif name == "content_block_stop":
-                self.open.discard(orjson.loads(ev.data)["index"])
+                self.open.discard(client_json(ev.data)["index"])
 
 
 # -- one stream's order -------------------------------------------------------------------

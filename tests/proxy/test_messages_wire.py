@@ -467,3 +467,10 @@ def test_chat_never_forwards_a_client_key_the_upstream_key_replaces() -> None:
     out = request_headers({"x-api-key": "client"}, "up", "rid")
     assert out["Authorization"] == "Bearer up"
     assert "x-api-key" not in out
+
+
+def test_the_envelope_reads_released_events_as_the_client_does() -> None:
+    env = MessagesEnvelope()
+    nan = b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""},"x":NaN}'
+    env.released([start(), ev("content_block_start", nan)])
+    assert (env.started, env.blocks, env.open) == (True, ["text"], {0})
