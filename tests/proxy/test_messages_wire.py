@@ -471,6 +471,7 @@ def test_chat_never_forwards_a_client_key_the_upstream_key_replaces() -> None:
 
 def test_the_envelope_reads_released_events_as_the_client_does() -> None:
     env = MessagesEnvelope()
-    nan = b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""},"x":NaN}'
+    nan = b'{"type":"content_block_start","index":0,'
+    nan += b'"content_block":{"type":"text","text":""},"x":NaN}'
     env.released([start(), ev("content_block_start", nan)])
     assert (env.started, env.blocks, env.open) == (True, ["text"], {0})
