@@ -23,6 +23,7 @@ from proxy.observe.access import Observer
 from proxy.observe.logs import redact_parse_errors
 from proxy.observe.metrics import Metrics
 from proxy.observe.record import RECORD, stamp_request_id
+from proxy.routes import anthropic_path
 from proxy.settings import Settings
 from proxy.state import (
     CONFIGS,
@@ -45,34 +46,36 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place that turns failures into OpenAI-shaped error bodies."""
+    """The one place that turns failures into error bodies: OpenAI's shape, Anthropic's on
+    the Messages API's paths."""
+    anthropic = anthropic_path(request.path)
     try:
         return await handler(request)
     except ProxyError as e:
-        return e.response()
+        return e.response(anthropic)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].server.max_body_bytes
-        return PayloadTooLarge(f"Request body is larger than {limit} bytes.").response()
+        return PayloadTooLarge(f"Request body is larger than {limit} bytes.").response(anthropic)
     except web.HTTPException as e:
         if e.status < 400:
             raise
         if e.status == 405:  # aiohttp's own: another method on one of our exact routes
             request[RECORD].refused("method_not_allowed")
-        return _http_error(e)
+        return _http_error(e).response(anthropic)
     except ConnectionResetError:
         raise
     except Exception:
         log.exception("unhandled error", extra={"route": request.path})
-        return internal_error()
+        return internal_error(anthropic)
 
 
-def _http_error(e: web.HTTPException) -> web.Response:
+def _http_error(e: web.HTTPException) -> ProxyError:
     kind = ProxyError(e.reason or "Error", code="not_found" if e.status == 404 else None)
     if "Allow" in e.headers:  # a 405 says which methods the route takes
         kind.headers = {"Allow": e.headers["Allow"]}
     kind.status = e.status
     kind.type = "invalid_request_error" if e.status < 500 else "server_error"
-    return kind.response()
+    return kind
 
 
 def create_app(

@@ -6,8 +6,9 @@ constant time (``hmac.compare_digest`` against every configured key, whether or 
 earlier one matched). The matching key's ``Client`` (name, operator flag, allowed configs) is
 stored as ``request[CLIENT]``. Health and readiness stay open for probes, the playground
 page too (it holds no secrets; its own requests carry the key typed in), and ``/metrics``
-too unless ``server.metrics_auth`` is set. A missing or wrong key is a 401 in OpenAI's
-error shape; the key a client sent is never logged or echoed.
+too unless ``server.metrics_auth`` is set. A missing or wrong key is a 401 in the error
+shape of the route's API (Anthropic's on ``/v1/messages``); the key a client sent is never
+logged or echoed.
 """
 
 from __future__ import annotations

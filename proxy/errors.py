@@ -1,6 +1,8 @@
-"""Every error body railproxy writes, in OpenAI's shape.
+"""Every error body railproxy writes, in OpenAI's shape, or in Anthropic's on the Messages
+API's paths (``proxy.routes.anthropic_path``).
 
 ``{"error": {"message": str, "type": str, "param": str | null, "code": str | null}}``
+``{"type": "error", "error": {"type": str, "message": str}}`` (Anthropic: the type by status)
 
 Exceptions::
 
@@ -52,7 +54,10 @@ class ProxyError(Exception):
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.param, self.code)
 
-    def response(self) -> web.Response:
+    def response(self, anthropic: bool = False) -> web.Response:
+        if anthropic:
+            body = anthropic_body(anthropic_type(self.status), self.message)
+            return json_error(self.status, body, self.headers)
         return json_error(self.status, self.body(), self.headers)
 
 
@@ -127,6 +132,28 @@ def error_body(
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+def anthropic_body(type_: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": type_, "message": message}}
+
+
+# Anthropic's error types by HTTP status (its API reference, "Errors").
+ANTHROPIC_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+}
+
+
+def anthropic_type(status: int) -> str:
+    default = "invalid_request_error" if status < 500 else "api_error"
+    return ANTHROPIC_TYPES.get(status, default)
+
+
 def json_error(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -138,6 +165,8 @@ def json_error(
     )
 
 
-def internal_error() -> web.Response:
+def internal_error(anthropic: bool = False) -> web.Response:
     """A 500 that reveals nothing about the failure (the log has the details)."""
+    if anthropic:
+        return json_error(500, anthropic_body("api_error", "Internal proxy error."))
     return json_error(500, error_body("Internal proxy error.", "server_error"))

@@ -22,6 +22,7 @@ GUARDED: dict[str, str] = {
     "/generate": "POST",
     "/generate_stream": "POST",
     "/": "POST",
+    "/v1/messages": "POST",
 }
 # railproxy's own routes under /v1 (the /v1 pass-through must not shadow their variants).
 OWN_V1: dict[str, str] = {"/v1/rails/configs": "GET"}
@@ -103,6 +104,11 @@ def variant_of(path: str) -> tuple[str, str] | None:
         if core == known.lower():
             return known, method
     return None
+
+
+def anthropic_path(path: str) -> bool:
+    """The Messages API's path, or one under it: errors there are in Anthropic's shape."""
+    return path == "/v1/messages" or path.startswith("/v1/messages/")
 
 
 def describe(passthrough: tuple[PassRoute, ...]) -> dict[str, list[str]]:

@@ -53,29 +53,42 @@ def request_headers(
     api_key: str | None,
     request_id: str,
     keep_client_auth: bool = True,
+    x_api_key: bool = False,
 ) -> CIMultiDict[str]:
     """Headers to send upstream: drop hop-by-hop and ours, set auth and X-Request-Id.
 
-    ``Authorization`` is replaced by ``upstream.api_key`` when one is configured; else the
-    client's is forwarded, unless it was railproxy's own client key (``keep_client_auth``
-    false when railproxy authenticates clients: their key is not the upstream's business).
+    The client's key (``Authorization`` and ``x-api-key``) is replaced by
+    ``upstream.api_key`` when one is configured; else it is forwarded, unless it was
+    railproxy's own client key (``keep_client_auth`` false when railproxy authenticates
+    clients: their key is not the upstream's business). ``x_api_key`` (the Messages API):
+    the key goes in both forms, ``Authorization: Bearer`` (vLLM and llama.cpp check it)
+    and ``x-api-key`` (Anthropic's form), whichever of them the client sent.
     We always ask for an uncompressed body so the SSE decoder sees plain bytes.
     """
     out: CIMultiDict[str] = CIMultiDict()
+    drop_auth = not keep_client_auth or api_key is not None
     for k, v in incoming.items():
         lk = k.lower()
         if lk in HOP_BY_HOP or lk in PRIVATE_REQUEST:
             continue
-        if lk in CLIENT_AUTH and not keep_client_auth:
-            continue
-        if lk == "authorization" and api_key is not None:
+        if lk in CLIENT_AUTH and drop_auth:
             continue
         out.add(k, v)
-    if api_key is not None:
-        out["Authorization"] = f"Bearer {api_key}"
+    key = api_key
+    if key is None and x_api_key and keep_client_auth:
+        key = bearer_token(out.get("Authorization")) or out.get("x-api-key")
+    if key is not None:
+        out["Authorization"] = f"Bearer {key}"
+        if x_api_key:
+            out["x-api-key"] = key
     out["X-Request-Id"] = request_id
     out["Accept-Encoding"] = "identity"
     return out
+
+
+def bearer_token(header: str | None) -> str | None:
+    scheme, _, token = (header or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def response_headers(
@@ -150,11 +163,15 @@ class Upstream:
         return self._session
 
     def headers(
-        self, incoming: Mapping[str, str], request_id: str, client_keys: bool
+        self,
+        incoming: Mapping[str, str],
+        request_id: str,
+        client_keys: bool,
+        x_api_key: bool = False,
     ) -> CIMultiDict[str]:
         """``request_headers`` with this upstream's key; ``client_keys``: railproxy
-        authenticates its clients (so their Authorization is not forwarded)."""
-        return request_headers(incoming, self.api_key, request_id, not client_keys)
+        authenticates its clients (so their key is not forwarded)."""
+        return request_headers(incoming, self.api_key, request_id, not client_keys, x_api_key)
 
     @property
     def api_key(self) -> str | None:

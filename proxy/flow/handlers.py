@@ -24,6 +24,7 @@ from proxy.state import METRICS, PASS_ROUTES, STATE, UPSTREAM, live_configs
 from proxy.upstream import response_headers
 from proxy.wire.chat import CHAT
 from proxy.wire.completions import COMPLETIONS
+from proxy.wire.messages import MESSAGES
 from proxy.wire.tgi import TGI_NATIVE
 
 GUARDED_LIST = ", ".join(f"{m} {p}" for p, m in routes.GUARDED.items())
@@ -32,6 +33,7 @@ GUARDED_LIST = ", ".join(f"{m} {p}" for p, m in routes.GUARDED.items())
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/messages", messages)
     app.router.add_post("/generate_stream", generate_stream)
     app.router.add_post("/generate", generate)
     app.router.add_post("/", compat_generate)
@@ -49,6 +51,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def completions(request: web.Request) -> web.StreamResponse:
     return await guarded(request, COMPLETIONS, "/completions")
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    return await guarded(request, MESSAGES, "/messages")
 
 
 async def generate_stream(request: web.Request) -> web.StreamResponse:

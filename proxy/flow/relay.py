@@ -150,6 +150,7 @@ class Relay:
 
     async def _write_released(self, events: list[Event]) -> None:
         texts = sum(1 for ev in events if ev.has_text)
+        self._core.envelope.released(events)
         await self._write(b"".join(ev.raw for ev in events), texts)
         if self._core.holds:  # after the write: the client need not wait for metrics
             now = time.monotonic()

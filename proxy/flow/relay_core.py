@@ -24,7 +24,7 @@ from typing import Protocol
 from proxy.observe.record import RequestRecord
 from proxy.wire.dialect import Dialect, Envelope, Kind, Parsed
 from proxy.wire.reader import EventReader
-from proxy.wire.sse import Decoder, Event, SSEError, data_only
+from proxy.wire.sse import Decoder, Event, SSEError
 from rails.base import ChannelKey
 
 
@@ -177,9 +177,10 @@ class RelayCore:
         """Put one read's events before the rails; False once nothing more may be read
         (the stream ended, errored, or sent what cannot be judged)."""
         read, env, ending = self._reader.read, self.envelope, self.ending
+        client_event = self.dialect.client_event
         for ev in events:
             p = read(ev)
-            ev = data_only(ev)
+            ev = client_event(ev)
             if p.kind is Kind.COMMENT:
                 sink.push(ev, bypass=True)
                 continue

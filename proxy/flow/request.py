@@ -58,7 +58,8 @@ async def _prepare(request: web.Request, dialect: Dialect, path: str) -> Call:
     record = request[RECORD]
     record.request_id, record.config, record.stream = request_id(request), config_id, stream
     call = Call(request, dialect, path, body, raw, guard, record)
-    if stream and not dialect.native and request.app[SETTINGS].upstream.request_usage:
+    usage = dialect.stream_usage and not dialect.native
+    if stream and usage and request.app[SETTINGS].upstream.request_usage:
         _ask_for_usage(call)
     return call
 
@@ -118,7 +119,7 @@ async def _input_rails(call: Call) -> Blocked | None:
 
 async def _forward(call: Call) -> web.StreamResponse:
     request, up, record = call.request, call.request.app[UPSTREAM], call.record
-    headers = up.headers(request.headers, call.request_id, auth_on(request))
+    headers = up.headers(request.headers, call.request_id, auth_on(request), call.dialect.x_api_key)
     record.upstream_sent()
     try:
         resp = await up.open("POST", up.url(call.path, call.dialect.native), headers, call.raw)

@@ -10,17 +10,15 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from proxy.errors import error_body, json_error
+from proxy.errors import json_error
 from proxy.flow.call import Call
 from proxy.flow.relay import Relay, RelaySpec
 from proxy.flow.relay_core import RelayCore
 from proxy.flow.upstream_body import Unreadable, UpstreamBody
 from proxy.flow.writer import SSEWriter
-from proxy.observe.record import RequestRecord
 from proxy.playground import channel as debug
 from proxy.state import SETTINGS, STATE
 from proxy.upstream import response_headers
-from proxy.wire.chat import CHAT
 from proxy.wire.client_json import (
     client_json,
     dump_json,
@@ -28,7 +26,6 @@ from proxy.wire.client_json import (
     has_duplicate_keys,
     is_error,
 )
-from proxy.wire.dialect import Envelope
 from proxy.wire.json_text import unescape
 from proxy.wire.sse import Event
 from rails.base import Action, Blocked
@@ -53,7 +50,7 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
         app[SETTINGS].upstream.max_event_bytes,
         strip_usage=call.strip_usage,
         hold=hold,
-        envelope=Envelope.of_request(call.request_id, call.body),
+        envelope=call.dialect.envelope(call.request_id, call.body),
     )
     spec = RelaySpec(
         guard.config.rails.abort,
@@ -120,7 +117,7 @@ async def whole_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     headers = CIMultiDict(response_headers(body.resp.headers, call.guard.guards_output))
     headers["X-Request-Id"] = call.request_id
     if status < 300:
-        _whole_usage(call.record, data)
+        _whole_usage(call, data)
         await count_prompt(call)
     if call.guard.guards_output:
         judged = await (
@@ -142,10 +139,10 @@ async def raw_response(call: Call, resp: aiohttp.ClientResponse) -> web.StreamRe
     return web.Response(status=resp.status, body=data, headers=headers)
 
 
-def _whole_usage(record: RequestRecord, body: bytes) -> None:
-    found = CHAT.usage(Event(b"", body))
+def _whole_usage(call: Call, body: bytes) -> None:
+    found = call.dialect.usage(Event(b"", body))
     if found is not None:
-        record.prompt_tokens, record.completion_tokens = found
+        call.record.prompt_tokens, call.record.completion_tokens = found
 
 
 async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
@@ -194,7 +191,7 @@ async def _judge_error(call: Call, data: bytes, status: int) -> bytes | web.Stre
             f"The upstream answered {status} with a body railproxy cannot read, so cannot "
             "judge; it was withheld."
         )
-        body = error_body(message, "upstream_error", None, "upstream_unreadable")
+        body = call.dialect.error_body(message, "upstream_unreadable")
         return json_error(status, body, {"X-Request-Id": call.request_id})
     outcome = await call.guard.check_output(text, call.user_text)
     if outcome.action is Action.ALLOW:
@@ -228,7 +225,7 @@ async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
     if call.stream:
         writer = SSEWriter([("X-Request-Id", call.request_id), *NO_RETRY.items()])
         await writer.prepare(call.request)
-        env = Envelope.of_request(call.request_id, call.body)
+        env = call.dialect.envelope(call.request_id, call.body)
         await writer.send(call.dialect.abort(blocked, abort.style, abort.refusal_message, env))
         await writer.write_eof()
         return writer

@@ -6,7 +6,8 @@ masks go back, and the answers railproxy writes itself (block and refusal bodies
 response side, parsing an event into text pieces per channel, the texts of a whole answer,
 rewriting both for masks, and the events railproxy authors (abort, errors, the end).
 Protocols: ``proxy.wire.chat`` (``/v1/chat/completions``), ``proxy.wire.completions``
-(``/v1/completions``), ``proxy.wire.tgi`` (TGI's ``/generate`` and ``/generate_stream``).
+(``/v1/completions``), ``proxy.wire.tgi`` (TGI's ``/generate`` and ``/generate_stream``),
+``proxy.wire.messages`` (Anthropic's ``/v1/messages``).
 
 Everything is read from the event's data bytes as the client reads it
 (``proxy.wire.client_json``); events are never re-serialized unless railproxy changes
@@ -21,15 +22,16 @@ import enum
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from proxy.errors import BadRequest
+from proxy.errors import BadRequest, error_body
 from proxy.wire.client_json import client_json, error_text, has_duplicate_keys, is_error
 from proxy.wire.fields import Texts
-from proxy.wire.sse import Event, encode
+from proxy.wire.sse import Event, data_only, encode
 from rails.base import Blocked, ChannelKey
 from rails.guard import InputContent, message_role, message_text
 
@@ -81,6 +83,10 @@ class Envelope:
         if not self.created and isinstance(created, int) and not isinstance(created, bool):
             self.created = created
 
+    def released(self, events: list[Event]) -> None:
+        """Events just written to the client (a protocol whose abort must close what the
+        client has open tracks them here)."""
+
 
 def abort_body(blocked: Blocked) -> dict[str, Any]:
     """NeMo Guardrails' block payload, which the openai SDK raises as ``APIError``."""
@@ -111,6 +117,10 @@ class Dialect(abc.ABC):
     # Whether input_messages are a batch of prompts, each its own conversation (so every
     # one is judged whatever rails.input.messages says), not one conversation.
     batch_input = False
+    # Whether a stream may ask the upstream for a usage chunk (``stream_options``).
+    stream_usage = True
+    # Whether the upstream key also goes as ``x-api-key`` (Anthropic's clients and servers).
+    x_api_key = False
 
     # -- request side -------------------------------------------------------------------
 
@@ -158,7 +168,25 @@ class Dialect(abc.ABC):
         """A block as this protocol's error body."""
         return abort_body(blocked)
 
+    def error_body(self, message: str, code: str) -> dict[str, Any]:
+        """An error railproxy authors about the upstream, as this protocol's error body."""
+        return error_body(message, "upstream_error", None, code)
+
     # -- response side: parsing ------------------------------------------------------------
+
+    def stream_parser(self) -> Callable[[Event], Parsed]:
+        """What reads one stream's events in turn (a protocol whose events must come in
+        an order returns a fresh reader of that order per stream)."""
+        return self.parse
+
+    def envelope(self, request_id: str, body: dict[str, Any]) -> Envelope:
+        """What our own events of one stream carry."""
+        return Envelope.of_request(request_id, body)
+
+    def client_event(self, ev: Event) -> Event:
+        """The event as a guarded stream relays it (``data_only``: a protocol whose events
+        are named keeps its checked names)."""
+        return data_only(ev)
 
     def parse(self, ev: Event) -> Parsed:
         data = ev.data

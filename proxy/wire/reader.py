@@ -28,7 +28,7 @@ SEEN_MAX = 1024  # past this many distinct strings, each is judged every time it
 
 class EventReader:
     def __init__(self, dialect: Dialect) -> None:
-        self._parse = dialect.parse
+        self._parse = dialect.stream_parser()
         self._args: dict[ChannelKey, Unescaper] = {}
         self._finished: set[int] = set()
         self._ended = False

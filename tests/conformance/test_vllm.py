@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 
 import aiohttp
+import anthropic
 import openai
 import pytest
 from conformance import sdk_scenarios
@@ -370,3 +371,121 @@ async def test_proxy_metrics_after_a_run(proxy: ProxyFactory, facts: Json) -> No
     assert grew("railproxy_windows_checked_total") >= 2
     assert grew("railproxy_usage_tokens_total", kind="completion") >= 20  # vLLM's usage chunk
     assert grew("railproxy_rail_verdicts_total", rail="banned", verdict="block") == 1
+
+
+# -- the Anthropic Messages API (POST /v1/messages) ----------------------------------------
+
+MESSAGE_ID = re.compile(rb'"id":"chatcmpl-[^"]*"')
+
+
+def message(facts: Json, stream: bool = True, max_tokens: int = 40) -> Json:
+    body = chat(facts, stream, max_tokens)
+    del body["seed"]  # not a field of the Messages API
+    return body
+
+
+def anthropic_abort(rail: str = "banned") -> bytes:
+    return (
+        b'event: error\ndata: {"type":"error","error":{"type":"guardrails_violation",'
+        b'"message":"Blocked by ' + rail.encode() + b' rails."}}\n\n'
+    )
+
+
+def message_text(raw: bytes) -> str:
+    out = []
+    for e in events(raw):
+        delta = json.loads(e).get("delta") or {}
+        out.append(delta.get("text") or "" if delta.get("type") == "text_delta" else "")
+    return "".join(out)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("stream_first", [True, False])
+async def test_messages_clean_is_byte_identical_to_direct(
+    http: aiohttp.ClientSession,
+    vllm: VllmServer,
+    proxy: ProxyFactory,
+    facts: Json,
+    stream_first: bool,
+    stream: bool,
+) -> None:
+    p = await proxy(**rails(["notaword"], stream_first))
+    body = message(facts, stream, max_tokens=60)
+    for i in range(ATTEMPTS):
+        direct = await post(http, vllm.base_url + "/v1/messages", body)
+        proxied = await post(p.session, p.url("/v1/messages"), body)
+        assert proxied == p.tap.last_body()
+        if MESSAGE_ID.sub(b"ID", proxied) == MESSAGE_ID.sub(b"ID", direct):
+            break
+        print(f"vLLM chunked the direct and proxied answers differently (try {i + 1})")
+    assert MESSAGE_ID.sub(b"ID", proxied) == MESSAGE_ID.sub(b"ID", direct)
+    assert MESSAGE_ID.search(proxied)
+
+
+@pytest.mark.parametrize("stream_first", [True, False])
+async def test_messages_block_sends_the_error_event_and_server_stops(
+    http: aiohttp.ClientSession,
+    vllm: VllmServer,
+    proxy: ProxyFactory,
+    facts: Json,
+    stream_first: bool,
+) -> None:
+    word, index = facts["forbidden"], facts["forbidden_index"]
+    p = await proxy(**rails([word], stream_first))
+
+    async def attempt(rid: str) -> None:
+        body, headers = message(facts, max_tokens=LONG), {"X-Request-Id": rid}
+        raw = await post(p.session, p.url("/v1/messages"), body, headers=headers)
+        assert raw.endswith(anthropic_abort())
+        released = message_text(raw)
+        if stream_first:
+            assert released.startswith(greedy(facts, index + 1))
+        else:
+            assert word.encode() not in raw
+            assert greedy(facts, index).startswith(released)
+
+    await closes_upstream_and_vllm_stops(http, vllm, p, attempt)
+
+
+async def test_messages_disconnect_stops_server(
+    http: aiohttp.ClientSession, vllm: VllmServer, proxy: ProxyFactory, facts: Json
+) -> None:
+    p = await proxy(**rails(["notaword"], stream_first=False))
+    url, body = p.url("/v1/messages"), message(facts, max_tokens=LONG)
+
+    async def attempt(rid: str) -> None:
+        async with p.session.post(url, json=body, headers={"X-Request-Id": rid}) as r:
+            for _ in range(10):
+                await r.content.readline()
+            r.close()  # the client goes away mid-stream
+
+    await closes_upstream_and_vllm_stops(http, vllm, p, attempt)
+
+
+async def _anthropic_final(p: Proxy, args: Json, helper: bool) -> str | None:
+    """Read a stream through the anthropic SDK; the stop reason it reports."""
+    async with anthropic.AsyncAnthropic(base_url=p.base, api_key="x", max_retries=0) as c:
+        if helper:
+            async with c.messages.stream(**args) as s:
+                return (await s.get_final_message()).stop_reason
+        reason = None
+        async for ev in await c.messages.create(stream=True, **args):
+            if ev.type == "message_delta":
+                reason = ev.delta.stop_reason
+        return reason
+
+
+@pytest.mark.parametrize("helper", [False, True], ids=["create", "stream"])
+async def test_messages_the_anthropic_sdk_raises_on_a_block(
+    proxy: ProxyFactory, facts: Json, helper: bool
+) -> None:
+    args = message(facts, max_tokens=200)
+    del args["stream"]
+    # (the anthropic SDK 2.x has no `temperature` argument: sent as an extra field)
+    args["extra_body"] = {"temperature": args.pop("temperature")}
+    p = await proxy(**rails([facts["forbidden"]], stream_first=False))
+    with pytest.raises(anthropic.APIStatusError) as info:
+        await _anthropic_final(p, args, helper)
+    assert info.value.body["error"]["type"] == "guardrails_violation"
+    clean = await proxy(**rails(["notaword"], stream_first=False))
+    assert await _anthropic_final(clean, args, helper) == "max_tokens"

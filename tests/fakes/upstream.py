@@ -38,6 +38,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from . import llamacpp_python_rules, vllm_rules
+from . import messages as anthropic
 from .dialects import (
     LLAMACPP_PYTHON_HEADERS,
     VLLM_FINGERPRINT,
@@ -290,6 +291,7 @@ class FakeUpstream:
         return [
             web.post("/v1/chat/completions", self._chat),
             web.post("/v1/completions", self._completions),
+            web.post("/v1/messages", self._messages),
             web.post("/generate_stream", self._generate_stream),
             web.post("/generate", self._generate),
             web.get("/v1/models", self._models),
@@ -357,6 +359,28 @@ class FakeUpstream:
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         return await self._generation(request, "completions")
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        """vLLM's Anthropic Messages API (`messages.py`), streamed or whole."""
+        rec = await self._record(request)
+        script = self.script
+        if script.fault is not None and script.fault.kind in PRE_RESPONSE:
+            return await self._refuse(request, rec, script, script.fault)
+        body = rec.json if isinstance(rec.json, dict) else {}
+        rid = rec.headers.get("x-request-id")
+        s = anthropic.MessagesStream(
+            id=_response_id("vllm", "chat", rid),
+            model=body.get("model") if isinstance(body.get("model"), str) else script.model,
+            prompt_tokens=script.prompt_tokens or anthropic.prompt_tokens(body),
+            finish_reason=script.finish_reason,
+            stop_reason=script.stop_reason,
+        )
+        steps = [step for step in script.steps(content_only=False) if step.choice == 0]
+        if body.get("stream") is True:
+            frames = anthropic.frames(s, steps)
+            renderer = anthropic.MessagesRenderer()
+            return await self._stream(request, rec, script, renderer, frames)  # type: ignore[arg-type]
+        return await self._complete(rec, script, anthropic.whole(s, steps), len(steps))
 
     async def _generate_stream(self, request: web.Request) -> web.StreamResponse:
         return await self._generation(request, "generate", stream=True)
