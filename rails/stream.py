@@ -41,11 +41,11 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar, overload
 
-from rails.base import AT_ONCE, Action, Blocked, ChannelKey, CheckContext
+from rails.base import AT_ONCE, Action, Blocked, ChannelKey, CheckContext, OpenSpan
 from rails.buffer import RollingBuffer, Window
 from rails.config import OutputStreaming
 from rails.pipeline import Outcome, Pipeline
@@ -116,6 +116,7 @@ class _Channel(Generic[T]):
     closed: bool = False
     modified_tail: str | None = None
     checked: deque[str] = field(default_factory=deque)  # delta unit: checked pieces
+    spans: Mapping[str, OpenSpan] = field(default_factory=dict)  # left open
     out_chars: int = 0  # reports only: chars of judged windows as the client gets them
 
 
@@ -180,7 +181,8 @@ class GuardedStream(Generic[T]):
         # waits for that head's verdict, which wakes the consumer itself.
         if not self._queue or self._reports is not None:
             self._changed.set()
-        self._queue.append(entry)
+        if self.blocked is None:  # (closing a channel may have blocked: _unclosed)
+            self._queue.append(entry)
 
     def finish(self) -> None:
         """No more input: check every channel's final partial window."""
@@ -349,8 +351,18 @@ class GuardedStream(Generic[T]):
                     self._schedule(ch, window)
                 elif window is not None:
                     self._watch(ch, window)
+                elif ch.spans and ch.passed >= ch.buffer.total_tokens:
+                    self._unclosed(ch)  # the last window, judged already, left a span open
             if entry is not None:
                 entry.gates.append((ch, ch.buffer.total_tokens))
+
+    def _unclosed(self, ch: _Channel[T]) -> None:
+        """The channel ended inside a span a rail masks (a private key with no END line):
+        fail closed. Its last window, masked, may have gone out; nothing after it does."""
+        rail, span = next(iter(ch.spans.items()))
+        offset = ch.buffer.total_tokens
+        self.blocked = Blocked(rail, span.reason, offset, ch.key, self._cfg.stream_first)
+        self._changed.set()
 
     def _watch(self, ch: _Channel[T], window: Window) -> None:
         """A window no enforcing rail judges: monitor-mode rails, if any, judge it off the
@@ -402,7 +414,7 @@ class GuardedStream(Generic[T]):
                 context = "".join(ch.checked)
             else:
                 context = self._counter.tail(ch.modified_tail, self._cfg.context_size)
-        ctx = CheckContext("output", ch.key[1], self._user_message)
+        ctx = CheckContext("output", ch.key[1], self._user_message, {}, len(context), ch.spans)
         calls = CallLog() if self._reports is not None else None
         started = time.perf_counter() if calls is not None else 0.0
         outcome = await self._pipeline.check(context + window.new, ctx, observer=calls)
@@ -451,7 +463,11 @@ class GuardedStream(Generic[T]):
         ch.out_chars += chars
 
     def _apply(self, ch: _Channel[T], window: Window, context: str, outcome: Outcome) -> Outcome:
-        """Act on a window's outcome; returns it as acted on (a refused modify: block)."""
+        """Act on a window's outcome; returns it as acted on (a refused modify: block; a
+        channel's last window that leaves a span open: block)."""
+        if outcome.spans and ch.closed and window.end >= ch.buffer.total_tokens:
+            rail, span = next(iter(outcome.spans.items()))
+            outcome = Outcome(Action.BLOCK, outcome.text, rail, span.reason)
         if outcome.action is Action.MODIFY:
             outcome = self._modify(ch, window, context, outcome)
         if outcome.blocked:
@@ -465,6 +481,7 @@ class GuardedStream(Generic[T]):
             )
             return outcome
         ch.passed = window.end
+        ch.spans = outcome.spans
         ch.checked.extend(p.text for p in ch.pending if p.end <= window.end and p.text)
         ch.pending = [p for p in ch.pending if p.end > window.end]
         if ch.modified_tail is not None and outcome.action is Action.ALLOW:
