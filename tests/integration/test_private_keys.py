@@ -8,6 +8,7 @@ JSON escapes railproxy cannot write a mask back into) is blocked. With
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -135,6 +136,30 @@ async def test_the_openai_sdk_sees_the_key_masked(
         answer = await client.chat.completions.create(model="m", messages=messages)
     assert "".join(parts) == f"a {MASK} b {MASK} c"
     assert answer.choices[0].message.content == f"a {MASK} b {MASK} c"
+
+
+async def test_the_sync_sdk_and_its_stream_helper_see_the_key_masked(
+    hostile: HostileUpstream, proxy: ProxyFactory
+) -> None:
+    """The sync client streaming, and ``chat.completions.stream()`` (the helper that
+    accumulates the deltas into a final completion)."""
+    key_lines = body(9)
+    text = f"a {pem(key_lines)} b"
+    hostile.reply = streamed_reply(text)
+    p = await proxy(target=hostile.base_url, **config(False))
+    messages: Any = [{"role": "user", "content": "hi"}]
+
+    def use_sync_client() -> tuple[str, str, str]:
+        with openai.OpenAI(base_url=p.v1, api_key="k", max_retries=0) as client:
+            chunks = client.chat.completions.create(model="m", messages=messages, stream=True)
+            plain = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            with client.chat.completions.stream(model="m", messages=messages) as stream:
+                deltas = "".join(e.delta for e in stream if e.type == "content.delta")
+                final = stream.get_final_completion().choices[0].message.content or ""
+        return plain, deltas, final
+
+    plain, deltas, final = await asyncio.to_thread(use_sync_client)
+    assert plain == deltas == final == f"a {MASK} b"
 
 
 @pytest.mark.parametrize("stream_first", [False, True])
