@@ -21,12 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rails import Action, Blocked, Guard
+from rails.base import ChannelKey
 from rails.buffer import RollingBuffer
 from rails.guard import _WORDS as WORD_SPLIT
+from rails.stream import GuardedStream
 from rails.tokens import TiktokenCounter
 
 TIK = TiktokenCounter()
 MASK = "[REDACTED]"
+KEY: ChannelKey = (0, "content", 0)
 
 
 def body(lines: int, tag: str = "A") -> list[str]:
@@ -170,6 +173,29 @@ async def test_a_key_ending_exactly_at_a_window_edge_then_the_stream_ends() -> N
     assert blocked is not None
     assert "END line" in blocked.reason
     assert not leaked(key_lines, out)
+
+
+async def test_the_end_itself_blocks_after_the_last_window_left_a_key_open() -> None:
+    """The engine: the window that opened the key was judged and released (masked) before
+    the end came, with nothing more to judge: the end blocks, and nothing follows."""
+    g = guard(chunk_size=8)
+    engine: GuardedStream[str] = g.open_stream("", lambda item, key, new: new)
+    text = "Here:\n" + pem(body(6)).split("-----END")[0]
+    engine.push(text, [(KEY, text)])
+    got: list[object] = []
+    try:
+        async for released in engine.releases():
+            got.append(released)
+            if isinstance(released, list):
+                engine.push("[DONE]", end=True)  # no text: no window left to judge
+                engine.finish()
+    finally:
+        await engine.aclose()
+        await g.aclose()
+    assert got[0] == [f"Here:\n{MASK}"]
+    assert len(got) == 2
+    assert isinstance(got[1], Blocked)
+    assert "END line" in got[1].reason
 
 
 @pytest.mark.parametrize("where", ["begin", "end"])
