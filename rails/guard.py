@@ -212,7 +212,9 @@ class Guard:
         self, text: str, user_message: str = "", field: TextField = "content"
     ) -> Outcome:
         """Judge a complete text in the same windows a stream would get (split on word
-        boundaries); modifications are applied window by window.
+        boundaries); modifications are applied window by window, and a mask a window leaves
+        open (``OpenSpan``) is handed to the next one, as a stream does; a text that ends
+        with one open is blocked.
 
         A long text never holds the event loop: every ``YIELD_EVERY_WORDS`` words the
         check lets other tasks run (a shorter text is judged without a pause), and a

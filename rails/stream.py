@@ -24,6 +24,13 @@ A MODIFY verdict rewrites the held items of that window through the caller's ``r
 callback; where the text was already released (stream_first true), or the callback raises
 ``CannotRewrite``, it counts as a block.
 
+Open spans: a rail's verdict may leave a mask open at the end of a window (``OpenSpan``:
+a private key whose END line has not come). The channel keeps it and hands it back to that
+rail with its next window (``CheckContext.spans``, with ``new_at`` where the new text
+starts), so the mask goes on although the window no longer sees where it began; a channel
+that ends with a span open is blocked (its last window is not released). Monitor-mode rails
+are given none.
+
 Rails in monitor mode never gate: a field judged only by them is released as if unguarded,
 its windows handed to ``Pipeline.monitor`` as they close; with enforcing rails too, the
 window check starts them (``Pipeline.check``) and its verdict is the enforcing rails' alone.
