@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
@@ -52,12 +53,29 @@ class Action(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class OpenSpan:
+    """A masked stretch that goes on past the end of the judged text: a private key block
+    whose END line has not come yet. A rail's ``Verdict.span`` hands it to the engine,
+    which gives it back to that rail with the next window of the same text channel
+    (``CheckContext.spans``); the rail then masks that window's new text as part of the
+    span until it closes. A text that ends with a span open is blocked with ``reason``.
+
+    ``state`` is the rail's own note for its next window (it must pickle: a long window
+    is judged in a worker process)."""
+
+    reason: str
+    state: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
-    """A rail's answer. ``text`` is set only for MODIFY: the replacement of the judged text."""
+    """A rail's answer. ``text`` is set only for MODIFY: the replacement of the judged text.
+    ``span``: a mask this verdict leaves open at the end of the text (``OpenSpan``)."""
 
     action: Action
     reason: str = ""
     text: str | None = None
+    span: OpenSpan | None = None
 
     @classmethod
     def allow(cls) -> Verdict:
@@ -68,8 +86,8 @@ class Verdict:
         return cls(Action.BLOCK, reason)
 
     @classmethod
-    def modify(cls, text: str, reason: str = "") -> Verdict:
-        return cls(Action.MODIFY, reason, text)
+    def modify(cls, text: str, reason: str = "", span: OpenSpan | None = None) -> Verdict:
+        return cls(Action.MODIFY, reason, text, span)
 
 
 _ALLOW = Verdict(Action.ALLOW)
@@ -82,12 +100,19 @@ class CheckContext:
     ``stage`` is input or output; ``field`` names what the text is (message content,
     tool-call arguments, reasoning); ``user_message`` is the last user message of the
     request (empty when unknown), which judge rails put in their prompt.
+
+    For a window of a stream or of a long answer: ``new_at`` is where the window's new
+    text starts in the judged text (the chars before it are context, already judged and
+    possibly released or masked); ``spans`` holds, by rail name, the ``OpenSpan`` each
+    rail's verdict left open at the end of the channel's previous window.
     """
 
     stage: Stage
     field: TextField = "content"
     user_message: str = ""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    new_at: int = 0
+    spans: Mapping[str, OpenSpan] = dataclasses.field(default_factory=dict)
 
 
 class RailConfig(BaseModel):

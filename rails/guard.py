@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from rails.base import Action, Blocked, ChannelKey, CheckContext, TextField
+from rails.base import Action, Blocked, ChannelKey, CheckContext, OpenSpan, TextField
 from rails.buffer import RollingBuffer, Window
 from rails.config import RailsConfig
 from rails.pipeline import Outcome, Pipeline, PipelineObserver
@@ -212,7 +212,9 @@ class Guard:
         self, text: str, user_message: str = "", field: TextField = "content"
     ) -> Outcome:
         """Judge a complete text in the same windows a stream would get (split on word
-        boundaries); modifications are applied window by window.
+        boundaries); modifications are applied window by window, and a mask a window leaves
+        open (``OpenSpan``) is handed to the next one, as a stream does; a text that ends
+        with one open is blocked.
 
         A long text never holds the event loop: every ``YIELD_EVERY_WORDS`` words the
         check lets other tasks run (a shorter text is judged without a pause), and a
@@ -221,16 +223,18 @@ class Guard:
             return Outcome(Action.ALLOW, text)
         s = self.streaming
         buf = RollingBuffer(s.chunk_size, s.context_size, self.counter, s.token_unit)
-        ctx = CheckContext("output", field, user_message)
         out: list[str] = []  # the judged text so far, in pieces
         modified: Outcome | None = None
+        spans: Mapping[str, OpenSpan] = {}  # masks the previous window left open
         async for window in _windows(buf, text):
             context = window.context
             if modified is not None and context:
                 context = self.counter.tail(_suffix(out, _keep(s.context_size)), s.context_size)
+            ctx = CheckContext("output", field, user_message, {}, len(context), spans)
             result = await self.output.check(context + window.new, ctx)
             if result.blocked:
                 return result
+            spans = result.spans
             if result.action is Action.MODIFY:
                 # Nothing is released yet: the change may reach into the context too.
                 _drop_last(out, len(context))
@@ -239,6 +243,9 @@ class Guard:
             else:
                 out.append(window.new)
         final = "".join(out)
+        if spans:  # the text ended inside a masked span (a key with no END line)
+            rail, span = next(iter(spans.items()))
+            return Outcome(Action.BLOCK, final, rail, span.reason)
         if modified is None:
             return Outcome(Action.ALLOW, final)
         return Outcome(Action.MODIFY, final, modified.rail, modified.reason)

@@ -31,14 +31,24 @@ would-be block or mask as one ``railproxy.rails`` line) but never block, mask or
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeGuard, get_args
 
 from rails import offload
-from rails.base import Action, CheckContext, Mode, Rail, Stage, TextField, Verdict
+from rails.base import (
+    Action,
+    CheckContext,
+    Mode,
+    OpenSpan,
+    Rail,
+    Stage,
+    TextField,
+    Verdict,
+)
 
 log = logging.getLogger("railproxy.rails")
 _LOG_TEXT = [False]  # see log_monitor_text
@@ -70,12 +80,14 @@ class Outcome:
     ``action`` is MODIFY only when ``text`` differs from the checked text. ``text`` is the
     text after modifications (on BLOCK: as it stood when the blocking rail judged it).
     ``rail`` names the blocking rail, or the last rail that modified the text.
+    ``spans``: the masks left open at the end of the text, by rail (``OpenSpan``).
     """
 
     action: Action
     text: str
     rail: str | None = None
     reason: str = ""
+    spans: Mapping[str, OpenSpan] = dataclasses.field(default_factory=dict)
 
     @property
     def blocked(self) -> bool:
@@ -163,9 +175,14 @@ class Pipeline:
         rails = self._by_field.get(ctx.field, ())
         if not rails:
             return Outcome(Action.ALLOW, text)
+        spans: dict[str, OpenSpan] = {}
         if self._parallel and len(rails) > 1:
-            return await self._run_parallel(rails, text, ctx, observer)
-        return await self._run_sequential(rails, ctx, text, text, observer=observer)
+            outcome = await self._run_parallel(rails, text, ctx, observer, spans)
+        else:
+            outcome = await self._run_sequential(rails, ctx, text, text, None, observer, spans)
+        if spans and not outcome.blocked:
+            return Outcome(outcome.action, outcome.text, outcome.rail, outcome.reason, spans)
+        return outcome
 
     def monitor(self, text: str, ctx: CheckContext) -> None:
         """Start the monitor-mode rails for ``ctx.field`` on ``text`` in a task of the
@@ -215,17 +232,21 @@ class Pipeline:
         text: str,
         modified_by: tuple[str, str] | None = None,
         observer: PipelineObserver | None = None,
+        spans: dict[str, OpenSpan] | None = None,
     ) -> Outcome:
         """Run ``rails`` in order on the evolving ``text``; stop at the first BLOCK.
 
         ``original`` is the text the stage was asked to check; ``modified_by`` the
         (rail, reason) of the last modification made before these rails ran.
         """
+        if text is not original:
+            ctx = _shifted(ctx, original, text)
         for rail in rails:
-            verdict = await self._call(rail, text, ctx, observer)
+            verdict = await self._call(rail, text, ctx, observer, spans)
             if verdict.action is Action.BLOCK:
                 return Outcome(Action.BLOCK, text, rail.name, verdict.reason)
             if verdict.action is Action.MODIFY and verdict.text is not None:
+                ctx = _shifted(ctx, text, verdict.text)
                 text, modified_by = verdict.text, (rail.name, verdict.reason)
         return _finish(original, text, modified_by)
 
@@ -235,6 +256,7 @@ class Pipeline:
         text: str,
         ctx: CheckContext,
         observer: PipelineObserver | None,
+        spans: dict[str, OpenSpan],
     ) -> Outcome:
         """All rails at once on ``text``; the first BLOCK cancels the others and wins.
 
@@ -245,15 +267,18 @@ class Pipeline:
         verdicts: dict[str, Verdict] = {}
         for rail in rails:
             if _is_local(rail):
-                verdict = verdicts[rail.name] = await self._call(rail, text, ctx, observer)
+                verdict = await self._call(rail, text, ctx, observer, spans)
+                verdicts[rail.name] = verdict
                 if verdict.action is Action.BLOCK:
                     return Outcome(Action.BLOCK, text, rail.name, verdict.reason)
         remote = [rail for rail in rails if rail.name not in verdicts]
         blocked = await self._run_concurrently(remote, text, ctx, observer, verdicts)
         if blocked is not None:
             return blocked
+        for rail in remote:
+            _keep_span(spans, rail.name, verdicts[rail.name])
         ordered = [verdicts[rail.name] for rail in rails]
-        return await self._compose(rails, ordered, text, ctx, observer)
+        return await self._compose(rails, ordered, text, ctx, observer, spans)
 
     async def _run_concurrently(
         self,
@@ -292,6 +317,7 @@ class Pipeline:
         text: str,
         ctx: CheckContext,
         observer: PipelineObserver | None,
+        spans: dict[str, OpenSpan],
     ) -> Outcome:
         """Combine parallel answers (none blocked) so that every modification applies.
 
@@ -308,12 +334,20 @@ class Pipeline:
         (first, first_text, reason), *rest = modifiers
         again = [rail for rail, _, _ in rest]
         modified_by = (first.name, reason)
-        return await self._run_sequential(again, ctx, text, first_text, modified_by, observer)
+        return await self._run_sequential(
+            again, ctx, text, first_text, modified_by, observer, spans
+        )
 
     async def _call(
-        self, rail: Rail, text: str, ctx: CheckContext, observer: PipelineObserver | None
+        self,
+        rail: Rail,
+        text: str,
+        ctx: CheckContext,
+        observer: PipelineObserver | None,
+        spans: dict[str, OpenSpan] | None = None,
     ) -> Verdict:
-        """One bounded, timed, reported rail call; a failure becomes its policy's verdict."""
+        """One bounded, timed, reported rail call; a failure becomes its policy's verdict.
+        ``spans`` gets the rail's open span (or loses the rail's entry when it has none)."""
         started = time.perf_counter()
         deadline = None
         try:
@@ -337,6 +371,8 @@ class Pipeline:
             detail = f"returned an invalid answer ({type(answer).__name__})"
             return self._failed(rail, "error", started, detail, observer)
         self._report(rail, answer.action.value, started, observer)
+        if spans is not None:
+            _keep_span(spans, rail.name, answer)
         return answer
 
     def _failed(
@@ -379,9 +415,32 @@ def _is_local(rail: Rail) -> bool:
     return bool(getattr(rail, "local", False))
 
 
+def _keep_span(spans: dict[str, OpenSpan], rail: str, verdict: Verdict) -> None:
+    if verdict.span is not None:
+        spans[rail] = verdict.span
+    elif spans:
+        spans.pop(rail, None)
+
+
+def _shifted(ctx: CheckContext, before: str, after: str) -> CheckContext:
+    """``ctx`` for a rail judging ``after``, which an earlier rail made of ``before``: the
+    new text starts where it did if the text before it is unchanged, else (a mask reached
+    into the context) at the first change, so no later rail takes new text for context."""
+    at = ctx.new_at
+    if not at or after.startswith(before[:at]):
+        return ctx
+    pairs = zip(before[:at], after, strict=False)
+    same = next((i for i, (a, b) in enumerate(pairs) if a != b), at)
+    return dataclasses.replace(ctx, new_at=min(same, len(after)))
+
+
 def _is_valid(answer: object) -> TypeGuard[Verdict]:
-    """A Verdict with an Action and a str reason; a MODIFY must carry its text."""
+    """A Verdict with an Action and a str reason; a MODIFY must carry its text; a span
+    must be an ``OpenSpan``."""
     if not isinstance(answer, Verdict) or not isinstance(answer.reason, str):
+        return False
+    span: object = answer.span  # a user's rail may set anything
+    if span is not None and not isinstance(span, OpenSpan):
         return False
     if answer.action is Action.MODIFY:
         return isinstance(answer.text, str)

@@ -24,6 +24,13 @@ A MODIFY verdict rewrites the held items of that window through the caller's ``r
 callback; where the text was already released (stream_first true), or the callback raises
 ``CannotRewrite``, it counts as a block.
 
+Open spans: a rail's verdict may leave a mask open at the end of a window (``OpenSpan``:
+a private key whose END line has not come). The channel keeps it and hands it back to that
+rail with its next window (``CheckContext.spans``, with ``new_at`` where the new text
+starts), so the mask goes on although the window no longer sees where it began; a channel
+that ends with a span open is blocked (its last window is not released). Monitor-mode rails
+are given none.
+
 Rails in monitor mode never gate: a field judged only by them is released as if unguarded,
 its windows handed to ``Pipeline.monitor`` as they close; with enforcing rails too, the
 window check starts them (``Pipeline.check``) and its verdict is the enforcing rails' alone.
@@ -41,11 +48,11 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar, overload
 
-from rails.base import AT_ONCE, Action, Blocked, ChannelKey, CheckContext
+from rails.base import AT_ONCE, Action, Blocked, ChannelKey, CheckContext, OpenSpan
 from rails.buffer import RollingBuffer, Window
 from rails.config import OutputStreaming
 from rails.pipeline import Outcome, Pipeline
@@ -109,6 +116,7 @@ class _Channel(Generic[T]):
     closed: bool = False
     modified_tail: str | None = None
     checked: deque[str] = field(default_factory=deque)  # delta unit: checked pieces
+    spans: Mapping[str, OpenSpan] = field(default_factory=dict)  # left open
     out_chars: int = 0  # reports only: chars of judged windows as the client gets them
 
 
@@ -173,7 +181,8 @@ class GuardedStream(Generic[T]):
         # waits for that head's verdict, which wakes the consumer itself.
         if not self._queue or self._reports is not None:
             self._changed.set()
-        self._queue.append(entry)
+        if self.blocked is None:  # (closing a channel may have blocked: _unclosed)
+            self._queue.append(entry)
 
     def finish(self) -> None:
         """No more input: check every channel's final partial window."""
@@ -334,8 +343,18 @@ class GuardedStream(Generic[T]):
                     self._schedule(ch, window)
                 elif window is not None:
                     self._watch(ch, window)
+                elif ch.spans and ch.passed >= ch.buffer.total_tokens:
+                    self._unclosed(ch)  # the last window, judged already, left a span open
             if entry is not None:
                 entry.gates.append((ch, ch.buffer.total_tokens))
+
+    def _unclosed(self, ch: _Channel[T]) -> None:
+        """The channel ended inside a span a rail masks (a private key with no END line):
+        fail closed. Its last window, masked, may have gone out; nothing after it does."""
+        rail, span = next(iter(ch.spans.items()))
+        offset = ch.buffer.total_tokens
+        self.blocked = Blocked(rail, span.reason, offset, ch.key, self._cfg.stream_first)
+        self._changed.set()
 
     def _watch(self, ch: _Channel[T], window: Window) -> None:
         """A window no enforcing rail judges: monitor-mode rails, if any, judge it off the
@@ -387,7 +406,7 @@ class GuardedStream(Generic[T]):
                 context = "".join(ch.checked)
             else:
                 context = self._counter.tail(ch.modified_tail, self._cfg.context_size)
-        ctx = CheckContext("output", ch.key[1], self._user_message)
+        ctx = CheckContext("output", ch.key[1], self._user_message, {}, len(context), ch.spans)
         calls = CallLog() if self._reports is not None else None
         started = time.perf_counter() if calls is not None else 0.0
         outcome = await self._pipeline.check(context + window.new, ctx, observer=calls)
@@ -436,7 +455,11 @@ class GuardedStream(Generic[T]):
         ch.out_chars += chars
 
     def _apply(self, ch: _Channel[T], window: Window, context: str, outcome: Outcome) -> Outcome:
-        """Act on a window's outcome; returns it as acted on (a refused modify: block)."""
+        """Act on a window's outcome; returns it as acted on (a refused modify: block; a
+        channel's last window that leaves a span open: block)."""
+        if outcome.spans and ch.closed and window.end >= ch.buffer.total_tokens:
+            rail, span = next(iter(outcome.spans.items()))
+            outcome = Outcome(Action.BLOCK, outcome.text, rail, span.reason)
         if outcome.action is Action.MODIFY:
             outcome = self._modify(ch, window, context, outcome)
         if outcome.blocked:
@@ -450,6 +473,7 @@ class GuardedStream(Generic[T]):
             )
             return outcome
         ch.passed = window.end
+        ch.spans = outcome.spans
         ch.checked.extend(p.text for p in ch.pending if p.end <= window.end and p.text)
         ch.pending = [p for p in ch.pending if p.end > window.end]
         if ch.modified_tail is not None and outcome.action is Action.ALLOW:

@@ -9,8 +9,11 @@ Entities and how a candidate is confirmed:
 
 - ``email``: ``local@domain.tld``, domains in any script (``почта.рф``).
 - ``phone``: ``+`` international / E.164, NANP (``(415) 555-2671``, ``415-555-2671``,
-  ``1-800-555-0199``) and trunk-prefix national forms (``020 7946 0958``); 7 to 15 digits.
-  Bare digit runs (years, order numbers) and dates are not phones.
+  ``1-800-555-0199``), trunk-prefix national forms (``020 7946 0958``) and the French
+  pairs (``01 42 68 53 00``); groups split by a dot, a dash or up to three spaces; 7 to 15
+  digits. Bare digit runs (years, order numbers) and dates are not phones. Google's
+  ``phonenumbers`` was measured against this pattern and not adopted
+  (``bench/efficacy/phones.md``).
 - ``credit_card``: a maximal run of 13 to 19 digits with up to three of `` .-/`` between
   any two, the same separator throughout (``4111  1111  1111  1111``,
   ``4111.1111.1111.1111``; a date and a time are not one number), a card network's first
@@ -104,6 +107,7 @@ def ipv6_ok(candidate: str) -> bool:
 
 
 _HEX = "[0-9A-Fa-f]"
+_SEP = "(?:[.-]| {1,3})"
 _PATTERNS: dict[Entity, str] = {
     "credit_card": (
         r"[0-9](?<![0-9][0-9])(?<![0-9][ ./-][0-9])(?<![0-9][ ./-]{2}[0-9])"
@@ -128,10 +132,11 @@ _PATTERNS: dict[Entity, str] = {
         rf"|(?:{_HEX}{{0,4}}:){{2,7}}(?:{_HEX}{{1,4}}|(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}})?)"
         r"(?![\w:]|\.[0-9])"
     ),
-    "phone": (
-        r"(?<![\w+])(?:\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,4}\)?)?(?:[ .-]?[0-9]{2,5}){1,5}"
-        r"|(?:1[ .-]?)?(?:\([0-9]{3}\)[ .-]?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}"
-        r"|0[0-9]{1,4}[ .-][0-9]{3,4}[ .-]?[0-9]{3,4})(?!\w)"
+    "phone": (  # _SEP: one dot or dash, or up to three spaces
+        rf"(?<![\w+])(?:\+[0-9]{{1,3}}(?:{_SEP}?\(?[0-9]{{1,4}}\)?)?(?:{_SEP}?[0-9]{{2,5}}){{1,5}}"
+        rf"|(?:1{_SEP}?)?(?:\([0-9]{{3}}\){_SEP}?|[0-9]{{3}}{_SEP})[0-9]{{3}}{_SEP}[0-9]{{4}}"
+        rf"|0[0-9]{{1,4}}{_SEP}[0-9]{{3,4}}{_SEP}?[0-9]{{3,4}}"
+        rf"|0[1-9](?:{_SEP}[0-9]{{2}}){{4}})(?!\w)"
     ),
 }
 _LABELS: dict[Entity, str] = {

@@ -132,10 +132,15 @@ def judge(
     spans = normalized_scan(text, detectors) if normalized else scan(text, detectors)
     if not spans:
         return Verdict.allow()
-    reason = f"{what}: {', '.join(dict.fromkeys(s.label for s in spans))}"
+    reason = reason_for(what, spans)
     if action == "block":
         return Verdict.block(reason)
     return Verdict.modify(redact(text, spans, replacement), reason)
+
+
+def reason_for(what: str, spans: Sequence[Span]) -> str:
+    """``"<what>: <label>, <label>"``, labels in order of first appearance."""
+    return f"{what}: {', '.join(dict.fromkeys(s.label for s in spans))}"
 
 
 _FLAGS = {"IGNORECASE": re.IGNORECASE, "MULTILINE": re.MULTILINE, "DOTALL": re.DOTALL}

@@ -19,6 +19,13 @@ assigned to ``password``, ``passwd``, ``secret``, ``api_key``, ``token`` and the
 ``=`` or ``:``, whose Shannon entropy is at least 3 bits per character (so
 ``password = changeme`` passes, ``password = "x7#Kp2!qZ9"`` does not).
 
+With ``action: mask``, a private key block longer than one window is masked whole: the
+window that opens it masks from the BEGIN line to its end and hands the engine an open
+span (``rails.base.OpenSpan``); each next window of the same text masks its new text up to
+and including the END line, and a text that ends before the END line comes is blocked.
+The part of a BEGIN line that an earlier window already let out (it did not yet spell a
+key) stays; the key's lines never do.
+
 Text is normalized first (``rails.normalize``, case kept): a key with zero-width
 characters, full-width letters or look-alike letters inside is still found, and masks
 cover the original characters. Reasons name the kind ("AWS access key ID"), never the
@@ -37,8 +44,17 @@ from typing import Any, ClassVar, Literal, get_args
 import ahocorasick
 from pydantic import Field
 
-from rails.base import CheckContext, RailConfig, Verdict
-from rails.builtin.regex import Action, Detector, accept_all, judge
+from rails.base import CheckContext, OpenSpan, RailConfig, Verdict
+from rails.builtin.regex import (
+    Action,
+    Detector,
+    Span,
+    accept_all,
+    judge,
+    normalized_scan,
+    reason_for,
+    redact,
+)
 from rails.normalize import normalize
 from rails.resources import Resources
 
@@ -136,9 +152,15 @@ _DETECTORS: dict[Kind, tuple[str, str]] = {
 }
 
 
+_END_LINE = r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+_END_KEY = re.compile(_END_LINE)
+# A key block no END line closes (a cut "-----END " does not close it).
 _OPEN_KEY = re.compile(
-    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:(?!-----END ).)*\Z", re.S
+    rf"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:(?!{_END_LINE}).)*\Z", re.S
 )
+_TAIL = 96  # chars of an open key carried to its next window: more than any END line
+_KEY_REASON = "secret detected: private key"
+_UNCLOSED = "secret detected: private key (the text ended before its END line)"
 
 # What every match of a kind contains, found with a fast literal scan (see Detector.gate).
 _GATES: dict[Kind, str] = {
@@ -260,14 +282,18 @@ class SecretsRail:
         self._maybe = prefilter(config.kinds)
         self._action = config.action
         self._mask = config.mask_with
-        self._keys = "private_key" in config.kinds
+        self._spans = "private_key" in config.kinds and config.action == "mask"
 
     async def check(self, text: str, ctx: CheckContext) -> Verdict:
+        if self._spans:
+            span = ctx.spans.get(self.name)
+            if span is not None:
+                return self._go_on(text, ctx.new_at, span)
+            return self._masked(text, ctx.new_at)
         # Most text: a dozen substring scans of the normalized text, no detector runs.
-        normalized = normalize(text, casefold=False).text
-        if not self._maybe(normalized):
+        if not self._maybe(normalize(text, casefold=False).text):
             return Verdict.allow()
-        verdict = judge(
+        return judge(
             text,
             self._detectors,
             self._action,
@@ -275,8 +301,50 @@ class SecretsRail:
             lambda _: self._mask,
             normalized=True,
         )
-        if verdict.text is not None and self._keys and _OPEN_KEY.search(normalized):
-            # A key block this window does not close: masking it here would leave the
-            # rest of the key, in the next windows, in the clear (they see no BEGIN line).
-            return Verdict.block(f"{verdict.reason} (a private key block not closed here)")
-        return verdict
+
+    def _masked(self, text: str, new_at: int) -> Verdict:
+        """Every finding masked; a key block the text does not close is masked to the end
+        and left open (``OpenSpan``). A key match that starts before ``new_at`` (a BEGIN
+        line cut by the window boundary, its first part already out) is masked from there."""
+        normalized = normalize(text, casefold=False).text
+        if not self._maybe(normalized):
+            return Verdict.allow()
+        found = [_from(span, new_at) for span in normalized_scan(text, self._detectors)]
+        found = [span for span in found if span.end > span.start]
+        if not found:
+            return Verdict.allow()
+        masked = redact(text, found, lambda _: self._mask)
+        last = found[-1]
+        if last.end < len(text) or not _OPEN_KEY.search(normalized):
+            return Verdict.modify(masked, reason_for("secret detected", found))
+        carried = text[max(last.start, len(text) - _TAIL) :]
+        return Verdict.modify(masked, reason_for("secret detected", found), _open(carried))
+
+    def _go_on(self, text: str, new_at: int, span: OpenSpan) -> Verdict:
+        """A window inside an open key block: its new text is masked (with nothing: the
+        block's mask was written where it began) up to and including the END line, and
+        what follows is judged as any text."""
+        new = text[new_at:]
+        joined = span.state + new
+        folded = normalize(joined, casefold=False)
+        end = _END_KEY.search(folded.text)
+        if end is None:
+            return Verdict.modify(text[:new_at], _KEY_REASON, _open(joined[-_TAIL:]))
+        stop = max(0, folded.span(end.start(), end.end())[1] - len(span.state))
+        rest = self._masked(new[stop:], 0)
+        if rest.text is None:
+            return Verdict.modify(text[:new_at] + new[stop:], _KEY_REASON)
+        labels = ["private key", *rest.reason.removeprefix("secret detected: ").split(", ")]
+        reason = f"secret detected: {', '.join(dict.fromkeys(labels))}"
+        return Verdict.modify(text[:new_at] + rest.text, reason, rest.span)
+
+
+def _from(span: Span, new_at: int) -> Span:
+    """A key match cut to start no earlier than ``new_at``."""
+    if span.kind != "private_key" or span.start >= new_at:
+        return span
+    return Span(new_at, span.end, span.kind, span.label)
+
+
+def _open(carried: str) -> OpenSpan:
+    return OpenSpan(_UNCLOSED, carried)

@@ -94,3 +94,18 @@ async def test_benign_non_latin_text_streams_through_untouched(
         fake.script = Script(text=[*filler("words", 190), " ", text])
         _, raw = await p.post_stream("/v1/chat/completions", chat_body())
         assert raw == fake.sent[-1]
+
+
+async def test_the_phone_set_is_caught_but_bare_digit_runs() -> None:
+    """``bench.efficacy.phones``'s numbers: every national and international form and
+    disguise, except a bare 10-digit run (an order number looks the same)."""
+    from bench.efficacy import phones
+
+    rail = build_rail("pii", {"type": "pii", "entities": ["phone"]}, Resources())
+    missed = [
+        (fmt, evasion)
+        for fmt, evasion, text in phones.attacks()
+        if (await rail.check(text, OUT)).action is Action.ALLOW
+    ]
+    assert {fmt for fmt, _ in missed} == {"us_bare_10_digits"}
+    assert len(missed) == len(phones.EVASIONS)

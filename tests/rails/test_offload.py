@@ -214,3 +214,23 @@ async def test_the_library_judges_in_its_own_process_unless_enabled() -> None:
     assert offload.inline("x" * BIG)
     verdict = await offload.check_local(rail(), "x" * BIG, CTX)
     assert where(verdict)[0] == os.getpid()  # no worker: no spawn of the caller's main
+
+
+async def test_an_open_key_span_goes_to_the_worker_and_back() -> None:
+    """A window over ``INLINE_CHARS`` is judged in the worker: the span a key leaves open
+    travels there in the context and comes back in the verdict (both pickle)."""
+    from rails.builtin.secrets import SecretsConfig, SecretsRail
+
+    secrets = SecretsRail("s", SecretsConfig(action="mask"), Resources())
+    pipeline = Pipeline([secrets], "output")
+    lines = "\n".join(f"MIIE{i:05d}" + "QUJD" * 14 for i in range(BIG // 60))
+    opened = await pipeline.check("x -----BEGIN PRIVATE KEY-----\n" + lines, CheckContext("output"))
+    assert (opened.action, opened.text, list(opened.spans)) == (
+        Action.MODIFY,
+        "x [REDACTED]",
+        ["s"],
+    )
+    ctx = CheckContext("output", new_at=len("x [REDACTED]"), spans=opened.spans)
+    closed = await pipeline.check(f"x [REDACTED]{lines}\n-----END PRIVATE KEY----- ok", ctx)
+    assert (closed.text, dict(closed.spans)) == ("x [REDACTED] ok", {})
+    assert not offload.inline(lines)  # both windows went to the worker

@@ -70,7 +70,13 @@ def test_iban_mod97(iban: str, valid: bool) -> None:
         ("phone", "call 1-800-555-0199", True),
         ("phone", "+44 20 7946 0958", True),
         ("phone", "020 7946 0958", True),
+        ("phone", "call (415)  555-2671", True),  # double spaces
+        ("phone", "+44  20  7946  0958", True),
+        ("phone", "appelez le 01 42 68 53 00", True),  # French pairs
+        ("phone", "+33 1 42 68 53 00", True),
         ("phone", "back in 2024", False),
+        ("phone", "in 2019  2020  2021", False),
+        ("phone", "rooms 101 102 103", False),
         ("phone", "order 1234567890", False),
         ("phone", "on 2024-01-15", False),
         ("phone", "pages 100-2000", False),

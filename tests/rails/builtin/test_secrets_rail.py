@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rails.base import Action, CheckContext, Verdict
+from rails.base import Action, CheckContext, OpenSpan, Verdict
 from rails.builtin.secrets import SecretsConfig, SecretsRail
 from rails.resources import Resources
 
@@ -109,12 +109,90 @@ async def test_mask(text: str, masked: str) -> None:
     assert verdict.reason.startswith("secret detected: ")
 
 
-async def test_a_key_block_the_text_does_not_close_blocks_even_when_masking() -> None:
-    """Masked here, the rest of the key would reach the client in the next windows (they
-    see no BEGIN line): a block the window does not close is blocked."""
+async def test_a_key_block_the_text_does_not_close_is_masked_to_the_end_and_left_open() -> None:
+    """The window that opens a key masks it to its end and says the span is open: the
+    engine hands the span back with the next window, and blocks a text that ends in it."""
     verdict = await judge("x -----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN", action="mask")
-    assert verdict.action is Action.BLOCK
-    assert "not closed" in verdict.reason
+    assert (verdict.action, verdict.text) == (Action.MODIFY, "x [REDACTED]")
+    assert verdict.span is not None
+    assert "END line" in verdict.span.reason
+    assert verdict.span.state.endswith("MIIEvQIBADAN")  # kept to find an END line cut in two
+
+
+async def test_a_closed_key_leaves_no_span_and_the_block_action_none() -> None:
+    assert (await judge(f"a {PRIVATE_KEY} b", action="mask")).span is None
+    assert (await judge("-----BEGIN PRIVATE KEY-----\nMIIE")).span is None  # blocks
+
+
+def _next(context: str, new: str, span: OpenSpan | None) -> CheckContext:
+    spans = {"secrets": span} if span is not None else {}
+    return CheckContext("output", new_at=len(context), spans=spans)
+
+
+async def mask_windows(windows: list[str], context: int = 12) -> tuple[str, list[Verdict]]:
+    """Judge ``windows`` as the engine does: each with the tail of the masked text before
+    it as context, the previous verdict's span handed back. The masked text, verdicts."""
+    rail = SecretsRail("secrets", SecretsConfig(action="mask"), Resources())
+    out, verdicts, span = "", [], None
+    for new in windows:
+        ctx_text = out[-context:] if context else ""
+        verdict = await rail.check(ctx_text + new, _next(ctx_text, new, span))
+        judged = verdict.text if verdict.text is not None else ctx_text + new
+        assert judged.startswith(ctx_text), "a mask reached into released text"
+        out += judged[len(ctx_text) :]
+        verdicts.append(verdict)
+        span = verdict.span
+    return out, verdicts
+
+
+BODY_LINES = [f"MIIEowIBAAKCAQEA{i:02d}q2w3e4r5t6y7u8i9o0p" for i in range(6)]
+LONG_KEY = (
+    "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(BODY_LINES) + "\n-----END RSA PRIVATE KEY-----"
+)
+
+
+@pytest.mark.parametrize("context", [0, 12])
+@pytest.mark.parametrize("pieces", [2, 3, 5])
+async def test_a_key_over_several_windows_is_masked_whole(pieces: int, context: int) -> None:
+    text = f"Here: {LONG_KEY}\nThat is all."
+    size = -(-len(text) // pieces)
+    windows = [text[i : i + size] for i in range(0, len(text), size)]
+    out, verdicts = await mask_windows(windows, context)
+    assert out == "Here: [REDACTED]\nThat is all."
+    assert verdicts[-1].span is None
+
+
+async def test_every_cut_of_the_begin_and_end_lines() -> None:
+    """A window boundary at every character of the key: the key's lines never show. A BEGIN
+    line cut before it spelled a key keeps its first part (already out when the next
+    window judges); that part holds no key material."""
+    text = f"Here: {LONG_KEY}\nThat is all."
+    for cut in range(1, len(text)):
+        out, verdicts = await mask_windows([text[:cut], text[cut:]], context=40)
+        assert verdicts[-1].span is None, cut
+        assert not any(line in out for line in BODY_LINES), cut
+        assert "END RSA" not in out, cut
+        assert "KEY-----" not in out, cut
+        assert out.endswith("[REDACTED]\nThat is all."), cut
+        assert out.count("[REDACTED]") == 1, cut
+
+
+async def test_several_keys_and_what_follows_one_are_judged() -> None:
+    second = LONG_KEY.replace("RSA", "EC")
+    text = f"one {LONG_KEY} two {second}"
+    windows = [text[i : i + 40] for i in range(0, len(text), 40)] + [f" three {GITHUB} four"]
+    out, verdicts = await mask_windows(windows, context=40)  # covers a cut BEGIN line
+    # The second BEGIN line is cut by a window boundary: its first part went out before
+    # it spelled a key.
+    assert out == "one [REDACTED] two -----BEGIN EC PRIVATE [REDACTED] three [REDACTED] four"
+    assert verdicts[-1].span is None
+
+
+async def test_a_window_inside_a_key_is_masked_whole() -> None:
+    span = OpenSpan("open", "-----BEGIN PRIVATE KEY-----\nMIIE")
+    rail = SecretsRail("secrets", SecretsConfig(action="mask"), Resources())
+    verdict = await rail.check("ctx [REDACTED]" + "abcd\nefgh", _next("ctx [REDACTED]", "", span))
+    assert (verdict.text, verdict.span is not None) == ("ctx [REDACTED]", True)
 
 
 async def test_reason_never_holds_the_value() -> None:
