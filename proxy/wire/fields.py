@@ -88,8 +88,10 @@ def content_text(value: Any, rest: list[str] | None = None) -> str | None:
 def collect(key: str, value: Any, rest: list[str]) -> None:
     """Every string in ``value`` (and ``key`` unless it reads as a field name) into
     ``rest``."""
-    if key and not _NAME.fullmatch(key):
+    if key and not _is_name(key):
         rest.append(key)
+    if value is None or value.__class__ in _SCALARS:  # the common case, first
+        return
     if isinstance(value, str):
         if value:
             rest.append(value)
@@ -99,6 +101,19 @@ def collect(key: str, value: Any, rest: list[str]) -> None:
     elif isinstance(value, list):
         for v in value:
             collect("", v, rest)
+
+
+_SCALARS = frozenset({int, float, bool})
+_NAMES: dict[str, bool] = {}  # key -> whether it reads as a field name (bounded)
+
+
+def _is_name(key: str) -> bool:
+    found = _NAMES.get(key)
+    if found is None:
+        found = _NAME.fullmatch(key) is not None
+        if len(_NAMES) < 4096:
+            _NAMES[key] = found
+    return found
 
 
 def collect_except(obj: dict[str, Any], read: frozenset[str], rest: list[str]) -> None:
