@@ -24,6 +24,7 @@ from proxy.state import METRICS, PASS_ROUTES, STATE, UPSTREAM, live_configs
 from proxy.upstream import response_headers
 from proxy.wire.chat import CHAT
 from proxy.wire.completions import COMPLETIONS
+from proxy.wire.responses import RESPONSES
 from proxy.wire.tgi import TGI_NATIVE
 
 GUARDED_LIST = ", ".join(f"{m} {p}" for p, m in routes.GUARDED.items())
@@ -32,6 +33,7 @@ GUARDED_LIST = ", ".join(f"{m} {p}" for p, m in routes.GUARDED.items())
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_post("/generate_stream", generate_stream)
     app.router.add_post("/generate", generate)
     app.router.add_post("/", compat_generate)
@@ -49,6 +51,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def completions(request: web.Request) -> web.StreamResponse:
     return await guarded(request, COMPLETIONS, "/completions")
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    return await guarded(request, RESPONSES, "/responses")
 
 
 async def generate_stream(request: web.Request) -> web.StreamResponse:
@@ -109,6 +115,14 @@ async def other_v1(request: web.Request) -> web.StreamResponse:
     guard = configs.peek(body, request.headers.get(CONFIG_HEADER), client_of(request))
     if guard.guards_input or guard.guards_output:
         _refused(request, "route_not_guarded")
+        if routes.is_stored_response(target.path):
+            raise NotFound(
+                f"{request.method} {target.path}: railproxy does not serve stored "
+                "responses while the rails config this request uses has rails: their text "
+                "would reach you without being judged. Read responses from the stream or "
+                "answer of POST /v1/responses.",
+                code="route_not_guarded",
+            )
         raise NotFound(
             f"{request.method} {target.path} is not a route railproxy guards, and the rails "
             "config this request uses has rails: railproxy refuses what it cannot judge. "

@@ -42,7 +42,7 @@ from proxy.observe.record import RequestRecord
 from proxy.playground.channel import DebugChannel, abort_event, report_event
 from proxy.wire.dialect import Dialect, Envelope, Kind, Parsed
 from proxy.wire.reader import EventReader
-from proxy.wire.sse import Decoder, Event, SSEError, comment, data_only
+from proxy.wire.sse import Decoder, Event, SSEError, comment
 from rails.base import Blocked
 from rails.config import Abort
 from rails.reports import Report
@@ -270,9 +270,10 @@ class Relay:
         """Push one read's events; False once nothing more may be read (the stream ended,
         errored, or sent what we cannot judge)."""
         read, env, ending = self._reader.read, self.result.envelope, self._ending
+        client_form = self._dialect.client_form
         for ev in events:
             p = read(ev)
-            ev = data_only(ev)
+            ev = client_form(ev)
             if p.kind is Kind.COMMENT:
                 guard.push(ev, bypass=True)
                 continue

@@ -27,7 +27,7 @@ from proxy.wire.client_json import (
     has_duplicate_keys,
     is_error,
 )
-from proxy.wire.dialect import Envelope
+from proxy.wire.dialect import Dialect, Envelope
 from proxy.wire.json_text import unescape
 from proxy.wire.sse import Event
 from rails.base import Action, Blocked
@@ -46,11 +46,12 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     label = None if judged else body.resp.headers.get("Content-Type")
     writer = SSEWriter([*upstream_headers, ("X-Request-Id", call.request_id)], content_type=label)
     engine = None
+    dialect = call.dialect.stream()  # this stream's own reader (DESIGN: one per stream)
     if guard.guards_output:
         user = call.dialect.last_user_text(call.body)
-        engine = guard.open_stream(user, call.dialect.rewrite)
+        engine = guard.open_stream(user, dialect.rewrite)
     spec = RelaySpec(
-        call.dialect,
+        dialect,
         app[SETTINGS].upstream.max_event_bytes,
         guard.config.rails.abort,
         strip_usage=call.strip_usage,
@@ -90,7 +91,8 @@ async def _end_after_fault(call: Call, writer: SSEWriter) -> None:
     """Our error event and the end, or a closed connection if even that fails: a client
     must see the stream end, not wait for its own timeout."""
     try:
-        await writer.send(call.dialect.stream_error("railproxy failed.", "internal_error"))
+        error = call.dialect.stream().stream_error("railproxy failed.", "internal_error")
+        await writer.send(error)
         await writer.write_eof()
     except Exception:
         writer.force_close()
@@ -147,7 +149,7 @@ async def whole_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     headers = CIMultiDict(response_headers(body.resp.headers, call.guard.guards_output))
     headers["X-Request-Id"] = call.request_id
     if status < 300:
-        _whole_usage(call.record, data)
+        _whole_usage(call.record, data, call.dialect)
         await count_prompt(call)
     if call.guard.guards_output:
         judged = await (
@@ -173,8 +175,8 @@ def _include_text(call: Call) -> bool:
     return call.request.app[SETTINGS].logging.include_text
 
 
-def _whole_usage(record: RequestRecord, body: bytes) -> None:
-    found = CHAT.usage(Event(b"", body))
+def _whole_usage(record: RequestRecord, body: bytes, dialect: Dialect = CHAT) -> None:
+    found = dialect.usage(Event(b"", body))
     if found is not None:
         record.prompt_tokens, record.completion_tokens = found
 
@@ -268,7 +270,8 @@ async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
         writer = SSEWriter([("X-Request-Id", call.request_id), *NO_RETRY.items()])
         await writer.prepare(call.request)
         env = Envelope.of_request(call.request_id, call.body)
-        await writer.send(call.dialect.abort(blocked, abort.style, abort.refusal_message, env))
+        dialect = call.dialect.stream()
+        await writer.send(dialect.abort(blocked, abort.style, abort.refusal_message, env))
         await writer.write_eof()
         return writer
     return web.json_response(refusal, headers={**NO_RETRY, "X-Request-Id": call.request_id})

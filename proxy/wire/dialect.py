@@ -29,7 +29,7 @@ import orjson
 from proxy.errors import BadRequest
 from proxy.wire.client_json import client_json, error_text, has_duplicate_keys, is_error
 from proxy.wire.fields import Texts
-from proxy.wire.sse import Event, encode
+from proxy.wire.sse import Event, data_only, encode
 from rails.base import Blocked, ChannelKey
 from rails.guard import InputContent, message_role, message_text
 
@@ -111,6 +111,15 @@ class Dialect(abc.ABC):
     # Whether input_messages are a batch of prompts, each its own conversation (so every
     # one is judged whatever rails.input.messages says), not one conversation.
     batch_input = False
+    # Whether a streamed request takes ``stream_options.include_usage`` (railproxy asks for
+    # usage on the client's behalf when it does).
+    asks_usage = True
+
+    def stream(self) -> Dialect:
+        """The instance that reads one stream: protocols whose events are read against
+        what came before (the Responses API's repeated texts) give each stream its own;
+        stateless ones are their own."""
+        return self
 
     # -- request side -------------------------------------------------------------------
 
@@ -140,6 +149,11 @@ class Dialect(abc.ABC):
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
         """``BadRequest`` when the request carries input that input rails cannot read
         as text (token ids, unknown shapes); called only while an input rail enforces."""
+
+    def refuse_unguarded_output(self, body: dict[str, Any]) -> None:
+        """``BadRequest`` when the request asks for output the output rails would not see
+        (called only while output rails are on)."""
+        return None
 
     def message_texts(self, body: dict[str, Any]) -> list[str]:
         """The text of every input message (prompt token accounting)."""
@@ -194,6 +208,10 @@ class Dialect(abc.ABC):
         if b'"error"' in data[:48] or b'"object":"error"' in data:
             return self.parse(ev).kind
         return Kind.DATA
+
+    def client_form(self, ev: Event) -> Event:
+        """The event as a guarded stream relays it: its data lines only (``data_only``)."""
+        return data_only(ev)
 
     @staticmethod
     def carries_text(ev: Event) -> bool:

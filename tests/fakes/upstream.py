@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from . import llamacpp_python_rules, vllm_rules
+from . import llamacpp_python_rules, responses_api, vllm_rules
 from .dialects import (
     LLAMACPP_PYTHON_HEADERS,
     VLLM_FINGERPRINT,
@@ -231,6 +231,8 @@ class FakeUpstream:
         self._runner: web.AppRunner | None = None
         self._closing = False
         self._handlers: set[asyncio.Task[Any]] = set()
+        # POST /v1/responses writes these events instead, when set (responses_api.py)
+        self.responses_events: list[bytes] | None = None
 
     @property
     def active_handlers(self) -> int:
@@ -290,6 +292,7 @@ class FakeUpstream:
         return [
             web.post("/v1/chat/completions", self._chat),
             web.post("/v1/completions", self._completions),
+            web.post("/v1/responses", self._responses),
             web.post("/generate_stream", self._generate_stream),
             web.post("/generate", self._generate),
             web.get("/v1/models", self._models),
@@ -357,6 +360,9 @@ class FakeUpstream:
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         return await self._generation(request, "completions")
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        return await responses_api.serve(self, request)
 
     async def _generate_stream(self, request: web.Request) -> web.StreamResponse:
         return await self._generation(request, "generate", stream=True)

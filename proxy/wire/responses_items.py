@@ -1,0 +1,137 @@
+"""Where the Responses API puts text: the input items input rails judge, and the output
+items, parts and events whose strings are shown to a client (``proxy.wire.responses``).
+
+Output channels (``rails.base.ChannelKey``): the choice index is a *slot* of one output
+item, ``output_index * SLOTS + part``, so each content part is a channel of its own that its
+``.done`` event can close without closing its item's other parts:
+
+======================================  ==============================================
+``content``, slot (oi, ci)              a message's ``output_text`` part
+``refusal``, slot (oi, ci)              a message's ``refusal`` part
+``reasoning`` 0, slot (oi, ci)          a reasoning item's ``reasoning_text`` part
+``reasoning`` 1, slot (oi, 32 + si)     a reasoning item's ``summary_text`` part
+``tool_arguments`` / ``tool_names``,    a ``function_call`` item's ``arguments`` / ``name``
+slot (oi, 0)
+======================================  ==============================================
+
+Every other string (ids, statuses, annotations, items of other types, unknown fields) goes
+to ``rest`` and is judged on the ``OTHER`` channel. Token logprobs are not read: a text part
+carrying any is unreadable (``ValueError``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.wire.fields import MAX_INDEX, collect, collect_except
+from rails.base import ChannelKey, TextField
+
+SLOTS = 64  # slots per output item: content parts 0..31, reasoning summaries 32..63
+SUMMARY = 32
+MAX_OUTPUT = MAX_INDEX // SLOTS
+
+
+@dataclass(slots=True)
+class Spot:
+    """One text in a parsed event or answer: channel, the object holding it and its field.
+    ``delta``: the text continues its channel (else it repeats the channel's whole text)."""
+
+    key: ChannelKey
+    holder: dict[str, Any]
+    name: str
+    delta: bool = False
+
+    @property
+    def text(self) -> str:
+        value = self.holder.get(self.name)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ValueError(f"'{self.name}' is not a string")
+        return value
+
+
+def number(obj: dict[str, Any], name: str, limit: int) -> int:
+    """An index field as the client reads it: an int from 0 below ``limit``."""
+    value = obj.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
+        raise ValueError(f"unreadable {name} {value!r}")
+    return value
+
+
+def slot(output_index: int, part: int) -> int:
+    return output_index * SLOTS + part
+
+
+def output_of(slot_index: int) -> int:
+    return slot_index // SLOTS
+
+
+_PART_FIELDS: dict[str, tuple[TextField, int, str]] = {
+    "output_text": ("content", 0, "text"),
+    "refusal": ("refusal", 0, "refusal"),
+    "reasoning_text": ("reasoning", 0, "text"),
+    "summary_text": ("reasoning", 1, "text"),
+}
+
+
+def part_spot(oi: int, index: int, part: Any, spots: list[Spot], rest: list[str]) -> None:
+    """A content (or summary) part: its text as a spot, every other string into ``rest``."""
+    if not isinstance(part, dict):
+        collect("", part, rest)
+        return
+    known = _PART_FIELDS.get(part.get("type"))  # type: ignore[arg-type]
+    if known is None:
+        collect("", part, rest)
+        return
+    field, sub, name = known
+    base = SUMMARY if sub == 1 else 0
+    if index >= SUMMARY:
+        raise ValueError(f"part index {index} out of range")
+    if part.get("logprobs"):
+        raise ValueError("token logprobs are not judged")
+    spots.append(Spot((slot(oi, base + index), field, sub), part, name))
+    collect_except(part, frozenset({name, "logprobs"}), rest)
+
+
+def item_spots(oi: int, item: Any, spots: list[Spot], rest: list[str]) -> None:
+    """An output item's texts (message, reasoning, function call); any other item's
+    strings all go to ``rest``."""
+    if oi >= MAX_OUTPUT:
+        raise ValueError(f"output index {oi} out of range")
+    if not isinstance(item, dict):
+        collect("", item, rest)
+        return
+    kind = item.get("type")
+    if kind == "function_call":
+        spots.append(Spot((slot(oi, 0), "tool_arguments", 0), item, "arguments"))
+        spots.append(Spot((slot(oi, 0), "tool_names", 0), item, "name"))
+        collect_except(item, frozenset({"arguments", "name"}), rest)
+        return
+    lists = {"message": ("content",), "reasoning": ("content", "summary")}.get(kind)  # type: ignore[arg-type]
+    if lists is None:
+        collect("", item, rest)
+        return
+    for name in lists:
+        parts = item.get(name)
+        if parts is None:
+            continue
+        if not isinstance(parts, list):
+            raise ValueError(f"'{name}' is not a list")
+        for index, part in enumerate(parts):
+            part_spot(oi, index, part, spots, rest)
+    collect_except(item, frozenset(lists), rest)
+
+
+def output_spots(response: Any, spots: list[Spot], rest: list[str]) -> None:
+    """A whole response object (a non-streamed answer, or the one ``response.*`` lifecycle
+    events carry): the texts of every output item, every other string into ``rest``."""
+    if not isinstance(response, dict):
+        raise ValueError("the response is not an object")
+    output = response.get("output")
+    if output is not None and not isinstance(output, list):
+        raise ValueError("'output' is not a list")
+    for oi, item in enumerate(output or []):
+        item_spots(oi, item, spots, rest)
+    collect_except(response, frozenset({"output"}), rest)
