@@ -10,6 +10,7 @@ from typing import Any
 import openai
 import pytest
 
+from fakes.responses_samples import STREAM
 from fakes.upstream import FakeUpstream, Script
 from integration.conftest import ProxyFactory
 
@@ -328,3 +329,29 @@ async def test_input_rails_judge_and_mask_in_place(fake: FakeUpstream, proxy: Pr
             await c.responses.create(
                 model="m", input=[{"type": "computer_call_output", "call_id": "c", "output": {}}]
             )
+
+
+@pytest.mark.parametrize("stream_first", [True, False])
+async def test_real_vllm_bytes_go_out_byte_for_byte(
+    fake: FakeUpstream, proxy: ProxyFactory, stream_first: bool
+) -> None:
+    fake.responses_events = [e + b"\n\n" for e in STREAM.split(b"\n\n") if e]
+    p = await proxy(**rails(stream_first))
+    status, raw = await p.post_stream("/v1/responses", body())
+    assert status == 200
+    assert raw == STREAM
+
+
+async def test_metrics_carry_the_route(fake: FakeUpstream, proxy: ProxyFactory) -> None:
+    fake.script = Script(text=WORDS[:10])
+    p = await proxy(**rails(True))
+    await p.post_stream("/v1/responses", body())
+    async with p.session.get(p.url("/metrics")) as r:
+        metrics = await r.text()
+    route = 'route="/v1/responses"'
+    for name in ("time_to_first_token", "upstream_time_to_first_token"):
+        line = next(
+            x for x in metrics.splitlines() if x.startswith(f"railproxy_{name}_seconds_count")
+        )
+        assert route in line
+        assert line.endswith(" 1.0")
