@@ -355,3 +355,18 @@ async def test_metrics_carry_the_route(fake: FakeUpstream, proxy: ProxyFactory) 
         )
         assert route in line
         assert line.endswith(" 1.0")
+
+
+async def test_playground_debug_events(fake: FakeUpstream, proxy: ProxyFactory) -> None:
+    fake.script = Script(text=with_secret_at(30))
+    p = await proxy(server={"playground": True}, **rails(False))
+    headers = {"X-Railproxy-Debug": "1"}
+    _, raw = await p.post_stream("/v1/responses", body(), headers=headers)
+    kinds = [d.get("kind") for name, d in parsed(raw) if name == "railproxy"]
+    assert kinds[0] == "start"
+    assert "window" in kinds
+    assert kinds[-1] == "abort"
+    assert parsed(raw)[-1][1]["type"] == "error"
+    # without the header, not a byte of it
+    _, plain = await p.post_stream("/v1/responses", body())
+    assert b"railproxy" not in plain.replace(b"Blocked by", b"")
