@@ -91,6 +91,8 @@ _PARTS = {
     "response.reasoning_summary_part.done": "summary_index",
 }
 _KNOWN_INDEXES = frozenset({"type", "sequence_number", "output_index"})
+_DELTA_KEYS = _KNOWN_INDEXES | {"content_index", "summary_index", "delta", "logprobs"}
+_LIFECYCLE_OR_TERMINAL = _LIFECYCLE | _TERMINAL
 _TERMINAL_DATA = re.compile(rb'"type"\s*:\s*"(response\.(?:completed|incomplete|failed)|error)"')
 _DELTA_TEXT = re.compile(rb'"delta"\s*:\s*"[^"]')
 MAX_SNAPSHOTS = 64  # repeats of one channel's text a stream may send (vLLM: 4)
@@ -235,11 +237,15 @@ class Responses(Dialect):
         self._seq = seq
 
     def _read(self, obj: dict[str, Any], ev: Event | None) -> Parsed:
+        kind = obj.get("type")
+        delta = _DELTAS.get(kind) if isinstance(kind, str) else None
+        if delta is not None:  # most events: the fast path
+            return self._read_delta(obj, delta)
         reading = _reading(obj)
         parsed = Parsed(Kind.DATA, obj, ends=reading.ends, rest=reading.rest)
         parsed.end = parsed.complete = reading.terminal
         lifecycle = obj.get("response")
-        if isinstance(lifecycle, dict) and obj.get("type") in _LIFECYCLE | _TERMINAL:
+        if isinstance(lifecycle, dict) and kind in _LIFECYCLE_OR_TERMINAL:
             self._learn(lifecycle)
         snap = _Snap(ev) if ev is not None else None
         seq = obj.get("sequence_number")
@@ -256,6 +262,42 @@ class Responses(Dialect):
         self._close_items(reading, parsed)
         if snap is not None and snap.counts and any(self._chans[k].masked for k in snap.counts):
             self._render(snap)
+        return parsed
+
+    def _read_delta(
+        self, obj: dict[str, Any], spec: tuple[TextField, int, str | None, int]
+    ) -> Parsed:
+        """A delta event: what ``_read`` does for one, without the general machinery."""
+        field_, sub, index_name, base = spec
+        oi = number(obj, "output_index", MAX_OUTPUT)
+        part = number(obj, index_name, SUMMARY) if index_name else 0
+        if obj.get("logprobs"):
+            raise ValueError("token logprobs are not judged")
+        text = obj.get("delta")
+        if not isinstance(text, str):
+            if text is not None:
+                raise ValueError("'delta' is not a string")
+            text = ""
+        rest: list[str] = []
+        for k, v in obj.items():
+            if k not in _DELTA_KEYS:
+                collect(k, v, rest)
+        parsed = Parsed(Kind.DATA, obj, rest=rest)
+        if not text:
+            return parsed
+        if oi in self._done_items:
+            return Parsed(Kind.LATE)
+        key: ChannelKey = (slot(oi, base + part), field_, sub)
+        ch = self._chans.get(key)
+        if ch is None:
+            ch = self._chans[key] = _Chan()
+            self._item_slots.setdefault(oi, set()).add(key[0])
+        ch.orig.append(text)
+        ch.shown.append(text)
+        seq = obj.get("sequence_number")
+        if seq is not None:
+            ch.at[seq] = len(ch.orig) - 1
+        parsed.texts.append((key, text))
         return parsed
 
     def _take(self, spot: Spot, snap: _Snap | None, seq: int | None) -> str:
@@ -479,7 +521,9 @@ def _reading(obj: dict[str, Any]) -> _Reading:
     """Where an event's texts are, what it closes, and its other strings."""
     r = _Reading()
     kind = obj.get("type")
-    if kind in _DELTAS:
+    if not isinstance(kind, str):
+        collect("", obj, r.rest)
+    elif kind in _DELTAS:
         field_, sub, index_name, base = _DELTAS[kind]
         oi = number(obj, "output_index", MAX_OUTPUT)
         part = number(obj, index_name, SUMMARY) if index_name else 0
@@ -530,11 +574,16 @@ def _reading(obj: dict[str, Any]) -> _Reading:
 def _canonical(ev: Event) -> None:
     """The event as it goes to a guarded client: its ``event`` name (when it has one) and
     its ``data``, nothing else (comments, ``id`` and unknown fields are not judged)."""
-    if ev.event is None or ev.data is None:
+    name, data, raw = ev.event, ev.data, ev.raw
+    if name is None or data is None:
         return
-    framed = _frame(ev.event, ev.data)
-    if ev.raw != framed:
-        ev.raw = framed
+    # The usual case, already canonical: "event: <name>\ndata: <data>\n\n", two lines
+    # whose lengths leave no room for anything else (ASCII names: vLLM's event types).
+    size = 16 + len(name) + len(data)
+    canonical = len(raw) == size and raw.startswith(b"event: ") and raw.count(b"\n") == 3
+    if canonical and b"\r" not in raw:
+        return
+    ev.raw = _frame(name, data)
 
 
 def _frame(name: str, data: bytes) -> bytes:
