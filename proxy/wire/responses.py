@@ -95,6 +95,7 @@ _DELTA_KEYS = _KNOWN_INDEXES | {"content_index", "summary_index", "delta", "logp
 _LIFECYCLE_OR_TERMINAL = _LIFECYCLE | _TERMINAL
 _TERMINAL_DATA = re.compile(rb'"type"\s*:\s*"(response\.(?:completed|incomplete|failed)|error)"')
 _DELTA_TEXT = re.compile(rb'"delta"\s*:\s*"[^"]')
+_SEQUENCE = re.compile(rb'"sequence_number":\s*(\d{1,18})')
 MAX_SNAPSHOTS = 64  # repeats of one channel's text a stream may send (vLLM: 4)
 
 
@@ -347,9 +348,15 @@ class Responses(Dialect):
             self._outputs = max(self._outputs, len(output))
 
     def fast_kind(self, ev: Event) -> Kind:
+        """The pass-through path's look at an event (no JSON parse): its end, errors, and
+        its ``sequence_number`` (so an error event of ours continues the numbering)."""
         data = ev.data
         if data is None:
             return Kind.COMMENT
+        at = data.rfind(b'"sequence_number":')
+        found = _SEQUENCE.match(data, at) if at >= 0 else None
+        if found is not None:
+            self._seq = max(self._seq, int(found.group(1)))
         name = ev.event
         if name is None:
             found = _TERMINAL_DATA.search(data)

@@ -370,3 +370,36 @@ async def test_playground_debug_events(fake: FakeUpstream, proxy: ProxyFactory) 
     # without the header, not a byte of it
     _, plain = await p.post_stream("/v1/responses", body())
     assert b"railproxy" not in plain.replace(b"Blocked by", b"")
+
+
+async def test_input_block_streamed_as_content_filter(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    banned = {"type": "blocklist", "words": ["project falcon"]}
+    abort = {"style": "content_filter", "refusal_message": "No."}
+    config = {"config": {"banned": banned}, "input": {"flows": ["banned"]}, "abort": abort}
+    p = await proxy(rails=config)
+    async with client(p) as c, c.responses.stream(model="m", input="Project Falcon?") as stream:
+        events = [ev async for ev in stream]
+    assert events[0].type == "response.created"
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.id == events[0].response.id
+    assert [e.delta for e in events if e.type == "response.refusal.delta"] == ["No."]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert fake.requests == []
+
+
+async def test_our_error_after_a_cut_stream_continues_the_numbering(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    """No rails (pass-through) and rails: an upstream that ends before response.completed
+    gets our error event, numbered after the last event it sent."""
+    cut = [sse("response.output_text.delta", sequence_number=7, delta=" x", **AT)]
+    for config in ({}, rails(True)):
+        fake.responses_events = cut
+        p = await proxy(**config)
+        _, raw = await p.post_stream("/v1/responses", body())
+        name, last = parsed(raw)[-1]
+        assert name == "error"
+        assert last["code"] == "upstream_eof"
+        assert last["sequence_number"] == 8
