@@ -46,7 +46,7 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     label = None if judged else body.resp.headers.get("Content-Type")
     writer = SSEWriter([*upstream_headers, ("X-Request-Id", call.request_id)], content_type=label)
     engine = None
-    dialect = call.dialect.stream()  # this stream's own reader (DESIGN: one per stream)
+    dialect = call.dialect.stream()  # its own instance: it may read events against earlier ones
     if guard.guards_output:
         user = call.dialect.last_user_text(call.body)
         engine = guard.open_stream(user, dialect.rewrite)

@@ -6,7 +6,8 @@ masks go back, and the answers railproxy writes itself (block and refusal bodies
 response side, parsing an event into text pieces per channel, the texts of a whole answer,
 rewriting both for masks, and the events railproxy authors (abort, errors, the end).
 Protocols: ``proxy.wire.chat`` (``/v1/chat/completions``), ``proxy.wire.completions``
-(``/v1/completions``), ``proxy.wire.tgi`` (TGI's ``/generate`` and ``/generate_stream``).
+(``/v1/completions``), ``proxy.wire.responses`` (``/v1/responses``), ``proxy.wire.tgi``
+(TGI's ``/generate`` and ``/generate_stream``).
 
 Everything is read from the event's data bytes as the client reads it
 (``proxy.wire.client_json``); events are never re-serialized unless railproxy changes
