@@ -16,7 +16,9 @@ streamed, or continue it (the continuation is judged as new text); anything else
 unreadable and ends the stream. ``.done`` events close their part's channel, and
 ``output_item.done`` its item's, so they are released only once those windows passed; a
 mask rewrites the deltas and every repeat of the masked channel (a stream therefore keeps
-per-channel state: ``stream()`` gives each stream its own instance).
+per-channel state: ``stream()`` gives each stream its own instance). Any other ``*.delta``
+event with a string ``delta`` (``response.custom_tool_call_input.delta``, ...) is judged in
+windows too, as text of its own; every other string of any event goes to ``OTHER``.
 
 Events railproxy writes: a block is an ``error`` event (``type: error`` with ``code``,
 ``message``, ``param``, the next ``sequence_number``, and an OpenAI ``error`` object the
@@ -96,6 +98,7 @@ _LIFECYCLE_OR_TERMINAL = _LIFECYCLE | _TERMINAL
 _TERMINAL_DATA = re.compile(rb'"type"\s*:\s*"(response\.(?:completed|incomplete|failed)|error)"')
 _DELTA_TEXT = re.compile(rb'"delta"\s*:\s*"[^"]')
 _SEQUENCE = re.compile(rb'"sequence_number":\s*(\d{1,18})')
+UNKNOWN_DELTA = 2  # the content sub-channel of delta events no reader knows
 MAX_SNAPSHOTS = 64  # repeats of one channel's text a stream may send (vLLM: 4)
 
 
@@ -239,7 +242,7 @@ class Responses(Dialect):
 
     def _read(self, obj: dict[str, Any], ev: Event | None) -> Parsed:
         kind = obj.get("type")
-        delta = _DELTAS.get(kind) if isinstance(kind, str) else None
+        delta = _delta_spec(obj, kind) if isinstance(kind, str) else None
         if delta is not None:  # most events: the fast path
             return self._read_delta(obj, delta)
         reading = _reading(obj)
@@ -270,7 +273,10 @@ class Responses(Dialect):
     ) -> Parsed:
         """A delta event: what ``_read`` does for one, without the general machinery."""
         field_, sub, index_name, base = spec
-        oi = number(obj, "output_index", MAX_OUTPUT)
+        if sub == UNKNOWN_DELTA and "output_index" not in obj:
+            oi = MAX_OUTPUT - 1  # a delta of no output item (a transcript, ...)
+        else:
+            oi = number(obj, "output_index", MAX_OUTPUT)
         part = number(obj, index_name, SUMMARY) if index_name else 0
         if obj.get("logprobs"):
             raise ValueError("token logprobs are not judged")
@@ -437,7 +443,8 @@ class Responses(Dialect):
             raise CannotRewrite("an event railproxy cannot map back to its text")
         ch.shown[index] = new
         ch.masked = True
-        if obj.get("type") in _DELTAS:
+        kind = obj.get("type")
+        if isinstance(kind, str) and _delta_spec(obj, kind) is not None:
             obj["delta"] = new
             _set_data(ev, dump_json(obj))
         for snap in ch.snaps:
@@ -522,6 +529,17 @@ class Responses(Dialect):
                 self._event("response.output_item.done", {"output_index": oi, "item": done}),
             ]
         )
+
+
+def _delta_spec(obj: dict[str, Any], kind: str) -> tuple[TextField, int, str | None, int] | None:
+    """How a delta event continues its channel: a known one, or any other ``*.delta``
+    event with a string ``delta`` (judged in windows as text of its own, sub-channel
+    ``UNKNOWN_DELTA`` of ``content``: a phrase split over its deltas is still seen)."""
+    spec = _DELTAS.get(kind)
+    if spec is None and kind.endswith(".delta") and isinstance(obj.get("delta"), str):
+        index = "content_index" if "content_index" in obj else None
+        spec = ("content", UNKNOWN_DELTA, index, 0)
+    return spec
 
 
 def _reading(obj: dict[str, Any]) -> _Reading:

@@ -238,47 +238,81 @@ def sse(name: str, **data: Any) -> bytes:
 
 
 AT = {"output_index": 0, "content_index": 0, "item_id": "m"}
-HOSTILE = {
-    "done_differs": [sse("response.output_text.done", sequence_number=5, text=" y falcon", **AT)],
-    "done_extends": [
-        sse("response.output_text.done", sequence_number=5, text=" x project falcon", **AT)
-    ],
-    "name_differs": [
-        sse("response.output_text.delta", sequence_number=5, delta=" falcon", **AT).replace(
-            b"event: response.output_text.delta", b"event: response.in_progress"
-        )
-    ],
-    "unknown_event": [sse("response.new_thing", sequence_number=5, note="project falcon")],
-    "after_item_done": [
-        sse(
-            "response.output_item.done", sequence_number=5, output_index=0, item={"type": "message"}
-        ),
-        sse(
-            "response.output_text.delta",
-            sequence_number=6,
-            delta=" falcon",
-            **AT | {"content_index": 1},
-        ),
-    ],
-    "sequence_goes_back": [
-        sse("response.output_text.delta", sequence_number=4, delta=" falcon", **AT)
-    ],
+CUSTOM = {"output_index": 1, "item_id": "c"}
+# what a hostile upstream sends after a first delta, and the code the stream ends with
+HOSTILE: dict[str, tuple[list[bytes], str]] = {
+    "done_differs": (
+        [sse("response.output_text.done", sequence_number=5, text=" y falcon", **AT)],
+        "upstream_unreadable",
+    ),
+    "done_extends": (
+        [sse("response.output_text.done", sequence_number=5, text=" x project falcon", **AT)],
+        "content_blocked",
+    ),
+    "name_differs": (
+        [
+            sse("response.output_text.delta", sequence_number=5, delta=" falcon", **AT).replace(
+                b"event: response.output_text.delta", b"event: response.in_progress"
+            )
+        ],
+        "upstream_unreadable",
+    ),
+    "unknown_event": (
+        [sse("response.new_thing", sequence_number=5, note="project falcon")],
+        "content_blocked",
+    ),
+    "unknown_delta_split": (
+        [
+            sse(
+                "response.custom_tool_call_input.delta",
+                sequence_number=5,
+                delta=" project",
+                **CUSTOM,
+            ),
+            sse(
+                "response.custom_tool_call_input.delta",
+                sequence_number=6,
+                delta=" falcon",
+                **CUSTOM,
+            ),
+        ],
+        "content_blocked",
+    ),
+    "after_item_done": (
+        [
+            sse("response.output_item.done", sequence_number=5, output_index=0, item={}),
+            sse(
+                "response.output_text.delta",
+                sequence_number=6,
+                delta=" falcon",
+                **AT | {"content_index": 1},
+            ),
+        ],
+        "upstream_protocol_error",
+    ),
+    "sequence_goes_back": (
+        [sse("response.output_text.delta", sequence_number=4, delta=" falcon", **AT)],
+        "upstream_unreadable",
+    ),
 }
+RELEASED_FIRST = ("unknown_event", "unknown_delta_split")  # judged as they come
 
 
-@pytest.mark.parametrize("hostile", HOSTILE.values(), ids=HOSTILE.keys())
+@pytest.mark.parametrize("case", HOSTILE)
 @pytest.mark.parametrize("stream_first", [True, False])
 async def test_hostile_upstream_never_leaks(
-    fake: FakeUpstream, proxy: ProxyFactory, hostile: list[bytes], stream_first: bool
+    fake: FakeUpstream, proxy: ProxyFactory, case: str, stream_first: bool
 ) -> None:
+    hostile, code = HOSTILE[case]
     start = sse("response.output_text.delta", sequence_number=4, delta=" x", **AT)
     fake.responses_events = [start, *hostile]
     p = await proxy(**rails(stream_first))
     _status, raw = await p.post_stream("/v1/responses", body())
-    # an unknown event is judged like any other string (stream_first: released, then judged)
-    unknown = hostile is HOSTILE["unknown_event"]
-    assert (b"falcon" in raw) is (unknown and stream_first)
-    assert parsed(raw)[-1][1]["type"] == "error"
+    # stream_first: text is released, then judged (the block follows); held: never shown
+    assert (b"falcon" in raw) is (case in RELEASED_FIRST and stream_first)
+    name, last = parsed(raw)[-1]
+    assert name == "error"
+    assert last["code"] == code
 
 
 async def test_stored_responses_and_background_are_refused(
