@@ -46,7 +46,7 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     label = None if judged else body.resp.headers.get("Content-Type")
     writer = SSEWriter([*upstream_headers, ("X-Request-Id", call.request_id)], content_type=label)
     engine = None
-    dialect = call.dialect.stream()  # its own instance: it may read events against earlier ones
+    dialect = call.dialect.for_request(call.body)  # it may read events against earlier ones
     if guard.guards_output:
         user = call.dialect.last_user_text(call.body)
         engine = guard.open_stream(user, dialect.rewrite)
@@ -91,7 +91,9 @@ async def _end_after_fault(call: Call, writer: SSEWriter) -> None:
     """Our error event and the end, or a closed connection if even that fails: a client
     must see the stream end, not wait for its own timeout."""
     try:
-        error = call.dialect.stream().stream_error("railproxy failed.", "internal_error")
+        error = call.dialect.for_request(call.body).stream_error(
+            "railproxy failed.", "internal_error"
+        )
         await writer.send(error)
         await writer.write_eof()
     except Exception:
@@ -189,7 +191,8 @@ async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
             raise ValueError("a key is given twice in one object")
         if isinstance(obj, dict) and is_error(obj):
             return await _judge_error(call, data, 400)
-        texts = call.dialect.final_texts(obj)
+        dialect = call.dialect.for_request(call.body)
+        texts = dialect.final_texts(obj)
     except ValueError as e:
         raise Unreadable(
             f"The upstream's answer is not a {call.dialect.name} response railproxy can "
@@ -208,7 +211,7 @@ async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
         try:
             if judged != text:  # the mask cannot be written back into escaped JSON
                 raise CannotRewrite(key[1])
-            call.dialect.set_final_text(obj, key, outcome.text)
+            dialect.set_final_text(obj, key, outcome.text)
         except CannotRewrite:
             reason = outcome.reason or "text modified where it cannot be rewritten"
             return await respond_blocked(call, Blocked(outcome.rail or "", reason))
@@ -270,7 +273,7 @@ async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
         writer = SSEWriter([("X-Request-Id", call.request_id), *NO_RETRY.items()])
         await writer.prepare(call.request)
         env = Envelope.of_request(call.request_id, call.body)
-        dialect = call.dialect.stream()
+        dialect = call.dialect.for_request(call.body)
         await writer.send(dialect.abort(blocked, abort.style, abort.refusal_message, env))
         await writer.write_eof()
         return writer

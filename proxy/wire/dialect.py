@@ -116,9 +116,10 @@ class Dialect(abc.ABC):
     # usage on the client's behalf when it does).
     asks_usage = True
 
-    def stream(self) -> Dialect:
-        """The instance that reads one stream: protocols whose events are read against
-        what came before (the Responses API's repeated texts) give each stream its own;
+    def for_request(self, body: dict[str, Any]) -> Dialect:
+        """The instance that reads the answer to one request (``body``, as sent upstream):
+        protocols whose events are read against what came before, or against the request
+        (the Responses API's repeated texts and echoed request), give each answer its own;
         stateless ones are their own."""
         return self
 

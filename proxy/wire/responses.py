@@ -16,7 +16,7 @@ streamed, or continue it (the continuation is judged as new text); anything else
 unreadable and ends the stream. ``.done`` events close their part's channel, and
 ``output_item.done`` its item's, so they are released only once those windows passed; a
 mask rewrites the deltas and every repeat of the masked channel (a stream therefore keeps
-per-channel state: ``stream()`` gives each stream its own instance). Any other ``*.delta``
+per-channel state: ``for_request()`` gives each answer its own instance). Any other ``*.delta``
 event with a string ``delta`` (``response.custom_tool_call_input.delta``, ...) is judged in
 windows too, as text of its own; every other string of any event goes to ``OTHER``.
 
@@ -135,7 +135,8 @@ class Responses(Dialect):
     name = "responses"
     asks_usage = False  # usage always comes in response.completed; no stream_options
 
-    def __init__(self) -> None:
+    def __init__(self, request: dict[str, Any] | None = None) -> None:
+        self._request = request or {}  # the request as sent upstream (echoes are not judged)
         self._chans: dict[ChannelKey, _Chan] = {}
         self._seq = -1
         self._done_items: set[int] = set()
@@ -143,8 +144,8 @@ class Responses(Dialect):
         self._response: dict[str, Any] = {}
         self._outputs = 0
 
-    def stream(self) -> Responses:
-        return Responses()
+    def for_request(self, body: dict[str, Any]) -> Responses:
+        return Responses(body)
 
     # -- request side -------------------------------------------------------------------
 
@@ -245,7 +246,7 @@ class Responses(Dialect):
         delta = _delta_spec(obj, kind) if isinstance(kind, str) else None
         if delta is not None:  # most events: the fast path
             return self._read_delta(obj, delta)
-        reading = _reading(obj)
+        reading = _reading(obj, self._request)
         parsed = Parsed(Kind.DATA, obj, ends=reading.ends, rest=reading.rest)
         parsed.end = parsed.complete = reading.terminal
         lifecycle = obj.get("response")
@@ -406,7 +407,7 @@ class Responses(Dialect):
     def final_texts(self, body: Any) -> Texts:
         spots: list[Spot] = []
         rest: list[str] = []
-        output_spots(body, spots, rest)
+        output_spots(body, spots, rest, self._request)
         texts: Texts = []
         keys: set[ChannelKey] = set()
         for spot in spots:
@@ -454,7 +455,7 @@ class Responses(Dialect):
     def _render(self, snap: _Snap) -> None:
         """Write the shown texts of its channels into an event that repeats them."""
         obj = client_json(snap.ev.data or b"{}")
-        for spot in _reading(obj).spots:
+        for spot in _reading(obj, {}).spots:
             count = snap.counts.get(spot.key)
             if count is not None and not spot.delta:
                 spot.holder[spot.name] = "".join(self._chans[spot.key].shown[:count])
@@ -542,7 +543,7 @@ def _delta_spec(obj: dict[str, Any], kind: str) -> tuple[TextField, int, str | N
     return spec
 
 
-def _reading(obj: dict[str, Any]) -> _Reading:
+def _reading(obj: dict[str, Any], request: dict[str, Any]) -> _Reading:
     """Where an event's texts are, what it closes, and its other strings."""
     r = _Reading()
     kind = obj.get("type")
@@ -588,7 +589,7 @@ def _reading(obj: dict[str, Any]) -> _Reading:
             r.closes_item = oi
         collect_except(obj, _KNOWN_INDEXES | {"item"}, r.rest)
     elif kind in _LIFECYCLE or kind in _TERMINAL:
-        output_spots(obj.get("response"), r.spots, r.rest)
+        output_spots(obj.get("response"), r.spots, r.rest, request)
         r.terminal = kind in _TERMINAL
         collect_except(obj, _KNOWN_INDEXES | {"response"}, r.rest)
     else:  # an event no reader knows: every string of it is judged

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.wire.chat import all_strings
 from proxy.wire.fields import MAX_INDEX, collect, collect_except
 from rails.base import ChannelKey, TextField
 
@@ -124,9 +125,12 @@ def item_spots(oi: int, item: Any, spots: list[Spot], rest: list[str]) -> None:
     collect_except(item, frozenset(lists), rest)
 
 
-def output_spots(response: Any, spots: list[Spot], rest: list[str]) -> None:
+def output_spots(
+    response: Any, spots: list[Spot], rest: list[str], request: dict[str, Any] | None = None
+) -> None:
     """A whole response object (a non-streamed answer, or the one ``response.*`` lifecycle
-    events carry): the texts of every output item, every other string into ``rest``."""
+    events carry): the texts of every output item, every other string into ``rest``, but
+    the fields that only echo the ``request`` (``echoes``)."""
     if not isinstance(response, dict):
         raise ValueError("the response is not an object")
     output = response.get("output")
@@ -134,4 +138,25 @@ def output_spots(response: Any, spots: list[Spot], rest: list[str]) -> None:
         raise ValueError("'output' is not a list")
     for oi, item in enumerate(output or []):
         item_spots(oi, item, spots, rest)
-    collect_except(response, frozenset({"output"}), rest)
+    collect_except(response, frozenset({"output", *echoes(response, request or {})}), rest)
+
+
+def echoes(response: dict[str, Any], request: dict[str, Any]) -> list[str]:
+    """The fields of a response object that repeat the request as sent upstream (after
+    input rails' masks): ``instructions``, ``tools``, ``metadata``, ``model``... A field is
+    an echo when every string in it (keys included) is a string of the request's field of
+    that name: the client's own text, not generated (servers add defaults, reorder keys).
+    Their strings are not judged as output (an e-mail address in the instructions would
+    otherwise make an output mask block every stream)."""
+    out = []
+    for name, value in response.items():
+        asked = request.get(name)
+        if name == "output" or asked is None:
+            continue
+        if value == asked:
+            out.append(name)
+            continue
+        said = set(all_strings(asked))
+        if all(s in said for s in all_strings(value)):
+            out.append(name)
+    return out

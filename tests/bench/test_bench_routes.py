@@ -18,7 +18,7 @@ from proxy.wire.sse import Decoder
 def test_the_fake_stream_is_read_as_its_text() -> None:
     r = render_responses("words", 30)
     events = Decoder().feed(r.head + b"".join(r.deltas) + r.finish)
-    reader = EventReader(RESPONSES.stream())
+    reader = EventReader(RESPONSES.for_request({}))
     parsed = [reader.read(ev) for ev in events]
     assert all(p.kind is Kind.DATA for p in parsed)
     assert parsed[-1].complete

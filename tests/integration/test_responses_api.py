@@ -437,3 +437,30 @@ async def test_our_error_after_a_cut_stream_continues_the_numbering(
         assert name == "error"
         assert last["code"] == "upstream_eof"
         assert last["sequence_number"] == 8
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_the_echoed_request_is_not_judged_as_output(
+    fake: FakeUpstream, proxy: ProxyFactory, stream: bool
+) -> None:
+    """An output mask would block any answer whose strings it would change: the response
+    object's echo of the client's own instructions and tools is not output."""
+    fake.script = Script(text=WORDS[:12])
+    p = await proxy(**rails(False, **MASK))
+    tool = {"type": "function", "name": "mail", "description": "writes to bob@example.com"}
+    asked = body(stream, instructions="Sign as ops@example.com", tools=[tool])
+    status, raw = await p.post_stream("/v1/responses", asked)
+    assert status == 200
+    assert raw == fake.sent[-1]
+    assert b"ops@example.com" in raw
+
+
+async def test_an_echo_the_client_did_not_send_is_judged(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    created = {"id": "resp_1", "object": "response", "output": [], "instructions": "project falcon"}
+    fake.responses_events = [sse("response.created", sequence_number=0, response=created)]
+    p = await proxy(**rails(False))
+    _, raw = await p.post_stream("/v1/responses", body(instructions="be brief"))
+    assert b"falcon" not in raw
+    assert parsed(raw)[-1][1]["code"] == "content_blocked"

@@ -37,7 +37,7 @@ def data(ev: Event) -> dict[str, Any]:
 
 
 def test_captured_stream_reads_per_channel() -> None:
-    reader = EventReader(RESPONSES.stream())
+    reader = EventReader(RESPONSES.for_request({}))
     parsed = [reader.read(ev) for ev in events()]
     assert [p.kind for p in parsed] == [Kind.DATA] * 10
     assert "".join(t for p in parsed for k, t in p.texts if k == CONTENT) == TEXT
@@ -52,11 +52,11 @@ def test_captured_stream_reads_per_channel() -> None:
 def test_the_event_name_and_the_type_must_agree() -> None:
     ev = sse("response.output_text.delta", sequence_number=1, output_index=0, content_index=0)
     ev.event = "response.in_progress"
-    assert RESPONSES.stream().parse(ev).kind is Kind.OPAQUE
+    assert RESPONSES.for_request({}).parse(ev).kind is Kind.OPAQUE
 
 
 def test_sequence_numbers_must_increase() -> None:
-    d = RESPONSES.stream()
+    d = RESPONSES.for_request({})
     ev = sse("response.in_progress", sequence_number=3, response={"id": "r"})
     assert d.parse(ev).kind is Kind.DATA
     assert d.parse(ev).kind is Kind.OPAQUE
@@ -67,7 +67,7 @@ def test_sequence_numbers_must_increase() -> None:
     [(" a b", Kind.DATA, ""), (" a b c", Kind.DATA, " c"), (" a x", Kind.OPAQUE, None)],
 )
 def test_a_repeat_equals_or_continues_the_deltas(repeat: str, kind: Kind, new: str | None) -> None:
-    d = RESPONSES.stream()
+    d = RESPONSES.for_request({})
     at = {"output_index": 0, "content_index": 0, "item_id": "m"}
     d.parse(sse("response.output_text.delta", sequence_number=1, delta=" a b", **at))
     p = d.parse(sse("response.output_text.done", sequence_number=2, text=repeat, **at))
@@ -77,7 +77,7 @@ def test_a_repeat_equals_or_continues_the_deltas(repeat: str, kind: Kind, new: s
 
 
 def test_text_after_its_item_is_late() -> None:
-    d = RESPONSES.stream()
+    d = RESPONSES.for_request({})
     d.parse(sse("response.output_item.done", sequence_number=1, output_index=0, item={}))
     late = sse(
         "response.output_text.delta",
@@ -91,7 +91,7 @@ def test_text_after_its_item_is_late() -> None:
 
 
 def test_a_mask_rewrites_the_delta_and_every_repeat() -> None:
-    d = RESPONSES.stream()
+    d = RESPONSES.for_request({})
     evs = events()
     for ev in evs:
         d.parse(ev)
@@ -151,7 +151,7 @@ def test_unreadable_input_is_refused(item: dict[str, Any]) -> None:
 
 
 def test_the_block_is_an_error_event_after_the_last_sequence_number() -> None:
-    d = RESPONSES.stream()
+    d = RESPONSES.for_request({})
     for ev in events()[:5]:
         d.parse(ev)
     out = d.abort(Blocked("banned", "x"), "error", "", Envelope())
@@ -164,7 +164,7 @@ def test_the_block_is_an_error_event_after_the_last_sequence_number() -> None:
 
 
 def test_content_filter_is_response_incomplete_with_the_streamed_id() -> None:
-    d = RESPONSES.stream()
+    d = RESPONSES.for_request({})
     for ev in events()[:5]:
         d.parse(ev)
     out = Decoder().feed(d.abort(Blocked("banned", "x"), "content_filter", "No.", Envelope()))
@@ -173,5 +173,5 @@ def test_content_filter_is_response_incomplete_with_the_streamed_id() -> None:
     assert last["response"]["id"] == "resp_825e7548e1cf13e0"
     assert last["response"]["incomplete_details"] == {"reason": "content_filter"}
     assert [data(e)["sequence_number"] for e in out] == list(range(5, 5 + len(out)))
-    assert isinstance(Responses().stream(), Responses)
-    assert RESPONSES.stream() is not RESPONSES
+    assert isinstance(Responses().for_request({}), Responses)
+    assert RESPONSES.for_request({}) is not RESPONSES
