@@ -11,6 +11,7 @@ import pytest
 
 from fakes.responses_samples import STREAM, WHOLE
 from proxy.errors import BadRequest
+from proxy.routes import PassRoute, is_stored_response
 from proxy.wire.dialect import Envelope, Kind
 from proxy.wire.reader import EventReader
 from proxy.wire.responses import RESPONSES, Responses
@@ -175,3 +176,18 @@ def test_content_filter_is_response_incomplete_with_the_streamed_id() -> None:
     assert [data(e)["sequence_number"] for e in out] == list(range(5, 5 + len(out)))
     assert isinstance(Responses().for_request({}), Responses)
     assert RESPONSES.for_request({}) is not RESPONSES
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "GET /v1/responses/{id}",
+        "GET /v1/responses/{id}/input_items",
+        "POST /v1/responses/{x}/cancel",
+    ],
+)
+def test_stored_responses_cannot_be_passed_through(route: str) -> None:
+    with pytest.raises(ValueError, match="stored responses"):
+        PassRoute.parse(route)
+    assert is_stored_response(route.split(" ")[1].replace("{id}", "resp_1").replace("{x}", "r"))
+    assert not is_stored_response("/v1/responses")
