@@ -4,6 +4,7 @@ vLLM 0.32's Responses API, and the real openai SDK (``responses.create(stream=Tr
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -464,3 +465,35 @@ async def test_an_echo_the_client_did_not_send_is_judged(
     _, raw = await p.post_stream("/v1/responses", body(instructions="be brief"))
     assert b"falcon" not in raw
     assert parsed(raw)[-1][1]["code"] == "content_blocked"
+
+
+async def test_tool_arguments_masked_in_every_repeat(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    args = ['{"to": "', "bob@example.com", '", "body": "hi"}']
+    fake.script = Script(text=WORDS[:3], tool_calls=[("send", args)])
+    p = await proxy(**rails(False, **MASK))
+    status, raw = await p.post_stream("/v1/responses", body())
+    assert status == 200
+    assert b"bob@example.com" not in raw
+    shown = streamed_text(raw, "response.function_call_arguments.delta")
+    got = {d["type"]: d for _, d in parsed(raw)}
+    assert got["response.function_call_arguments.done"]["arguments"] == shown
+    items = [d["item"] for _, d in parsed(raw) if d["type"] == "response.output_item.done"]
+    assert items[-1]["arguments"] == shown
+    final = got["response.completed"]["response"]["output"]
+    assert final[-1]["arguments"] == shown
+    assert json.loads(shown)["body"] == "hi"
+
+
+@pytest.mark.parametrize("stream_first", [True, False])
+async def test_a_block_closes_the_upstream_request(
+    fake: FakeUpstream, proxy: ProxyFactory, stream_first: bool
+) -> None:
+    fake.script = Script(text=with_secret_at(25, total=2000), tokens_per_s=200)
+    p = await proxy(**rails(stream_first))
+    _, raw = await p.post_stream("/v1/responses", body())
+    assert parsed(raw)[-1][1]["code"] == "content_blocked"
+    async with asyncio.timeout(5):
+        await fake.wait_disconnect()
+    assert fake.requests[-1].deltas_sent < 200
