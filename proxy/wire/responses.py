@@ -18,7 +18,9 @@ unreadable and ends the stream. ``.done`` events close their part's channel, and
 mask rewrites the deltas and every repeat of the masked channel (a stream therefore keeps
 per-channel state: ``for_request()`` gives each answer its own instance). Any other ``*.delta``
 event with a string ``delta`` (``response.custom_tool_call_input.delta``, ...) is judged in
-windows too, as text of its own; every other string of any event goes to ``OTHER``.
+windows too, as text of its own; every other string of any event goes to ``OTHER``. Memory
+per channel stays bounded whatever the stream's length: a length and a digest of the text
+(what a repeat is checked against), where the last ``KEEP`` pieces lie, and the masks.
 
 Events railproxy writes: a block is an ``error`` event (``type: error`` with ``code``,
 ``message``, ``param``, the next ``sequence_number``, and an OpenAI ``error`` object the
@@ -30,9 +32,12 @@ message item of its own (when ``refusal_message`` is set) and ``response.incompl
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,26 +105,68 @@ _DELTA_TEXT = re.compile(rb'"delta"\s*:\s*"[^"]')
 _SEQUENCE = re.compile(rb'"sequence_number":\s*(\d{1,18})')
 UNKNOWN_DELTA = 2  # the content sub-channel of delta events no reader knows
 MAX_SNAPSHOTS = 64  # repeats of one channel's text a stream may send (vLLM: 4)
+KEEP = 4096  # pieces a mask can still find, per channel (twice max_held_events' default)
 
 
 @dataclass(slots=True)
 class _Snap:
-    """An event repeating channels' texts, and how many pieces of each it repeats."""
+    """An event repeating channels' texts: its data as it came, and how many characters of
+    each channel it repeats."""
 
     ev: Event
+    data: bytes
     counts: dict[ChannelKey, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
 class _Chan:
-    """One channel's text as it came (``orig``) and as the client is shown it (``shown``),
-    piece by piece; ``at``: the piece each event's ``sequence_number`` carried."""
+    """One channel's text, in bounded memory: its length and a digest of it as it came
+    (a repeat is checked against these), where the pieces of the last ``KEEP`` events
+    carrying it lie (a mask finds its piece by ``sequence_number``), and the masks
+    (start -> end, replacement)."""
 
-    orig: list[str] = field(default_factory=list)
-    shown: list[str] = field(default_factory=list)
-    at: dict[int, int] = field(default_factory=dict)
+    size: int = 0
+    digest: Any = field(default_factory=hashlib.blake2b)
+    seqs: array[int] = field(default_factory=lambda: array("q"))
+    spans: array[int] = field(default_factory=lambda: array("q"))  # start, end per seq
+    masks: dict[int, tuple[int, str]] = field(default_factory=dict)
     snaps: list[_Snap] = field(default_factory=list)
-    masked: bool = False
+
+    def add(self, piece: str, seq: int | None) -> None:
+        start = self.size
+        self.size += len(piece)
+        self.digest.update(piece.encode("utf-8", "surrogatepass"))
+        if seq is None:
+            return
+        if len(self.seqs) >= 2 * KEEP:
+            del self.seqs[:KEEP]
+            del self.spans[: 2 * KEEP]
+        self.seqs.append(seq)
+        self.spans.extend((start, self.size))
+
+    def repeats(self, text: str) -> bool:
+        """Whether ``text`` begins with the whole channel text so far."""
+        if self.size == 0:
+            return True
+        head = text[: self.size].encode("utf-8", "surrogatepass")
+        return len(text) >= self.size and hashlib.blake2b(head).digest() == self.digest.digest()
+
+    def span(self, seq: Any) -> tuple[int, int] | None:
+        i = bisect_left(self.seqs, seq) if isinstance(seq, int) else len(self.seqs)
+        if i == len(self.seqs) or self.seqs[i] != seq:
+            return None
+        return self.spans[2 * i], self.spans[2 * i + 1]
+
+    def shown(self, text: str) -> str:
+        """``text`` (the channel's text as it came) as the client is shown it."""
+        out, at = [], 0
+        for start in sorted(self.masks):
+            end, new = self.masks[start]
+            if start >= len(text):
+                break
+            out += [text[at:start], new]
+            at = end
+        return "".join([*out, text[at:]])
 
 
 @dataclass(slots=True)
@@ -252,7 +299,7 @@ class Responses(Dialect):
         lifecycle = obj.get("response")
         if isinstance(lifecycle, dict) and kind in _LIFECYCLE_OR_TERMINAL:
             self._learn(lifecycle)
-        snap = _Snap(ev) if ev is not None else None
+        snap = _Snap(ev, ev.data or b"") if ev is not None else None
         seq = obj.get("sequence_number")
         seen: set[ChannelKey] = set()
         for spot in reading.spots:
@@ -265,7 +312,7 @@ class Responses(Dialect):
                     return Parsed(Kind.LATE)
                 parsed.texts.append((spot.key, piece))
         self._close_items(reading, parsed)
-        if snap is not None and snap.counts and any(self._chans[k].masked for k in snap.counts):
+        if snap is not None and snap.counts and any(self._chans[k].masks for k in snap.counts):
             self._render(snap)
         return parsed
 
@@ -300,11 +347,8 @@ class Responses(Dialect):
         if ch is None:
             ch = self._chans[key] = _Chan()
             self._item_slots.setdefault(oi, set()).add(key[0])
-        ch.orig.append(text)
-        ch.shown.append(text)
         seq = obj.get("sequence_number")
-        if seq is not None:
-            ch.at[seq] = len(ch.orig) - 1
+        ch.add(text, seq if isinstance(seq, int) else None)
         parsed.texts.append((key, text))
         return parsed
 
@@ -318,19 +362,15 @@ class Responses(Dialect):
             ch = self._chans[spot.key] = _Chan()
         piece = text
         if not spot.delta:
-            so_far = "".join(ch.orig)
-            if not text.startswith(so_far):
+            if not ch.repeats(text):
                 raise ValueError("a repeated text differs from the streamed one")
-            piece = text[len(so_far) :]
+            piece = text[ch.size :]
         if piece:
-            ch.orig.append(piece)
-            ch.shown.append(piece)
-            if seq is not None:
-                ch.at[seq] = len(ch.orig) - 1
-        if not spot.delta and snap is not None and ch.orig:
+            ch.add(piece, seq)
+        if not spot.delta and snap is not None and ch.size:
             if len(ch.snaps) >= MAX_SNAPSHOTS:
                 raise ValueError("too many repeats of one text")
-            snap.counts[spot.key] = len(ch.orig)
+            snap.counts[spot.key] = ch.size
             ch.snaps.append(snap)
         return piece
 
@@ -439,11 +479,10 @@ class Responses(Dialect):
             raise CannotRewrite("tool arguments with JSON escapes")
         ch = self._chans.get(key)
         obj = client_json(ev.data or b"{}")
-        index = ch.at.get(obj.get("sequence_number", -1)) if ch is not None else None
-        if ch is None or index is None:
+        span = ch.span(obj.get("sequence_number")) if ch is not None else None
+        if ch is None or span is None:
             raise CannotRewrite("an event railproxy cannot map back to its text")
-        ch.shown[index] = new
-        ch.masked = True
+        ch.masks[span[0]] = (span[1], new)
         kind = obj.get("type")
         if isinstance(kind, str) and _delta_spec(obj, kind) is not None:
             obj["delta"] = new
@@ -453,12 +492,13 @@ class Responses(Dialect):
         return ev
 
     def _render(self, snap: _Snap) -> None:
-        """Write the shown texts of its channels into an event that repeats them."""
-        obj = client_json(snap.ev.data or b"{}")
+        """Write the shown texts of its channels into an event that repeats them (from its
+        data as it came: the masks apply to the text as it came)."""
+        obj = client_json(snap.data)
         for spot in _reading(obj, {}).spots:
             count = snap.counts.get(spot.key)
             if count is not None and not spot.delta:
-                spot.holder[spot.name] = "".join(self._chans[spot.key].shown[:count])
+                spot.holder[spot.name] = self._chans[spot.key].shown(spot.text[:count])
         _set_data(snap.ev, dump_json(obj))
 
     # -- events we author ------------------------------------------------------------------

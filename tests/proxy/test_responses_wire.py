@@ -14,9 +14,10 @@ from proxy.errors import BadRequest
 from proxy.routes import PassRoute, is_stored_response
 from proxy.wire.dialect import Envelope, Kind
 from proxy.wire.reader import EventReader
-from proxy.wire.responses import RESPONSES, Responses
+from proxy.wire.responses import KEEP, RESPONSES, Responses
 from proxy.wire.sse import Decoder, Event
 from rails.base import Blocked
+from rails.stream import CannotRewrite
 
 CONTENT = (0, "content", 0)
 TEXT = " faho dodo dodo dodo faho horu kato mito"
@@ -191,3 +192,25 @@ def test_stored_responses_cannot_be_passed_through(route: str) -> None:
         PassRoute.parse(route)
     assert is_stored_response(route.split(" ")[1].replace("{id}", "resp_1").replace("{x}", "r"))
     assert not is_stored_response("/v1/responses")
+
+
+def test_a_long_stream_keeps_bounded_state() -> None:
+    """The channel keeps a length and a digest, not the text; a mask can still find the
+    pieces of the last KEEP events (older ones are long released: it would block)."""
+    d = RESPONSES.for_request({})
+    at = {"output_index": 0, "content_index": 0, "item_id": "m"}
+    n = 3 * KEEP
+    evs = [sse("response.output_text.delta", sequence_number=i, delta=" w", **at) for i in range(n)]
+    for ev in evs:
+        d.parse(ev)
+    chan = d._chans[CONTENT]
+    assert len(chan.seqs) <= 2 * KEEP
+    assert chan.size == 2 * n
+    with pytest.raises(CannotRewrite):
+        d.rewrite(evs[0], CONTENT, " x")
+    d.rewrite(evs[-1], CONTENT, " [X]")
+    done = sse("response.output_text.done", sequence_number=n, text=" w" * n, **at)
+    assert d.parse(done).kind is Kind.DATA
+    assert data(done)["text"] == " w" * (n - 1) + " [X]"
+    wrong = sse("response.output_text.done", sequence_number=n + 1, text=" v" * n, **at)
+    assert d.parse(wrong).kind is Kind.OPAQUE
