@@ -274,7 +274,6 @@ class Responses(Dialect):
             parsed = self._read(obj, ev)
         except ValueError:
             return Parsed(Kind.OPAQUE)
-        _canonical(ev)
         return parsed
 
     def parse_obj(self, obj: dict[str, Any]) -> Parsed:
@@ -400,10 +399,14 @@ class Responses(Dialect):
         data = ev.data
         if data is None:
             return Kind.COMMENT
+        kind = self._fast_kind(ev, data)
         at = data.rfind(b'"sequence_number":')
         found = _SEQUENCE.match(data, at) if at >= 0 else None
         if found is not None:
             self._seq = max(self._seq, int(found.group(1)))
+        return kind
+
+    def _fast_kind(self, ev: Event, data: bytes) -> Kind:
         name = ev.event
         if name is None:
             found = _TERMINAL_DATA.search(data)
@@ -442,7 +445,12 @@ class Responses(Dialect):
         return False
 
     def client_form(self, ev: Event) -> Event:
-        return ev if ev.data is not None and ev.event is not None else data_only(ev)
+        """The event itself (a mask may still rewrite it in place), as ``event:`` and
+        ``data:`` lines only; an event without a name, as ``data_only``."""
+        if ev.data is None or ev.event is None:
+            return data_only(ev)
+        _canonical(ev)
+        return ev
 
     def final_texts(self, body: Any) -> Texts:
         spots: list[Spot] = []

@@ -497,3 +497,17 @@ async def test_a_block_closes_the_upstream_request(
     async with asyncio.timeout(5):
         await fake.wait_disconnect()
     assert fake.requests[-1].deltas_sent < 200
+
+
+async def test_pass_through_keeps_odd_framing(fake: FakeUpstream, proxy: ProxyFactory) -> None:
+    """No rails: every byte as it came, odd framing included (guarded streams write each
+    event as its `event:` and `data:` lines only)."""
+    error = b'{"type":"error","code":"x","message":"m","sequence_number":0}'
+    odd = b"id: 7\nevent:error\ndata: " + error + b"\n\n"
+    fake.responses_events = [odd]
+    p = await proxy()
+    _, raw = await p.post_stream("/v1/responses", body())
+    assert raw == odd
+    p = await proxy(**rails(True))
+    _, raw = await p.post_stream("/v1/responses", body())
+    assert raw.startswith(b"event: error\ndata: " + error + b"\n\n")
