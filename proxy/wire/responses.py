@@ -32,13 +32,9 @@ message item of its own (when ``refusal_message`` is set) and ``response.incompl
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import uuid
-from array import array
-from bisect import bisect_left
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -56,126 +52,32 @@ from proxy.wire.dialect import (
     Parsed,
     abort_body,
 )
-from proxy.wire.fields import OTHER_INDEX, Texts, add_rest, collect, collect_except
+from proxy.wire.fields import OTHER_INDEX, Texts, add_rest, collect
 from proxy.wire.responses_items import (
+    DELTA_KEYS,
+    LIFECYCLE_OR_TERMINAL,
     MAX_OUTPUT,
     SUMMARY,
+    TERMINAL,
+    UNKNOWN_DELTA,
+    Reading,
     Spot,
-    item_spots,
+    delta_spec,
     number,
     output_of,
     output_spots,
-    part_spot,
+    reading,
     slot,
 )
+from proxy.wire.responses_state import MAX_SNAPSHOTS, Channel, Snap
 from proxy.wire.sse import Event, data_only
 from rails.base import Blocked, ChannelKey, TextField
 from rails.guard import InputContent
 from rails.stream import CannotRewrite
 
-_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
-_LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
-# delta event type -> (field, sub-channel, index field, slot offset)
-_DELTAS: dict[str, tuple[TextField, int, str | None, int]] = {
-    "response.output_text.delta": ("content", 0, "content_index", 0),
-    "response.refusal.delta": ("refusal", 0, "content_index", 0),
-    "response.reasoning_text.delta": ("reasoning", 0, "content_index", 0),
-    "response.reasoning_summary_text.delta": ("reasoning", 1, "summary_index", SUMMARY),
-    "response.function_call_arguments.delta": ("tool_arguments", 0, None, 0),
-}
-# done event type -> (field, sub-channel, index field, slot offset, text field)
-_DONES: dict[str, tuple[TextField, int, str | None, int, str]] = {
-    "response.output_text.done": ("content", 0, "content_index", 0, "text"),
-    "response.refusal.done": ("refusal", 0, "content_index", 0, "refusal"),
-    "response.reasoning_text.done": ("reasoning", 0, "content_index", 0, "text"),
-    "response.reasoning_summary_text.done": ("reasoning", 1, "summary_index", SUMMARY, "text"),
-    "response.function_call_arguments.done": ("tool_arguments", 0, None, 0, "arguments"),
-}
-_PARTS = {
-    "response.content_part.added": "content_index",
-    "response.content_part.done": "content_index",
-    "response.reasoning_summary_part.added": "summary_index",
-    "response.reasoning_summary_part.done": "summary_index",
-}
-_KNOWN_INDEXES = frozenset({"type", "sequence_number", "output_index"})
-_DELTA_KEYS = _KNOWN_INDEXES | {"content_index", "summary_index", "delta", "logprobs"}
-_LIFECYCLE_OR_TERMINAL = _LIFECYCLE | _TERMINAL
-_TERMINAL_DATA = re.compile(rb'"type"\s*:\s*"(response\.(?:completed|incomplete|failed)|error)"')
 _DELTA_TEXT = re.compile(rb'"delta"\s*:\s*"[^"]')
 _SEQUENCE = re.compile(rb'"sequence_number":\s*(\d{1,18})')
-UNKNOWN_DELTA = 2  # the content sub-channel of delta events no reader knows
-MAX_SNAPSHOTS = 64  # repeats of one channel's text a stream may send (vLLM: 4)
-KEEP = 4096  # pieces a mask can still find, per channel (twice max_held_events' default)
-
-
-@dataclass(slots=True)
-class _Snap:
-    """An event repeating channels' texts: its data as it came, and how many characters of
-    each channel it repeats."""
-
-    ev: Event
-    data: bytes
-    counts: dict[ChannelKey, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Chan:
-    """One channel's text, in bounded memory: its length and a digest of it as it came
-    (a repeat is checked against these), where the pieces of the last ``KEEP`` events
-    carrying it lie (a mask finds its piece by ``sequence_number``), and the masks
-    (start -> end, replacement)."""
-
-    size: int = 0
-    digest: Any = field(default_factory=hashlib.blake2b)
-    seqs: array[int] = field(default_factory=lambda: array("q"))
-    spans: array[int] = field(default_factory=lambda: array("q"))  # start, end per seq
-    masks: dict[int, tuple[int, str]] = field(default_factory=dict)
-    snaps: list[_Snap] = field(default_factory=list)
-
-    def add(self, piece: str, seq: int | None) -> None:
-        start = self.size
-        self.size += len(piece)
-        self.digest.update(piece.encode("utf-8", "surrogatepass"))
-        if seq is None:
-            return
-        if len(self.seqs) >= 2 * KEEP:
-            del self.seqs[:KEEP]
-            del self.spans[: 2 * KEEP]
-        self.seqs.append(seq)
-        self.spans.extend((start, self.size))
-
-    def repeats(self, text: str) -> bool:
-        """Whether ``text`` begins with the whole channel text so far."""
-        if self.size == 0:
-            return True
-        head = text[: self.size].encode("utf-8", "surrogatepass")
-        return len(text) >= self.size and hashlib.blake2b(head).digest() == self.digest.digest()
-
-    def span(self, seq: Any) -> tuple[int, int] | None:
-        i = bisect_left(self.seqs, seq) if isinstance(seq, int) else len(self.seqs)
-        if i == len(self.seqs) or self.seqs[i] != seq:
-            return None
-        return self.spans[2 * i], self.spans[2 * i + 1]
-
-    def shown(self, text: str) -> str:
-        """``text`` (the channel's text as it came) as the client is shown it."""
-        out, at = [], 0
-        for start in sorted(self.masks):
-            end, new = self.masks[start]
-            if start >= len(text):
-                break
-            out += [text[at:start], new]
-            at = end
-        return "".join([*out, text[at:]])
-
-
-@dataclass(slots=True)
-class _Reading:
-    spots: list[Spot] = field(default_factory=list)
-    rest: list[str] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-    closes_item: int | None = None
-    terminal: bool = False
+_TERMINAL_DATA = re.compile(rb'"type"\s*:\s*"(response\.(?:completed|incomplete|failed)|error)"')
 
 
 class Responses(Dialect):
@@ -184,7 +86,7 @@ class Responses(Dialect):
 
     def __init__(self, request: dict[str, Any] | None = None) -> None:
         self._request = request or {}  # the request as sent upstream (echoes are not judged)
-        self._chans: dict[ChannelKey, _Chan] = {}
+        self._chans: dict[ChannelKey, Channel] = {}
         self._seq = -1
         self._done_items: set[int] = set()
         self._item_slots: dict[int, set[int]] = {}
@@ -289,19 +191,19 @@ class Responses(Dialect):
 
     def _read(self, obj: dict[str, Any], ev: Event | None) -> Parsed:
         kind = obj.get("type")
-        delta = _delta_spec(obj, kind) if isinstance(kind, str) else None
+        delta = delta_spec(obj, kind) if isinstance(kind, str) else None
         if delta is not None:  # most events: the fast path
             return self._read_delta(obj, delta)
-        reading = _reading(obj, self._request)
-        parsed = Parsed(Kind.DATA, obj, ends=reading.ends, rest=reading.rest)
-        parsed.end = parsed.complete = reading.terminal
+        found = reading(obj, self._request)
+        parsed = Parsed(Kind.DATA, obj, ends=found.ends, rest=found.rest)
+        parsed.end = parsed.complete = found.terminal
         lifecycle = obj.get("response")
-        if isinstance(lifecycle, dict) and kind in _LIFECYCLE_OR_TERMINAL:
+        if isinstance(lifecycle, dict) and kind in LIFECYCLE_OR_TERMINAL:
             self._learn(lifecycle)
-        snap = _Snap(ev, ev.data or b"") if ev is not None else None
+        snap = Snap(ev, ev.data or b"") if ev is not None else None
         seq = obj.get("sequence_number")
         seen: set[ChannelKey] = set()
-        for spot in reading.spots:
+        for spot in found.spots:
             if spot.key in seen:
                 raise ValueError("one channel twice in one event")
             seen.add(spot.key)
@@ -310,7 +212,7 @@ class Responses(Dialect):
                 if output_of(spot.key[0]) in self._done_items:
                     return Parsed(Kind.LATE)
                 parsed.texts.append((spot.key, piece))
-        self._close_items(reading, parsed)
+        self._close_items(found, parsed)
         if snap is not None and snap.counts and any(self._chans[k].masks for k in snap.counts):
             self._render(snap)
         return parsed
@@ -334,7 +236,7 @@ class Responses(Dialect):
             text = ""
         rest: list[str] = []
         for k, v in obj.items():
-            if k not in _DELTA_KEYS:
+            if k not in DELTA_KEYS:
                 collect(k, v, rest)
         parsed = Parsed(Kind.DATA, obj, rest=rest)
         if not text:
@@ -344,21 +246,21 @@ class Responses(Dialect):
         key: ChannelKey = (slot(oi, base + part), field_, sub)
         ch = self._chans.get(key)
         if ch is None:
-            ch = self._chans[key] = _Chan()
+            ch = self._chans[key] = Channel()
             self._item_slots.setdefault(oi, set()).add(key[0])
         seq = obj.get("sequence_number")
         ch.add(text, seq if isinstance(seq, int) else None)
         parsed.texts.append((key, text))
         return parsed
 
-    def _take(self, spot: Spot, snap: _Snap | None, seq: int | None) -> str:
+    def _take(self, spot: Spot, snap: Snap | None, seq: int | None) -> str:
         """The new text a spot carries (a delta, or what a repeat adds to the channel)."""
         text = spot.text
         ch = self._chans.get(spot.key)
         if ch is None:
             if not text:
                 return ""
-            ch = self._chans[spot.key] = _Chan()
+            ch = self._chans[spot.key] = Channel()
         piece = text
         if not spot.delta:
             if not ch.repeats(text):
@@ -373,12 +275,12 @@ class Responses(Dialect):
             ch.snaps.append(snap)
         return piece
 
-    def _close_items(self, reading: _Reading, parsed: Parsed) -> None:
-        for s in reading.ends:
+    def _close_items(self, found: Reading, parsed: Parsed) -> None:
+        for s in found.ends:
             self._item_slots.setdefault(output_of(s), set()).add(s)
         for key, _ in parsed.texts:
             self._item_slots.setdefault(output_of(key[0]), set()).add(key[0])
-        oi = reading.closes_item
+        oi = found.closes_item
         if oi is not None:
             self._done_items.add(oi)
             parsed.ends.extend(self._item_slots.get(oi, {slot(oi, 0)}))
@@ -411,7 +313,7 @@ class Responses(Dialect):
         if name is None:
             found = _TERMINAL_DATA.search(data)
             name = found.group(1).decode() if found is not None else None
-        if name in _TERMINAL:
+        if name in TERMINAL:
             return Kind.DONE
         if name == "error" or b'"error"' in data[:48]:
             return Kind.ERROR if self.parse(ev).kind is Kind.ERROR else Kind.DATA
@@ -492,18 +394,18 @@ class Responses(Dialect):
             raise CannotRewrite("an event railproxy cannot map back to its text")
         ch.masks[span[0]] = (span[1], new)
         kind = obj.get("type")
-        if isinstance(kind, str) and _delta_spec(obj, kind) is not None:
+        if isinstance(kind, str) and delta_spec(obj, kind) is not None:
             obj["delta"] = new
             _set_data(ev, dump_json(obj))
         for snap in ch.snaps:
             self._render(snap)
         return ev
 
-    def _render(self, snap: _Snap) -> None:
+    def _render(self, snap: Snap) -> None:
         """Write the shown texts of its channels into an event that repeats them (from its
         data as it came: the masks apply to the text as it came)."""
         obj = client_json(snap.data)
-        for spot in _reading(obj, {}).spots:
+        for spot in reading(obj, {}).spots:
             count = snap.counts.get(spot.key)
             if count is not None and not spot.delta:
                 spot.holder[spot.name] = self._chans[spot.key].shown(spot.text[:count])
@@ -578,71 +480,6 @@ class Responses(Dialect):
                 self._event("response.output_item.done", {"output_index": oi, "item": done}),
             ]
         )
-
-
-def _delta_spec(obj: dict[str, Any], kind: str) -> tuple[TextField, int, str | None, int] | None:
-    """How a delta event continues its channel: a known one, or any other ``*.delta``
-    event with a string ``delta`` (judged in windows as text of its own, sub-channel
-    ``UNKNOWN_DELTA`` of ``content``: a phrase split over its deltas is still seen)."""
-    spec = _DELTAS.get(kind)
-    if spec is None and kind.endswith(".delta") and isinstance(obj.get("delta"), str):
-        index = "content_index" if "content_index" in obj else None
-        spec = ("content", UNKNOWN_DELTA, index, 0)
-    return spec
-
-
-def _reading(obj: dict[str, Any], request: dict[str, Any]) -> _Reading:
-    """Where an event's texts are, what it closes, and its other strings."""
-    r = _Reading()
-    kind = obj.get("type")
-    if not isinstance(kind, str):
-        collect("", obj, r.rest)
-    elif kind in _DELTAS:
-        field_, sub, index_name, base = _DELTAS[kind]
-        oi = number(obj, "output_index", MAX_OUTPUT)
-        part = number(obj, index_name, SUMMARY) if index_name else 0
-        if obj.get("logprobs"):
-            raise ValueError("token logprobs are not judged")
-        r.spots.append(Spot((slot(oi, base + part), field_, sub), obj, "delta", delta=True))
-        collect_except(obj, _KNOWN_INDEXES | {"delta", "logprobs", index_name or ""}, r.rest)
-    elif kind in _DONES:
-        field_, sub, index_name, base, name = _DONES[kind]
-        oi = number(obj, "output_index", MAX_OUTPUT)
-        part = number(obj, index_name, SUMMARY) if index_name else 0
-        if obj.get("logprobs"):
-            raise ValueError("token logprobs are not judged")
-        key = (slot(oi, base + part), field_, sub)
-        r.spots.append(Spot(key, obj, name))
-        read = {name, "logprobs", index_name or ""}
-        if kind == "response.function_call_arguments.done" and "name" in obj:
-            r.spots.append(Spot((key[0], "tool_names", 0), obj, "name"))
-            read.add("name")
-        r.ends.append(key[0])
-        collect_except(obj, _KNOWN_INDEXES | read, r.rest)
-    elif kind in _PARTS:
-        index_name = _PARTS[kind]
-        oi = number(obj, "output_index", MAX_OUTPUT)
-        part = number(obj, index_name, SUMMARY)
-        before = len(r.spots)
-        part_spot(oi, part, obj.get("part"), r.spots, r.rest)
-        if kind.endswith(".done"):
-            base = SUMMARY if index_name == "summary_index" else 0
-            found = len(r.spots) > before
-            r.ends.append(r.spots[before].key[0] if found else slot(oi, base + part))
-        collect_except(obj, _KNOWN_INDEXES | {"part", index_name}, r.rest)
-    elif kind in ("response.output_item.added", "response.output_item.done"):
-        oi = number(obj, "output_index", MAX_OUTPUT)
-        item_spots(oi, obj.get("item"), r.spots, r.rest)
-        if kind == "response.output_item.done":
-            r.closes_item = oi
-        collect_except(obj, _KNOWN_INDEXES | {"item"}, r.rest)
-    elif kind in _LIFECYCLE or kind in _TERMINAL:
-        output_spots(obj.get("response"), r.spots, r.rest, request)
-        r.terminal = kind in _TERMINAL
-        collect_except(obj, _KNOWN_INDEXES | {"response"}, r.rest)
-    else:  # an event no reader knows: every string of it is judged
-        collect("", obj, r.rest)
-    return r
 
 
 def _canonical(ev: Event) -> None:

@@ -14,7 +14,8 @@ from proxy.errors import BadRequest
 from proxy.routes import PassRoute, is_stored_response
 from proxy.wire.dialect import Envelope, Kind
 from proxy.wire.reader import EventReader
-from proxy.wire.responses import KEEP, RESPONSES, Responses
+from proxy.wire.responses import RESPONSES, Responses
+from proxy.wire.responses_state import KEEP
 from proxy.wire.sse import Decoder, Event
 from rails.base import Blocked
 from rails.stream import CannotRewrite
