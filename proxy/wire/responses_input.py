@@ -14,9 +14,10 @@ message (``role``)         its role     ``content``: a string or parts with ``te
 ``item_reference``         (none)       no text: a stored item the client already has
 =========================  ===========  =================================================
 
-Any other item type, a part whose ``text`` is not a string, ``encrypted_content`` and a
-stored ``prompt`` template are input railproxy cannot read as text: refused while an input
-rail enforces (``refusal``).
+Any other item type, a part whose ``text`` is not a string, ``encrypted_content``, a
+stored ``prompt`` template and a stored ``conversation`` are input railproxy cannot read as
+text: refused while an input rail enforces (``refusal``). ``previous_response_id`` is
+forwarded (the previous turn passed the rails when it was made).
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ def refusal(body: dict[str, Any]) -> None:
     """``BadRequest`` for input the rails cannot read as text."""
     if body.get("prompt") is not None:
         raise _unjudged("'prompt' (a stored prompt template) cannot be judged", "prompt")
+    if body.get("conversation") is not None:
+        raise _unjudged(
+            "'conversation' (items stored on the server) cannot be judged", "conversation"
+        )
     given = body.get("input")
     if given is None or isinstance(given, str):
         return

@@ -153,6 +153,14 @@ def test_unreadable_input_is_refused(item: dict[str, Any]) -> None:
     assert e.value.code == "input_not_judged"
 
 
+@pytest.mark.parametrize("stored", [{"prompt": {"id": "p"}}, {"conversation": "conv_1"}])
+def test_stored_input_is_refused(stored: dict[str, Any]) -> None:
+    with pytest.raises(BadRequest) as e:
+        RESPONSES.refuse_unjudged_input({"input": "hi", **stored}, False)
+    assert e.value.param == next(iter(stored))
+    RESPONSES.refuse_unjudged_input({"input": "hi", "previous_response_id": "r"}, False)
+
+
 def test_the_block_is_an_error_event_after_the_last_sequence_number() -> None:
     d = RESPONSES.for_request({})
     for ev in events()[:5]:
