@@ -309,6 +309,8 @@ class Responses(Dialect):
         return kind
 
     def _fast_kind(self, ev: Event, data: bytes) -> Kind:
+        if data == DONE:
+            return Kind.DONE
         name = ev.event
         if name is None:
             found = _TERMINAL_DATA.search(data)
