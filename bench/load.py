@@ -13,7 +13,9 @@ it measures, on ``time.perf_counter``:
   that completes the first rail window; omitted when ``--mark`` is not given.
 
 Every stream is checked: HTTP 200, content equal to the expected text, no error event,
-ending with ``[DONE]``. Anything else counts as an error, by kind.
+ending with ``[DONE]`` (``--api responses``: the Responses API, whose content is each
+``response.output_text.delta`` and whose end is ``response.completed``). Anything else
+counts as an error, by kind.
 
 Before the measured phase, ``--warmup`` sends one short full-speed request per worker at
 once (opening every connection, in this client and in the proxy's pool). Protocol on
@@ -93,7 +95,9 @@ class Client:
         body: dict[str, Any],
         expected: str,
         mark: int | None,
+        api: str = "chat",
     ) -> None:
+        self._read = _content if api == "chat" else _responses_content
         self._session = session
         self._url = url
         self._body = orjson.dumps(body)
@@ -119,13 +123,17 @@ class Client:
                 buf += chunk
                 *events, buf = buf.split(b"\n\n")
                 for event in events:
-                    if not event.startswith(b"data:"):
+                    at = event.find(b"data:")
+                    if at < 0:
                         continue  # comments (keep-alives)
-                    payload = event[5:].strip()
+                    payload = event[at + 5 :].strip()
                     if payload == b"[DONE]":
                         done = True
                         continue
-                    content = _content(orjson.loads(payload))
+                    content = self._read(orjson.loads(payload))
+                    if content is _COMPLETED:
+                        done = True
+                        continue
                     if content:
                         if ttft is None:
                             ttft = now - started
@@ -154,6 +162,22 @@ def _content(obj: Any) -> str | None:
     return cast(str | None, delta.get("content"))
 
 
+_COMPLETED = "\0completed"
+
+
+def _responses_content(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        raise StreamError("not_an_object")
+    kind = obj.get("type")
+    if kind == "response.output_text.delta":
+        return cast(str, obj["delta"])
+    if kind == "response.completed":
+        return _COMPLETED
+    if "error" in obj or kind == "error":
+        raise StreamError("error_event", obj.get("error") or obj)
+    return None
+
+
 def _error_kind(exc: BaseException) -> str:
     if isinstance(exc, StreamError):
         return str(exc)
@@ -166,12 +190,11 @@ async def measure(args: argparse.Namespace) -> Outcome:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        body = request_body(args.deltas, args.rate, args.profile)
-        client = Client(
-            session, args.url, body, expected_text(args.profile, args.deltas), args.mark
-        )
+        body = request_body(args.deltas, args.rate, args.profile, args.api)
+        expected = expected_text(args.profile, args.deltas)
+        client = Client(session, args.url, body, expected, args.mark, args.api)
         if args.warmup:
-            out.warmup_errors = await _warmup(session, args.url, args.concurrency)
+            out.warmup_errors = await _warmup(session, args.url, args.concurrency, args.api)
         print("START", flush=True)
         started = time.perf_counter()
         deadline = started + args.duration
@@ -201,9 +224,12 @@ async def measure(args: argparse.Namespace) -> Outcome:
     return out
 
 
-async def _warmup(session: aiohttp.ClientSession, url: str, concurrency: int) -> int:
+async def _warmup(
+    session: aiohttp.ClientSession, url: str, concurrency: int, api: str = "chat"
+) -> int:
     """One short full-speed request per worker, all at once; returns how many failed."""
-    client = Client(session, url, request_body(8, 0.0), expected_text("words", 8), None)
+    body = request_body(8, 0.0, api=api)
+    client = Client(session, url, body, expected_text("words", 8), None, api)
     results = await asyncio.gather(
         *(client.one() for _ in range(concurrency)), return_exceptions=True
     )
@@ -223,6 +249,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ramp", type=float, default=0.0, help="seconds over which workers start")
     p.add_argument("--timeout", type=float, default=120.0, help="per request, seconds")
     p.add_argument("--warmup", action="store_true")
+    p.add_argument("--api", choices=("chat", "responses"), default="chat")
     args = p.parse_args(argv)
     if args.concurrency < 1 or args.requests < 1 or args.duration <= 0:
         p.error("--concurrency and --requests must be >= 1 and --duration > 0")

@@ -169,9 +169,16 @@ class Bench:
         return result
 
     def load(
-        self, case: Case, url: str, target: str, proxy: Service | None, mark: int | None
+        self,
+        case: Case,
+        url: str,
+        target: str,
+        proxy: Service | None,
+        mark: int | None,
+        api: str = "chat",
     ) -> LoadRun:
-        """One load-generator run; samples CPU of every process and the proxy's RSS."""
+        """One load-generator run; samples CPU of every process and the proxy's RSS.
+        ``api``: the load generator speaks chat completions, or the Responses API."""
         cmd = [
             PY,
             "-m",
@@ -194,6 +201,8 @@ class Bench:
         ]
         if mark is not None:
             cmd += ["--mark", str(mark)]
+        if api != "chat":
+            cmd += ["--api", api]
         if self.plan.quiet_wait(case) > 0:
             wait_for_quiet(self.plan.quiet_wait(case))
         log = (self.workdir / "load.log").open("ab")

@@ -83,12 +83,21 @@ def expected_text(profile: Profile, n: int) -> str:
     return "".join(deltas(profile, n))
 
 
-def request_body(deltas_n: int, rate: float, profile: Profile = "words") -> dict[str, Any]:
-    """A chat completions request. ``max_tokens`` is the number of deltas; the fake
-    upstream reads the pacing (tokens/s, 0 = full speed) and profile from ``bench``."""
+def request_body(
+    deltas_n: int, rate: float, profile: Profile = "words", api: str = "chat"
+) -> dict[str, Any]:
+    """A chat completions request (``api="responses"``: a Responses API request).
+    ``max_tokens`` is the number of deltas; the fake upstream reads the pacing (tokens/s,
+    0 = full speed) and profile from ``bench``."""
+    prompt = "Tell me about the countryside."
+    asked: dict[str, Any] = (
+        {"input": prompt}
+        if api == "responses"
+        else {"messages": [{"role": "user", "content": prompt}]}
+    )
     return {
         "model": "bench",
-        "messages": [{"role": "user", "content": "Tell me about the countryside."}],
+        **asked,
         "stream": True,
         "max_tokens": deltas_n,
         "bench": {"rate": rate, "profile": profile},

@@ -1,4 +1,5 @@
-"""A fast fake vLLM upstream: ``POST /v1/chat/completions`` streams pre-rendered chunks.
+"""A fast fake vLLM upstream: ``POST /v1/chat/completions`` streams pre-rendered chunks,
+and ``POST /v1/responses`` the same text as vLLM 0.32's Responses API events.
 
 The stream is vLLM's dialect, byte for byte in shape: a role chunk, one
 ``data: {...}\\n\\n`` chunk per content delta (one write each), a finish chunk with
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -79,6 +81,66 @@ def render(profile: Profile, n: int) -> Rendered:
     return Rendered(head, body, finish)
 
 
+def _named(obj: dict[str, Any]) -> bytes:
+    data = json.dumps(obj, separators=(",", ":")).encode()
+    return b"event: " + obj["type"].encode() + b"\ndata: " + data + b"\n\n"
+
+
+@functools.cache
+def render_responses(profile: Profile, n: int) -> Rendered:
+    """vLLM 0.32's events for one message item (tests/fakes/responses_samples.py shows
+    them): created, in_progress, item and part added, the deltas, the three ``done``
+    events and ``response.completed``, numbered in order."""
+    texts = deltas(profile, n)
+    text = "".join(texts)
+    rid, mid = "resp_bench000000000000", "msg_bench000000000000"
+    at = {"content_index": 0, "item_id": mid, "output_index": 0}
+    part = {"annotations": [], "text": text, "type": "output_text", "logprobs": None}
+    item = {"id": mid, "content": [part], "role": "assistant", "status": "completed"}
+    item |= {"type": "message", "phase": None}
+    head_item = item | {"content": [], "status": "in_progress"}
+    response = {"id": rid, "created_at": _CREATED, "model": "bench", "object": "response"}
+    events: list[dict[str, Any]] = [
+        {
+            "response": response | {"output": [], "status": "in_progress"},
+            "type": "response.created",
+        },
+        {
+            "response": response | {"output": [], "status": "in_progress"},
+            "type": "response.in_progress",
+        },
+        {"item": head_item, "output_index": 0, "type": "response.output_item.added"},
+        {**at, "part": part | {"text": "", "logprobs": []}, "type": "response.content_part.added"},
+    ]
+    head = b"".join(_named(e | {"sequence_number": i}) for i, e in enumerate(events))
+    seq = len(events)
+    body = tuple(
+        _named(
+            {
+                **at,
+                "delta": d,
+                "logprobs": [],
+                "sequence_number": seq + i,
+                "type": "response.output_text.delta",
+            }
+        )
+        for i, d in enumerate(texts)
+    )
+    seq += len(texts)
+    usage = {"input_tokens": 6, "output_tokens": n, "total_tokens": n + 6}
+    closing = [
+        {**at, "logprobs": [], "text": text, "type": "response.output_text.done"},
+        {**at, "part": part, "type": "response.content_part.done"},
+        {"item": item, "output_index": 0, "type": "response.output_item.done"},
+        {
+            "response": response | {"output": [item], "status": "completed", "usage": usage},
+            "type": "response.completed",
+        },
+    ]
+    finish = b"".join(_named(e | {"sequence_number": seq + i}) for i, e in enumerate(closing))
+    return Rendered(head, body, finish)
+
+
 def _params(body: Any) -> tuple[Profile, int, float]:
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")
@@ -96,6 +158,16 @@ def _params(body: Any) -> tuple[Profile, int, float]:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, render, _DONE)
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, render_responses, b"")
+
+
+async def _serve(
+    request: web.Request, rendering: Callable[[Profile, int], Rendered], done: bytes
+) -> web.StreamResponse:
     try:
         body = json.loads(await request.read())
     except ValueError:
@@ -103,7 +175,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     profile, n, rate = _params(body)
     if body.get("stream") is not True:
         raise web.HTTPBadRequest(text="this fake upstream only streams")
-    stream = render(profile, n)
+    stream = rendering(profile, n)
     resp = web.StreamResponse(headers=_HEADERS)
     await resp.prepare(request)
     await resp.write(stream.head)
@@ -112,7 +184,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     else:
         await _full_speed(resp, stream.deltas)
     await resp.write(stream.finish)
-    await resp.write(_DONE)
+    if done:
+        await resp.write(done)
     await resp.write_eof()
     return resp
 
@@ -141,6 +214,7 @@ async def models(request: web.Request) -> web.Response:
 def create_app() -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_get("/v1/models", models)
     return app
 

@@ -19,11 +19,22 @@ from dataclasses import dataclass
 GUARDED: dict[str, str] = {
     "/v1/chat/completions": "POST",
     "/v1/completions": "POST",
+    "/v1/responses": "POST",
     "/generate": "POST",
     "/generate_stream": "POST",
     "/": "POST",
     "/v1/messages": "POST",
 }
+# Stored responses (``GET /v1/responses/{id}``, ``.../input_items``, ``.../cancel``) hand
+# back generated text outside any stream's rails: refused whenever the config has rails.
+STORED = "stored responses are refused while a config has rails: their text was not judged"
+_STORED = re.compile(r"^/v1/responses/[^/]+(?:/[^/]+)?$")
+
+
+def is_stored_response(path: str) -> bool:
+    return _STORED.match(path) is not None
+
+
 # railproxy's own routes under /v1 (the /v1 pass-through must not shadow their variants).
 OWN_V1: dict[str, str] = {"/v1/rails/configs": "GET"}
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -55,6 +66,8 @@ class PassRoute:
             if not (_PARAM.match(s) or (_LITERAL.match(s) and s not in (".", ".."))):
                 raise ValueError(f"{text!r}: bad path segment {s!r} (literal or {{name}})")
         route = cls(method, segments, stream)
+        if route.segments[:2] == ("v1", "responses") and len(route.segments) > 2:
+            raise ValueError(f"{text!r}: stored responses hold generated text ({STORED})")
         for guarded in (*GUARDED, *OWN_V1):
             if route.matches_path(guarded):
                 raise ValueError(f"{text!r}: would shadow railproxy's route {guarded}")

@@ -25,6 +25,7 @@ from proxy.upstream import response_headers
 from proxy.wire.chat import CHAT
 from proxy.wire.completions import COMPLETIONS
 from proxy.wire.messages import MESSAGES
+from proxy.wire.responses import RESPONSES
 from proxy.wire.tgi import TGI_NATIVE
 
 GUARDED_LIST = ", ".join(f"{m} {p}" for p, m in routes.GUARDED.items())
@@ -34,6 +35,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_post("/generate_stream", generate_stream)
     app.router.add_post("/generate", generate)
     app.router.add_post("/", compat_generate)
@@ -55,6 +57,10 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 async def messages(request: web.Request) -> web.StreamResponse:
     return await guarded(request, MESSAGES, "/messages")
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    return await guarded(request, RESPONSES, "/responses")
 
 
 async def generate_stream(request: web.Request) -> web.StreamResponse:
@@ -115,6 +121,14 @@ async def other_v1(request: web.Request) -> web.StreamResponse:
     guard = configs.peek(body, request.headers.get(CONFIG_HEADER), client_of(request))
     if guard.guards_input or guard.guards_output:
         _refused(request, "route_not_guarded")
+        if routes.is_stored_response(target.path):
+            raise NotFound(
+                f"{request.method} {target.path}: railproxy does not serve stored "
+                "responses while the rails config this request uses has rails: their text "
+                "would reach you without being judged. Read responses from the stream or "
+                "answer of POST /v1/responses.",
+                code="route_not_guarded",
+            )
         raise NotFound(
             f"{request.method} {target.path} is not a route railproxy guards, and the rails "
             "config this request uses has rails: railproxy refuses what it cannot judge. "

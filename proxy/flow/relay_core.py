@@ -177,10 +177,10 @@ class RelayCore:
         """Put one read's events before the rails; False once nothing more may be read
         (the stream ended, errored, or sent what cannot be judged)."""
         read, env, ending = self._reader.read, self.envelope, self.ending
-        client_event = self.dialect.client_event
+        client_form = self.dialect.client_form
         for ev in events:
             p = read(ev)
-            ev = client_event(ev)
+            ev = client_form(ev)
             if p.kind is Kind.COMMENT:
                 sink.push(ev, bypass=True)
                 continue

@@ -31,6 +31,8 @@ async def guarded(
         call.path = "/generate_stream"
     if call.stream and call.guard.guards_output:
         _require_streaming_rails(call)
+    if call.guard.guards_output:
+        dialect.refuse_unguarded_output(call.body)
     state = request.app[STATE]
     if call.stream:  # before input rails: no judge call for a stream we would refuse
         admit(request)
@@ -58,8 +60,8 @@ async def _prepare(request: web.Request, dialect: Dialect, path: str) -> Call:
     record = request[RECORD]
     record.request_id, record.config, record.stream = request_id(request), config_id, stream
     call = Call(request, dialect, path, body, raw, guard, record)
-    usage = dialect.stream_usage and not dialect.native
-    if stream and usage and request.app[SETTINGS].upstream.request_usage:
+    usage = request.app[SETTINGS].upstream.request_usage
+    if stream and not dialect.native and dialect.asks_usage and usage:
         _ask_for_usage(call)
     return call
 

@@ -26,6 +26,7 @@ from proxy.wire.client_json import (
     has_duplicate_keys,
     is_error,
 )
+from proxy.wire.dialect import Dialect
 from proxy.wire.json_text import unescape
 from proxy.wire.sse import Event
 from rails.base import Action, Blocked
@@ -42,10 +43,11 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     upstream_headers = response_headers(body.resp.headers, judged)
     label = None if judged else body.resp.headers.get("Content-Type")
     writer = SSEWriter([*upstream_headers, ("X-Request-Id", call.request_id)], content_type=label)
-    engine = guard.open_stream(call.user_text, call.dialect.rewrite) if judged else None
+    dialect = call.dialect.for_request(call.body)  # it may read events against earlier ones
+    engine = guard.open_stream(call.user_text, dialect.rewrite) if judged else None
     hold = engine is not None and guard.holds_output
     core = RelayCore(
-        call.dialect,
+        dialect,
         record,
         app[SETTINGS].upstream.max_event_bytes,
         strip_usage=call.strip_usage,
@@ -77,7 +79,7 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     except Exception:  # a fault of ours after the headers went: end the stream, never hang
         log.exception("stream failed", extra={"request_id": call.request_id})
         record.outcome = "internal_error"
-        await _end_after_fault(call, writer)
+        await _end_after_fault(dialect, writer)
         return writer
     finally:
         streams.discard(relay.shut_down)
@@ -90,11 +92,12 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     return writer
 
 
-async def _end_after_fault(call: Call, writer: SSEWriter) -> None:
-    """Our error event and the end, or a closed connection if even that fails: a client
-    must see the stream end, not wait for its own timeout."""
+async def _end_after_fault(dialect: Dialect, writer: SSEWriter) -> None:
+    """Our error event (in the terms of the stream so far) and the end, or a closed
+    connection if even that fails: a client must see the stream end, not wait for its own
+    timeout."""
     try:
-        await writer.send(call.dialect.stream_error("railproxy failed.", "internal_error"))
+        await writer.send(dialect.stream_error("railproxy failed.", "internal_error"))
         await writer.write_eof()
     except Exception:
         writer.force_close()
@@ -153,7 +156,8 @@ async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
             raise ValueError("a key is given twice in one object")
         if isinstance(obj, dict) and is_error(obj):
             return await _judge_error(call, data, 400)
-        texts = call.dialect.final_texts(obj)
+        dialect = call.dialect.for_request(call.body)
+        texts = dialect.final_texts(obj)
     except ValueError as e:
         raise Unreadable(
             f"The upstream's answer is not a {call.dialect.name} response railproxy can "
@@ -171,7 +175,7 @@ async def _judge_answer(call: Call, data: bytes) -> bytes | web.StreamResponse:
         try:
             if judged != text:  # the mask cannot be written back into escaped JSON
                 raise CannotRewrite(key[1])
-            call.dialect.set_final_text(obj, key, outcome.text)
+            dialect.set_final_text(obj, key, outcome.text)
         except CannotRewrite:
             reason = outcome.reason or "text modified where it cannot be rewritten"
             return await respond_blocked(call, Blocked(outcome.rail or "", reason))
@@ -226,7 +230,8 @@ async def respond_blocked(call: Call, blocked: Blocked) -> web.StreamResponse:
         writer = SSEWriter([("X-Request-Id", call.request_id), *NO_RETRY.items()])
         await writer.prepare(call.request)
         env = call.dialect.envelope(call.request_id, call.body)
-        await writer.send(call.dialect.abort(blocked, abort.style, abort.refusal_message, env))
+        dialect = call.dialect.for_request(call.body)
+        await writer.send(dialect.abort(blocked, abort.style, abort.refusal_message, env))
         await writer.write_eof()
         return writer
     return web.json_response(refusal, headers={**NO_RETRY, "X-Request-Id": call.request_id})

@@ -6,8 +6,9 @@ masks go back, and the answers railproxy writes itself (block and refusal bodies
 response side, parsing an event into text pieces per channel, the texts of a whole answer,
 rewriting both for masks, and the events railproxy authors (abort, errors, the end).
 Protocols: ``proxy.wire.chat`` (``/v1/chat/completions``), ``proxy.wire.completions``
-(``/v1/completions``), ``proxy.wire.tgi`` (TGI's ``/generate`` and ``/generate_stream``),
-``proxy.wire.messages`` (Anthropic's ``/v1/messages``).
+(``/v1/completions``), ``proxy.wire.responses`` (``/v1/responses``), ``proxy.wire.messages``
+(Anthropic's ``/v1/messages``), ``proxy.wire.tgi`` (TGI's ``/generate`` and
+``/generate_stream``).
 
 Everything is read from the event's data bytes as the client reads it
 (``proxy.wire.client_json``); events are never re-serialized unless railproxy changes
@@ -117,10 +118,18 @@ class Dialect(abc.ABC):
     # Whether input_messages are a batch of prompts, each its own conversation (so every
     # one is judged whatever rails.input.messages says), not one conversation.
     batch_input = False
-    # Whether a stream may ask the upstream for a usage chunk (``stream_options``).
-    stream_usage = True
+    # Whether a streamed request takes ``stream_options.include_usage`` (railproxy asks for
+    # usage on the client's behalf when it does).
+    asks_usage = True
     # Whether the upstream key also goes as ``x-api-key`` (Anthropic's clients and servers).
     x_api_key = False
+
+    def for_request(self, body: dict[str, Any]) -> Dialect:
+        """The instance that reads the answer to one request (``body``, as sent upstream):
+        protocols whose events are read against what came before, or against the request
+        (the Responses API's repeated texts and echoed request), give each answer its own;
+        stateless ones are their own."""
+        return self
 
     # -- request side -------------------------------------------------------------------
 
@@ -150,6 +159,11 @@ class Dialect(abc.ABC):
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
         """``BadRequest`` when the request carries input that input rails cannot read
         as text (token ids, unknown shapes); called only while an input rail enforces."""
+
+    def refuse_unguarded_output(self, body: dict[str, Any]) -> None:
+        """``BadRequest`` when the request asks for output the output rails would not see
+        (called only while output rails are on)."""
+        return None
 
     def message_texts(self, body: dict[str, Any]) -> list[str]:
         """The text of every input message (prompt token accounting)."""
@@ -182,11 +196,6 @@ class Dialect(abc.ABC):
     def envelope(self, request_id: str, body: dict[str, Any]) -> Envelope:
         """What our own events of one stream carry."""
         return Envelope.of_request(request_id, body)
-
-    def client_event(self, ev: Event) -> Event:
-        """The event as a guarded stream relays it (``data_only``: a protocol whose events
-        are named keeps its checked names)."""
-        return data_only(ev)
 
     def parse(self, ev: Event) -> Parsed:
         data = ev.data
@@ -222,6 +231,11 @@ class Dialect(abc.ABC):
         if b'"error"' in data[:48] or b'"object":"error"' in data:
             return self.parse(ev).kind
         return Kind.DATA
+
+    def client_form(self, ev: Event) -> Event:
+        """The event as a guarded stream relays it: its data lines only (``data_only``; a
+        protocol whose events are named keeps their checked names)."""
+        return data_only(ev)
 
     @staticmethod
     def carries_text(ev: Event) -> bool:

@@ -180,7 +180,7 @@ class MessageOrder:
 
 class Messages(Dialect):
     name = "messages"
-    stream_usage = False  # no stream_options here: vLLM reports usage in message_delta
+    asks_usage = False  # no stream_options here: vLLM reports usage in message_delta
     x_api_key = True  # Anthropic clients send their key as x-api-key
 
     # -- request side -------------------------------------------------------------------
@@ -352,7 +352,7 @@ class Messages(Dialect):
     def is_usage_only(ev: Event) -> bool:
         return False
 
-    def client_event(self, ev: Event) -> Event:
+    def client_form(self, ev: Event) -> Event:
         """The event as ``event: NAME`` and its ``data`` lines only (the name is checked:
         it is the data's ``type``); comments as ``data_only`` keeps them."""
         if ev.data is None or ev.event is None:

@@ -143,6 +143,9 @@ def _parse(raw: bytes, lines: list[bytes]) -> Event:
     """Build an Event from its field lines (terminators already removed)."""
     if len(lines) == 1 and lines[0].startswith(b"data:"):
         return Event(raw, _value(lines[0], 5))  # the hot path: one data line
+    if len(lines) == 2 and lines[0].startswith(b"event: ") and lines[1].startswith(b"data:"):
+        # named events (the Responses API, Anthropic's Messages): "event: x" then "data:"
+        return Event(raw, _value(lines[1], 5), lines[0][7:].decode("utf-8", "replace"))
     data: list[bytes] = []
     event = id_ = None
     for line in lines:

@@ -50,6 +50,18 @@ SCENARIOS = {
     ),
     "test_unknown_model_is_served": "unknown model name",
     "test_proxy_metrics_after_a_run": "railproxy /metrics after a clean and a blocked stream",
+    "test_responses_clean_bytes_are_direct_bytes": (
+        "/v1/responses, streamed and whole: bytes = direct (no rails; rails, both modes)"
+    ),
+    "test_responses_block_ends_with_an_error_event_and_server_stops": (
+        "/v1/responses blocklist hit: error event, server stops generating"
+    ),
+    "test_responses_sdk_raises_and_whole_block_is_400": (
+        "/v1/responses: SDK raises (create, stream helper); whole block is 400"
+    ),
+    "test_responses_client_disconnect_stops_server": (
+        "/v1/responses client disconnect: server stops generating"
+    ),
 }
 SERVERS = {"test_vllm": "vLLM", "test_llamacpp": "llama.cpp"}  # test module -> server
 

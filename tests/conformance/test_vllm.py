@@ -145,7 +145,8 @@ async def vllm_outcome(
 ) -> str:
     """What vLLM did with request `rid` once railproxy closed it (call right after the close).
 
-    "aborted": its log says "Request chatcmpl-<rid> aborted." (`--enable-log-requests`),
+    "aborted": its log says "Request chatcmpl-<rid> aborted." (`--enable-log-requests`; for
+    the Responses API `rid` is the engine's own id, `resp_<id>_0`),
     nothing is running, and it was never counted as finished with fewer than LONG tokens
     generated. vLLM 0.32 does not count client aborts in `request_success_total{finished_
     reason="abort"}` (that counts engine-side aborts): an aborted request is simply never
@@ -155,7 +156,9 @@ async def vllm_outcome(
     """
     if (await vllm_counts(http, vllm))["finished"] > before["finished"]:
         return "done-before-close"
-    line = f"Request chatcmpl-{rid} aborted."
+    line = (
+        f"Request {rid} aborted." if rid.startswith("resp_") else f"Request chatcmpl-{rid} aborted."
+    )
     try:
         await wait_until(lambda: _logged(vllm, line), within_s=ABORT_WITHIN_S)
     except AssertionError:
@@ -182,8 +185,10 @@ async def closes_upstream_and_vllm_stops(
     vllm: VllmServer,
     p: Proxy,
     attempt: Callable[[str], Awaitable[None]],
+    responses_api: bool = False,
 ) -> None:
     """Run `attempt(request_id)` until vLLM aborts the request (at most ATTEMPTS times).
+    ``responses_api``: the attempt sends the id as the body's ``request_id`` (``resp_<id>``).
 
     Every time, railproxy must close its upstream connection within CLOSE_WITHIN_S (its own
     job). An attempt whose generation was already over when railproxy closed proves nothing
@@ -195,6 +200,7 @@ async def closes_upstream_and_vllm_stops(
         before = await vllm_counts(http, vllm)
         rid = f"conf-{uuid.uuid4().hex}"
         await attempt(rid)
+        rid = f"resp_{rid}_0" if responses_api else rid
         start = time.monotonic()
         async with asyncio.timeout(CLOSE_WITHIN_S):  # railproxy closed its upstream request
             await p.tap.connections[-1].closed.wait()
@@ -371,6 +377,126 @@ async def test_proxy_metrics_after_a_run(proxy: ProxyFactory, facts: Json) -> No
     assert grew("railproxy_windows_checked_total") >= 2
     assert grew("railproxy_usage_tokens_total", kind="completion") >= 20  # vLLM's usage chunk
     assert grew("railproxy_rail_verdicts_total", rail="banned", verdict="block") == 1
+
+
+# -- the Responses API (POST /v1/responses) ------------------------------------------------
+
+RESP_ID = re.compile(rb'"(resp|msg)_[0-9a-f]{16}"')
+CREATED_AT = re.compile(rb'"created_at":\d+')
+
+
+def responses_body(facts: Json, stream: bool = True, tokens: int = 40, **extra: object) -> Json:
+    body = {"model": "tiny", "input": facts["prompt"], "max_output_tokens": tokens}
+    return body | {"temperature": 0, "stream": stream, **extra}
+
+
+def responses_normalized(raw: bytes) -> bytes:
+    return CREATED_AT.sub(b'"created_at":0', RESP_ID.sub(rb'"\1_ID"', raw))
+
+
+def output_text(raw: bytes) -> str:
+    out = []
+    for e in events(raw):
+        obj = json.loads(e)
+        if obj.get("type") == "response.output_text.delta":
+            out.append(obj["delta"])
+    return "".join(out)
+
+
+@pytest.mark.parametrize("rails_on", [None, True, False])
+async def test_responses_clean_bytes_are_direct_bytes(
+    http: aiohttp.ClientSession,
+    vllm: VllmServer,
+    proxy: ProxyFactory,
+    facts: Json,
+    rails_on: bool | None,
+) -> None:
+    """No rails, and rails that block nothing in both release modes: streamed and whole,
+    the client gets vLLM's bytes (ids and times aside, which vLLM makes up per request)."""
+    p = await proxy(**({} if rails_on is None else rails(["notaword"], rails_on)))
+    for stream in (True, False):
+        body = responses_body(facts, stream, tokens=60)
+        for i in range(ATTEMPTS):
+            direct = await post(http, vllm.base_url + "/v1/responses", body)
+            proxied = await post(p.session, p.url("/v1/responses"), body)
+            assert proxied == p.tap.last_body()
+            if responses_normalized(proxied) == responses_normalized(direct):
+                break
+            print(f"vLLM chunked the direct and proxied answers differently (try {i + 1})")
+        assert responses_normalized(proxied) == responses_normalized(direct)
+        assert RESP_ID.search(proxied)
+    async with openai.AsyncOpenAI(base_url=p.v1, api_key="x", max_retries=0) as client:
+        answer = await client.responses.create(**responses_body(facts, False))
+    assert answer.output_text == greedy(facts, 40)
+
+
+@pytest.mark.parametrize("stream_first", [True, False])
+async def test_responses_block_ends_with_an_error_event_and_server_stops(
+    http: aiohttp.ClientSession,
+    vllm: VllmServer,
+    proxy: ProxyFactory,
+    facts: Json,
+    stream_first: bool,
+) -> None:
+    word, index = facts["forbidden"], facts["forbidden_index"]
+    p = await proxy(**rails([word], stream_first))
+
+    async def attempt(rid: str) -> None:
+        body = responses_body(facts, tokens=LONG, request_id=f"resp_{rid}")
+        raw = await post(p.session, p.url("/v1/responses"), body)
+        last = json.loads(events(raw)[-1])
+        assert last["type"] == "error"
+        assert last["error"]["code"] == "content_blocked"
+        assert b"response.completed" not in raw
+        released = output_text(raw)
+        if stream_first:
+            assert released.startswith(greedy(facts, index + 1))
+        else:
+            assert word.encode() not in raw
+            assert greedy(facts, index).startswith(released)
+            assert len(released.split()) >= 5
+
+    await closes_upstream_and_vllm_stops(http, vllm, p, attempt, responses_api=True)
+
+
+async def _drain_helper(client: openai.AsyncOpenAI, body: Json) -> None:
+    body = {k: v for k, v in body.items() if k != "stream"}
+    async with client.responses.stream(**body) as helper:
+        async for _ in helper:
+            pass
+
+
+async def test_responses_sdk_raises_and_whole_block_is_400(
+    proxy: ProxyFactory, facts: Json
+) -> None:
+    p = await proxy(**rails([facts["forbidden"]], stream_first=True))
+    async with openai.AsyncOpenAI(base_url=p.v1, api_key="x", max_retries=0) as client:
+        stream = await client.responses.create(**responses_body(facts, tokens=LONG))
+        with pytest.raises(openai.APIError) as info:
+            async for _ in stream:  # type: ignore[union-attr]
+                pass
+        assert info.value.code == "content_blocked"
+        with pytest.raises(openai.APIError) as info:
+            await _drain_helper(client, responses_body(facts, tokens=200))
+        assert info.value.code == "content_blocked"
+        with pytest.raises(openai.BadRequestError) as bad:
+            await client.responses.create(**responses_body(facts, False, tokens=100))
+    assert bad.value.code == "content_blocked"
+
+
+async def test_responses_client_disconnect_stops_server(
+    http: aiohttp.ClientSession, vllm: VllmServer, proxy: ProxyFactory, facts: Json
+) -> None:
+    p = await proxy(**rails(["notaword"], stream_first=False))
+
+    async def attempt(rid: str) -> None:
+        body = responses_body(facts, tokens=LONG, request_id=f"resp_{rid}")
+        async with p.session.post(p.url("/v1/responses"), json=body) as r:
+            for _ in range(10):
+                await r.content.readline()
+            r.close()  # the client goes away mid-stream
+
+    await closes_upstream_and_vllm_stops(http, vllm, p, attempt, responses_api=True)
 
 
 # -- the Anthropic Messages API (POST /v1/messages) ----------------------------------------

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from . import llamacpp_python_rules, vllm_rules
+from . import llamacpp_python_rules, responses_api, vllm_rules
 from . import messages as anthropic
 from .dialects import (
     LLAMACPP_PYTHON_HEADERS,
@@ -232,6 +232,8 @@ class FakeUpstream:
         self._runner: web.AppRunner | None = None
         self._closing = False
         self._handlers: set[asyncio.Task[Any]] = set()
+        # POST /v1/responses writes these events instead, when set (responses_api.py)
+        self.responses_events: list[bytes] | None = None
 
     @property
     def active_handlers(self) -> int:
@@ -292,6 +294,7 @@ class FakeUpstream:
             web.post("/v1/chat/completions", self._chat),
             web.post("/v1/completions", self._completions),
             web.post("/v1/messages", self._messages),
+            web.post("/v1/responses", self._responses),
             web.post("/generate_stream", self._generate_stream),
             web.post("/generate", self._generate),
             web.get("/v1/models", self._models),
@@ -381,6 +384,9 @@ class FakeUpstream:
             renderer = anthropic.MessagesRenderer()
             return await self._stream(request, rec, script, renderer, frames)  # type: ignore[arg-type]
         return await self._complete(rec, script, anthropic.whole(s, steps), len(steps))
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        return await responses_api.serve(self, request)
 
     async def _generate_stream(self, request: web.Request) -> web.StreamResponse:
         return await self._generation(request, "generate", stream=True)

@@ -115,7 +115,7 @@ async def test_configs_listing_shows_what_the_key_may_use(bound: Proxy) -> None:
 async def test_unlisted_routes_follow_the_keys_config(fake: FakeUpstream, bound: Proxy) -> None:
     """Operators who want every request guarded bind keys to railed configs."""
     async with bound.session.post(
-        bound.url("/v1/responses"), json={"input": "hi"}, headers=bearer(APP_KEY)
+        bound.url("/v1/audio/speech"), json={"input": "hi"}, headers=bearer(APP_KEY)
     ) as r:
         assert r.status == 404
         assert (await r.json())["error"]["code"] == "route_not_guarded"

@@ -161,13 +161,13 @@ REFUSED_TARGETS = [
     b"/v1/chat/completions/batch",
     b"/v1/chat/completions/render",
     b"/v1/completions/",
-    b"/v1/responses",
+    b"/v1/audio/speech",
     b"/v1/responses/resp_1",
     b"/v1/tokenize",
     b"/v1/detokenize",
     b"/v1/",
     b"http://x/v1/chat/completions%3F",
-    b"http://x/v1/responses",
+    b"http://x/v1/audio/speech",
     b"http://x//v1/chat/completions",
     b"*",
     b"v1/chat/completions",
@@ -192,7 +192,7 @@ async def test_raw_targets_are_refused_and_never_reach_the_upstream(
     [
         (b"/v1/chat/completions%3F", "invalid_path"),
         (b"/v1/chat%2Fcompletions", "invalid_path"),
-        (b"/v1/responses", "route_not_guarded"),
+        (b"/v1/audio/speech", "route_not_guarded"),
         (b"/v1/chat/completions/batch", "route_not_guarded"),
         (b"/v1/chat/completions/", "not_found"),
     ],
@@ -238,7 +238,7 @@ async def test_absolute_form_routes_on_its_path(hostile: Everywhere, proxy: Prox
 async def test_refusals_are_counted(hostile: Everywhere, proxy: ProxyFactory) -> None:
     p = await guarded_proxy(proxy, hostile)
     for target, method in [
-        (b"/v1/responses", "POST"),
+        (b"/v1/audio/speech", "POST"),
         (b"/v1/a%2Fb", "GET"),
         (b"/v1/chat/completions", "GET"),
         (b"/v1/chat/completions/", "POST"),
@@ -340,10 +340,10 @@ async def test_unlisted_pass_through_takes_a_stream_slot(proxy: ProxyFactory) ->
     await slow.start()
     try:
         p = await proxy(target=slow.base_url, server={"max_concurrent_streams": 1})
-        first = await p.session.post(p.url("/v1/responses"), json={"input": "hi"})
+        first = await p.session.post(p.url("/v1/audio/speech"), json={"input": "hi"})
         try:
             assert first.status == 200
-            async with p.session.post(p.url("/v1/responses"), json={"input": "hi"}) as r:
+            async with p.session.post(p.url("/v1/audio/speech"), json={"input": "hi"}) as r:
                 assert r.status == 429
             async with p.session.get(p.url("/v1/models")) as r:
                 assert r.status == 200  # built-in routes open no stream
@@ -370,13 +370,13 @@ async def test_a_request_naming_a_railed_config_is_refused_on_unlisted_paths(
     hostile: Everywhere, proxy: ProxyFactory, tmp_path: Path
 ) -> None:
     p = await proxy(target=hostile.base_url, config_dir=config_dir(tmp_path))
-    async with p.session.post(p.url("/v1/responses"), json={"config_id": "strict"}) as r:
+    async with p.session.post(p.url("/v1/audio/speech"), json={"config_id": "strict"}) as r:
         assert r.status == 404
         assert (await r.json())["error"]["code"] == "route_not_guarded"
     headers = {"X-Rails-Config": "strict"}
-    async with p.session.post(p.url("/v1/responses"), data=b"\xff", headers=headers) as r:
+    async with p.session.post(p.url("/v1/audio/speech"), data=b"\xff", headers=headers) as r:
         assert r.status == 404
     assert hostile.seen == []
-    async with p.session.post(p.url("/v1/responses"), json={"input": "hi"}) as r:
+    async with p.session.post(p.url("/v1/audio/speech"), json={"input": "hi"}) as r:
         assert r.status == 200  # the default config has no rails: relayed
-    assert hostile.seen == [("POST", "/v1/responses")]
+    assert hostile.seen == [("POST", "/v1/audio/speech")]

@@ -213,12 +213,12 @@ def test_order_is_per_stream() -> None:
 
 def test_events_keep_their_bytes_or_are_reframed_with_their_name() -> None:
     plain = delta(0)
-    assert MESSAGES.client_event(plain) is plain
+    assert MESSAGES.client_form(plain) is plain
     (odd,) = Decoder().feed(b"id: 7\r\nevent: content_block_stop\r\n: hi\r\ndata: {}\r\n\r\n")
-    out = MESSAGES.client_event(odd)
+    out = MESSAGES.client_form(odd)
     assert out.raw == b"event: content_block_stop\ndata: {}\n\n"
-    assert MESSAGES.client_event(Event(b": keep-alive\n\n")).raw == b": keep-alive\n\n"
-    assert MESSAGES.client_event(Event(b": secret words\n\n")).raw == b":\n\n"
+    assert MESSAGES.client_form(Event(b": keep-alive\n\n")).raw == b": keep-alive\n\n"
+    assert MESSAGES.client_form(Event(b": secret words\n\n")).raw == b":\n\n"
 
 
 def test_a_mask_rewrites_the_delta_or_the_block_start() -> None:

@@ -1,6 +1,9 @@
 // Drives one Node client through railproxy and prints, as one JSON line, what the client
 // surfaced: the text it yielded, the last finish_reason, and the error it threw (if any).
 // Usage: node drive.mjs '{"client": "openai"|"hf", "op": "chat_stream"|"chat_whole"|"tgi_stream", "base": "http://127.0.0.1:PORT"}'
+// The Responses API (client "openai"): op "responses_stream" (create with stream: true),
+// "responses_helper" (responses.stream()) or "responses_whole"; finish_reason is then the
+// response's status, and its incomplete_details.reason when it has one.
 import OpenAI from "openai";
 import { InferenceClient } from "@huggingface/inference";
 
@@ -15,8 +18,33 @@ function take(chunk) {
   out.finish_reason = choice.finish_reason ?? out.finish_reason;
 }
 
+function takeEvent(ev) {
+  if (ev.type === "response.output_text.delta" || ev.type === "response.refusal.delta") {
+    out.text += ev.delta;
+  } else if (ev.type.startsWith("response.") && ev.response?.status) {
+    const reason = ev.response.incomplete_details?.reason;
+    out.finish_reason = reason ? `${ev.response.status}:${reason}` : ev.response.status;
+  }
+}
+
+async function responses(c) {
+  const params = { model: "m", input: "hi" };
+  if (op === "responses_whole") {
+    const r = await c.responses.create(params);
+    out.text = r.output_text;
+    takeEvent({ type: "response.whole", response: r });
+  } else if (op === "responses_helper") {
+    const stream = c.responses.stream(params);
+    for await (const ev of stream) takeEvent(ev);
+  } else {
+    const stream = await c.responses.create({ ...params, stream: true });
+    for await (const ev of stream) takeEvent(ev);
+  }
+}
+
 async function openai() {
   const c = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sk-test", maxRetries: 0 });
+  if (op.startsWith("responses")) return responses(c);
   if (op === "chat_whole") {
     const r = await c.chat.completions.create({ model: "m", messages });
     out.text = r.choices[0].message.content;
