@@ -25,6 +25,7 @@ from proxy.wire.dialect import (
     Parsed,
     abort_body,
     common_envelope,
+    validate_messages,
 )
 from proxy.wire.fields import (
     OTHER_INDEX,
@@ -53,15 +54,7 @@ class Chat(Dialect):
 
     def validate(self, body: dict[str, Any]) -> None:
         super().validate(body)
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise BadRequest("'messages' must be a non-empty list.", param="messages")
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-                raise BadRequest(
-                    f"'messages[{i}]' must be an object with a string 'role'.",
-                    param=f"messages[{i}]",
-                )
+        validate_messages(body)
 
     def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         return list(body["messages"])

@@ -110,6 +110,36 @@ def common_envelope(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def decoded(ev: Event) -> dict[str, Any] | Parsed:
+    """An event's data as the JSON object the client reads, or what it is instead: a
+    comment, ``[DONE]``, or ``Kind.OPAQUE`` (not JSON, not an object, a key twice)."""
+    data = ev.data
+    if data is None:
+        return Parsed(Kind.COMMENT)
+    if data == DONE:
+        return Parsed(Kind.DONE, end=True, complete=True)
+    try:
+        obj = client_json(data)
+    except ValueError:
+        return Parsed(Kind.OPAQUE)
+    if not isinstance(obj, dict) or has_duplicate_keys(obj, data):
+        return Parsed(Kind.OPAQUE)
+    return obj
+
+
+def validate_messages(body: dict[str, Any]) -> None:
+    """``messages``: a non-empty list of objects with a string ``role`` (chat, Messages)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' must be a non-empty list.", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise BadRequest(
+                f"'messages[{i}]' must be an object with a string 'role'.",
+                param=f"messages[{i}]",
+            )
+
+
 class Dialect(abc.ABC):
     """The contract of one wire protocol, with what every protocol does the same way."""
 
@@ -198,17 +228,9 @@ class Dialect(abc.ABC):
         return Envelope.of_request(request_id, body)
 
     def parse(self, ev: Event) -> Parsed:
-        data = ev.data
-        if data is None:
-            return Parsed(Kind.COMMENT)
-        if data == DONE:
-            return Parsed(Kind.DONE, end=True, complete=True)
-        try:
-            obj = client_json(data)
-        except ValueError:
-            return Parsed(Kind.OPAQUE)
-        if not isinstance(obj, dict) or has_duplicate_keys(obj, data):
-            return Parsed(Kind.OPAQUE)
+        obj = decoded(ev)
+        if isinstance(obj, Parsed):
+            return obj
         if is_error(obj):
             texts: Texts = [((ERROR_INDEX, "content", 0), error_text(obj))]
             return Parsed(Kind.ERROR, obj, texts, end=True)

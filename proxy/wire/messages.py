@@ -37,7 +37,7 @@ import orjson
 from proxy.errors import BadRequest, anthropic_body
 from proxy.wire.chat import all_strings
 from proxy.wire.client_json import client_json, dump_json, error_text, has_duplicate_keys
-from proxy.wire.dialect import ERROR_INDEX, Dialect, Envelope, Kind, Parsed
+from proxy.wire.dialect import ERROR_INDEX, Dialect, Envelope, Kind, Parsed, validate_messages
 from proxy.wire.fields import MAX_INDEX, OTHER_INDEX, Texts, add_rest, collect, collect_except
 from proxy.wire.messages_request import as_list, blocks, slots, unreadable, without
 from proxy.wire.sse import Event, data_only, encode
@@ -187,15 +187,7 @@ class Messages(Dialect):
 
     def validate(self, body: dict[str, Any]) -> None:
         super().validate(body)
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise BadRequest("'messages' must be a non-empty list.", param="messages")
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-                raise BadRequest(
-                    f"'messages[{i}]' must be an object with a string 'role'.",
-                    param=f"messages[{i}]",
-                )
+        validate_messages(body)
         system = body.get("system")
         if system is not None and not isinstance(system, str | list):
             raise BadRequest("'system' must be a string or a list of blocks.", param="system")

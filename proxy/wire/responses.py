@@ -42,7 +42,7 @@ import orjson
 from proxy.errors import BadRequest
 from proxy.wire import responses_input
 from proxy.wire.chat import all_strings
-from proxy.wire.client_json import client_json, dump_json, error_text, has_duplicate_keys, is_error
+from proxy.wire.client_json import client_json, dump_json, error_text, is_error
 from proxy.wire.dialect import (
     DONE,
     ERROR_INDEX,
@@ -51,6 +51,7 @@ from proxy.wire.dialect import (
     Kind,
     Parsed,
     abort_body,
+    decoded,
 )
 from proxy.wire.fields import OTHER_INDEX, Texts, add_rest, collect
 from proxy.wire.responses_items import (
@@ -155,17 +156,9 @@ class Responses(Dialect):
     # -- response side: parsing ------------------------------------------------------------
 
     def parse(self, ev: Event) -> Parsed:
-        data = ev.data
-        if data is None:
-            return Parsed(Kind.COMMENT)
-        if data == DONE:
-            return Parsed(Kind.DONE, end=True, complete=True)
-        try:
-            obj = client_json(data)
-        except ValueError:
-            return Parsed(Kind.OPAQUE)
-        if not isinstance(obj, dict) or has_duplicate_keys(obj, data):
-            return Parsed(Kind.OPAQUE)
+        obj = decoded(ev)
+        if isinstance(obj, Parsed):
+            return obj
         if ev.event is not None and ev.event != obj.get("type"):
             return Parsed(Kind.OPAQUE)  # a client may go by either: they must agree
         try:
