@@ -18,7 +18,6 @@ from proxy.errors import BadRequest
 from proxy.wire.client_json import client_json, dump_json
 from proxy.wire.dialect import (
     DONE_EVENT,
-    ERROR_INDEX,
     Dialect,
     Envelope,
     Kind,
@@ -158,14 +157,7 @@ class Chat(Dialect):
             if index_of(choice) == key[0]:
                 self._set(choice, "message", key, text)
 
-    def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
-        """Tool arguments judged with their escapes resolved cannot be mapped back."""
-        if key[0] == ERROR_INDEX:
-            return Event(self.error_event(new, "upstream_error"))
-        if key[0] == OTHER_INDEX:
-            raise CannotRewrite("a string railproxy reads only to judge")
-        if key[1] == "tool_arguments" and ev.escaped:
-            raise CannotRewrite("tool arguments with JSON escapes")
+    def rewrite_text(self, ev: Event, key: ChannelKey, new: str) -> Event:
         obj = client_json(ev.data or b"{}")
         for choice in obj.get("choices") or []:
             if index_of(choice) == key[0]:

@@ -31,10 +31,11 @@ import orjson
 
 from proxy.errors import BadRequest, error_body
 from proxy.wire.client_json import client_json, error_text, has_duplicate_keys, is_error
-from proxy.wire.fields import Texts
+from proxy.wire.fields import OTHER_INDEX, Texts
 from proxy.wire.sse import Event, data_only, encode
 from rails.base import Blocked, ChannelKey
 from rails.guard import InputContent, message_role, message_text
+from rails.stream import CannotRewrite
 
 _TEXT = re.compile(rb'"(?:content|reasoning|reasoning_content|arguments|text)"\s*:\s*"[^"]')
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
@@ -304,10 +305,23 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None: ...
 
-    @abc.abstractmethod
     def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
         """The event with the guarded text of ``key`` replaced (masking);
-        ``rails.stream.CannotRewrite`` where it cannot be."""
+        ``rails.stream.CannotRewrite`` where it cannot be: a string railproxy reads only to
+        judge, or tool arguments judged with their JSON escapes resolved (they cannot be
+        mapped back). An in-band error's text becomes our own error event."""
+        if key[0] == ERROR_INDEX:
+            return Event(self.error_event(new, "upstream_error"))
+        if key[0] == OTHER_INDEX:
+            raise CannotRewrite("a string railproxy reads only to judge")
+        if key[1] == "tool_arguments" and ev.escaped:
+            raise CannotRewrite("tool arguments with JSON escapes")
+        return self.rewrite_text(ev, key, new)
+
+    @abc.abstractmethod
+    def rewrite_text(self, ev: Event, key: ChannelKey, new: str) -> Event:
+        """``rewrite`` for a text this protocol carries (``key``: a choice's, a block's or an
+        item's channel)."""
 
     # -- events we author ------------------------------------------------------------------
 

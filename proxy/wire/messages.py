@@ -38,7 +38,7 @@ from proxy.errors import BadRequest, anthropic_body
 from proxy.wire.chat import all_strings
 from proxy.wire.client_json import client_json, dump_json, error_text, has_duplicate_keys
 from proxy.wire.dialect import ERROR_INDEX, Dialect, Envelope, Kind, Parsed, validate_messages
-from proxy.wire.fields import MAX_INDEX, OTHER_INDEX, Texts, add_rest, collect, collect_except
+from proxy.wire.fields import MAX_INDEX, Texts, add_rest, collect, collect_except
 from proxy.wire.messages_request import as_list, blocks, slots, unreadable, without
 from proxy.wire.sse import Event, data_only, encode
 from rails.base import Blocked, ChannelKey, TextField
@@ -390,13 +390,7 @@ class Messages(Dialect):
             raise CannotRewrite("masked tool input is not an object")
         block["input"] = value
 
-    def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
-        if key[0] == ERROR_INDEX:
-            return Event(self.error_event(new, "upstream_error"))
-        if key[0] == OTHER_INDEX:
-            raise CannotRewrite("a string railproxy reads only to judge")
-        if key[1] == "tool_arguments" and ev.escaped:
-            raise CannotRewrite("tool arguments with JSON escapes")
+    def rewrite_text(self, ev: Event, key: ChannelKey, new: str) -> Event:
         obj = client_json(ev.data or b"{}")
         if obj["type"] == "content_block_delta":
             obj["delta"][_FIELD_OF[key[1]]] = new

@@ -375,13 +375,7 @@ class Responses(Dialect):
             if spot.key == key:
                 spot.holder[spot.name] = text
 
-    def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
-        if key[0] == ERROR_INDEX:
-            return Event(self.error_event(new, "upstream_error"))
-        if key[0] == OTHER_INDEX:
-            raise CannotRewrite("a string railproxy reads only to judge")
-        if key[1] == "tool_arguments" and ev.escaped:
-            raise CannotRewrite("tool arguments with JSON escapes")
+    def rewrite_text(self, ev: Event, key: ChannelKey, new: str) -> Event:
         ch = self._chans.get(key)
         obj = client_json(ev.data or b"{}")
         span = ch.span(obj.get("sequence_number")) if ch is not None else None

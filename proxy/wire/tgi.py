@@ -16,7 +16,7 @@ import orjson
 
 from proxy.errors import BadRequest
 from proxy.wire.client_json import as_list, client_json, dump_json
-from proxy.wire.dialect import ERROR_INDEX, Dialect, Envelope, Kind, Parsed
+from proxy.wire.dialect import Dialect, Envelope, Kind, Parsed
 from proxy.wire.fields import (
     ALT_SEPARATOR,
     OTHER_INDEX,
@@ -120,11 +120,7 @@ class TGI(Dialect):
                 if field_name in details:
                     details[field_name] = []
 
-    def rewrite(self, ev: Event, key: ChannelKey, new: str) -> Event:
-        if key[0] == ERROR_INDEX:
-            return Event(self.error_event(new, "upstream_error"))
-        if key[0] == OTHER_INDEX:
-            raise CannotRewrite("a string railproxy reads only to judge")
+    def rewrite_text(self, ev: Event, key: ChannelKey, new: str) -> Event:
         obj = client_json(ev.data or b"{}")
         if key[1] == "content" and key[2] == GENERATED:
             obj["generated_text"] = new
