@@ -39,6 +39,7 @@ from proxy.wire.chat import all_strings
 from proxy.wire.client_json import client_json, dump_json, error_text, has_duplicate_keys
 from proxy.wire.dialect import ERROR_INDEX, Dialect, Envelope, Kind, Parsed
 from proxy.wire.fields import MAX_INDEX, OTHER_INDEX, Texts, add_rest, collect, collect_except
+from proxy.wire.json_text import unescape
 from proxy.wire.messages_request import as_list, blocks, slots, unreadable, without
 from proxy.wire.sse import Event, data_only, encode
 from rails.base import Blocked, ChannelKey, TextField
@@ -498,11 +499,12 @@ def _read_block(
         tool_input = block.get("input")
         if not isinstance(tool_input, dict):
             raise ValueError("tool_use 'input' is not an object")
-        if tool_input and start:  # the SDK shows it until a delta replaces it
-            collect("", tool_input, rest)
-        elif tool_input:
+        if tool_input:
             arguments = json.dumps(tool_input, ensure_ascii=False)
-            texts.append(((index, "tool_arguments", 0), arguments))
+            if start:  # the SDK shows it until a delta replaces it: judged, never masked
+                rest.append(unescape(arguments))  # (keys too: argument names it wrote)
+            else:
+                texts.append(((index, "tool_arguments", 0), arguments))
     collect_except(block, frozenset(read), rest)
 
 

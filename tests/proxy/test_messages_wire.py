@@ -85,7 +85,8 @@ def test_block_starts_carry_their_initial_strings() -> None:
     ]
     tool = MESSAGES.parse(block(3, "tool_use", input={"city": "Paris"}))
     assert tool.texts == [((3, "tool_names", 0), "get_weather")]
-    assert {"toolu_1", "Paris"} <= set(tool.rest)  # judged on the OTHER channel
+    # judged on the OTHER channel, keys and all, as a whole answer's input is judged
+    assert {"toolu_1", '{"city": "Paris"}'} <= set(tool.rest)
 
 
 def test_every_other_string_is_judged_once_on_the_other_channel() -> None:

@@ -1,0 +1,78 @@
+"""Attacks on ``POST /v1/messages`` with a stock client (the anthropic SDK, raw aiohttp) and
+a hostile upstream scripted byte for byte: each test is one way text could reach the client
+unjudged, or the client could read other than what railproxy judged, and what holds now.
+
+(Out-of-protocol event orders are ``test_messages_hostile.py``'s; these are what it did not
+cover.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from fakes.hostile import HostileUpstream, Reply
+from integration.conftest import Proxy, ProxyFactory
+from integration.test_guarded import rails
+from integration.test_messages import body, named
+from integration.test_messages_hostile import MESSAGE_DELTA, MESSAGE_STOP, START, auto, stop
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+EMAIL = "jane.doe@example.com"
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[HostileUpstream]:
+    async with HostileUpstream() as up:
+        yield up
+
+
+def guarded(stream_first: bool = False) -> dict[str, Any]:
+    """The banned rail (``project falcon``, and ``project_falcon`` as a tool would spell it)
+    and the pii rail masking e-mail addresses."""
+    config = rails(stream_first)
+    config["rails"]["config"]["banned"]["words"].append("project_falcon")
+    config["rails"]["config"]["pii"] = {"type": "pii", "entities": ["email"], "action": "mask"}
+    config["rails"]["output"]["flows"].append("pii")
+    return config
+
+
+async def start(proxy: ProxyFactory, up: HostileUpstream, stream_first: bool = False) -> Proxy:
+    return await proxy(target=up.base_url, **guarded(stream_first))
+
+
+def leaked(raw: bytes) -> bool:
+    return b"falcon" in raw.lower() or EMAIL.encode() in raw
+
+
+def tool_start(index: int, tool_input: dict[str, Any]) -> bytes:
+    content_block = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": tool_input}
+    return auto({"type": "content_block_start", "index": index, "content_block": content_block})
+
+
+def ends(*events: bytes) -> list[bytes]:
+    return [START, *events, MESSAGE_DELTA, MESSAGE_STOP]
+
+
+# -- a tool's input given whole in content_block_start ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tool_input",
+    [{"project_falcon": 1}, {"q": {"project_falcon": True}}, {"q": "Project Falcon"}],
+    ids=["key", "nested-key", "value"],
+)
+async def test_a_tool_input_given_whole_at_its_start_is_judged_keys_and_all(
+    hostile: HostileUpstream, proxy: ProxyFactory, tool_input: dict[str, Any]
+) -> None:
+    """The SDK shows ``input`` from ``content_block_start`` as the tool's arguments when no
+    ``input_json_delta`` follows; its keys are argument names the model wrote, judged in a
+    whole answer (``json.dumps(input)``), so they are judged here too."""
+    hostile.reply = Reply(ends(tool_start(0, tool_input), stop(0)))
+    p = await start(proxy, hostile)
+    status, raw = await p.post_stream("/v1/messages", body())
+    assert status == 200
+    assert not leaked(raw)
+    assert named(raw)[-1][1]["error"]["type"] == "guardrails_violation"
