@@ -444,7 +444,13 @@ _MESSAGE_KEYS = frozenset({"type", "content"})
 
 
 def _frame(name: str, data: bytes) -> bytes:
-    return encode(data, name)
+    """``event: NAME`` and the data, one ``data:`` line per line of it (an event's data
+    read on several lines goes out on as many: a bare line would be a field the client
+    ignores)."""
+    if b"\n" not in data:
+        return encode(data, name)
+    lines = b"".join(b"data: " + line + b"\n" for line in data.split(b"\n"))
+    return b"event: " + name.encode() + b"\n" + lines + b"\n"
 
 
 def _index(obj: dict[str, Any]) -> int:

@@ -8,6 +8,7 @@ cover.)
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,8 +17,8 @@ import pytest
 from fakes.hostile import HostileUpstream, Reply
 from integration.conftest import Proxy, ProxyFactory
 from integration.test_guarded import rails
-from integration.test_messages import body, named
-from integration.test_messages_hostile import MESSAGE_DELTA, MESSAGE_STOP, START, auto, stop
+from integration.test_messages import USER, body, client, named
+from integration.test_messages_hostile import MESSAGE_DELTA, MESSAGE_STOP, START, auto, block, stop
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 EMAIL = "jane.doe@example.com"
@@ -76,3 +77,30 @@ async def test_a_tool_input_given_whole_at_its_start_is_judged_keys_and_all(
     assert status == 200
     assert not leaked(raw)
     assert named(raw)[-1][1]["error"]["type"] == "guardrails_violation"
+
+
+# -- an event whose data spans several lines -------------------------------------------------
+
+
+def multi_line(obj: dict[str, Any]) -> bytes:
+    """The event with its JSON split over three ``data:`` lines (legal SSE: the client joins
+    them with newlines, which JSON reads as whitespace)."""
+    lines = json.dumps(obj).replace(', "', ',\n"').split("\n")
+    data = b"".join(b"data: " + line.encode() + b"\n" for line in lines)
+    return b"event: " + obj["type"].encode() + b"\n" + data + b"\n"
+
+
+async def test_data_on_several_lines_leaves_on_several_data_lines(
+    hostile: HostileUpstream, proxy: ProxyFactory
+) -> None:
+    """Relayed as the client reads it: each line keeps its ``data:`` field (a bare JSON line
+    would be a field the client ignores, leaving it half an object)."""
+    delta = {"type": "content_block_delta", "index": 0}
+    delta["delta"] = {"type": "text_delta", "text": "Hello there"}
+    hostile.reply = Reply(ends(block(0), multi_line(delta), stop(0)))
+    p = await start(proxy, hostile)
+    _, raw = await p.post_stream("/v1/messages", body())
+    for line in raw.split(b"\n"):
+        assert line == b"" or line.startswith((b"event: ", b"data: ")), line
+    async with client(p) as c, c.messages.stream(model="m", max_tokens=9, messages=USER) as s:
+        assert await s.get_final_text() == "Hello there"
