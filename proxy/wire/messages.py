@@ -11,9 +11,11 @@ Response: named events, ``event: NAME`` + ``data`` whose ``type`` is ``NAME``:
 ``message_start``, then per content block ``content_block_start`` / ``_delta`` / ``_stop``
 (``index`` counts blocks from 0, as the SDK lists them), ``message_delta`` (stop reason,
 usage), ``message_stop``; ``ping`` anywhere; ``error`` ends the stream. Channels per block
-``index``: ``text_delta`` -> content, ``thinking_delta`` -> reasoning, ``input_json_delta`` ->
-tool_arguments (judged with JSON escapes resolved), a tool's ``name`` -> tool_names; every
-other string (ids, model, stop reasons, signatures) on the ``OTHER`` channel.
+``index``: ``thinking_delta`` -> reasoning, ``input_json_delta`` -> tool_arguments (judged
+with JSON escapes resolved), a tool's ``name`` -> tool_names; every other string (ids,
+model, stop reasons, signatures) on the ``OTHER`` channel. Text blocks are one text, on
+one channel (``TEXT_INDEX``): the SDK's ``get_final_text()`` joins them, and vLLM splits a
+model's text around a tool call; a whole answer with several is judged joined as well.
 
 The anthropic SDK skips an event without ``event:`` and files deltas by list position, so
 what it shows differs from what the bytes say whenever the stream breaks the protocol's
@@ -83,6 +85,9 @@ _FIELD_OF: dict[str, str] = {
 }
 _BLOCK_FIELD: dict[str, str] = {"content": "text", "reasoning": "thinking", "tool_names": "name"}
 _TEXT = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"[^"]')
+# The channel index of every text block's text (streamed): past any block index, so no
+# block's end closes it; the stream's end does.
+TEXT_INDEX = MAX_INDEX
 _TYPE = frozenset({"type"})
 
 
@@ -378,6 +383,9 @@ class Messages(Dialect):
         collect_except(body, _MESSAGE_KEYS, rest)
         for index, block in enumerate(content):
             _read_block(index, block, texts, rest, False)
+        joined = [text for key, text in texts if key[1] == "content"]
+        if len(joined) > 1:  # as the SDK joins them (a mask across them blocks)
+            texts.append(((TEXT_INDEX, "content", 0), "".join(joined)))
         add_rest(rest, texts)
         return texts
 
@@ -385,7 +393,7 @@ class Messages(Dialect):
 
     def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None:
         index, name, _ = key
-        if index < 0:
+        if index < 0 or index == TEXT_INDEX:
             raise CannotRewrite("a string railproxy reads only to judge")
         block = body["content"][index]
         if name != "tool_arguments":
@@ -499,7 +507,7 @@ def _read_block(
     for name, channel in _BLOCK_TEXT[kind]:
         read.add(name)
         if text := _string(block, name):
-            texts.append(((index, channel, 0), text))
+            texts.append(((_channel_index(index, channel, start), channel, 0), text))
     if kind == "tool_use":
         read.add("input")
         tool_input = block.get("input")
@@ -514,6 +522,12 @@ def _read_block(
     collect_except(block, frozenset(read), rest)
 
 
+def _channel_index(index: int, channel: TextField, streamed: bool) -> int:
+    """A streamed text block's text goes on the one text channel; every other text on its
+    block's (and a whole answer's text blocks each on their own, to be masked there)."""
+    return TEXT_INDEX if streamed and channel == "content" else index
+
+
 def _read_delta(obj: dict[str, Any], parsed: Parsed) -> None:
     index = _index(obj)
     delta = _object(obj, "delta")
@@ -525,7 +539,7 @@ def _read_delta(obj: dict[str, Any], parsed: Parsed) -> None:
     if channel is None:
         collect("", text, parsed.rest)
     elif text:
-        parsed.texts.append(((index, channel, 0), text))
+        parsed.texts.append(((_channel_index(index, channel, True), channel, 0), text))
     collect_except(obj, _DELTA_KEYS, parsed.rest)
     collect_except(delta, frozenset({"type", name}), parsed.rest)
 

@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anthropic
 import pytest
 
 from fakes.hostile import HostileUpstream, Reply
@@ -104,3 +105,88 @@ async def test_data_on_several_lines_leaves_on_several_data_lines(
         assert line == b"" or line.startswith((b"event: ", b"data: ")), line
     async with client(p) as c, c.messages.stream(model="m", max_tokens=9, messages=USER) as s:
         assert await s.get_final_text() == "Hello there"
+
+
+# -- a phrase split across text blocks --------------------------------------------------------
+
+
+def text_block(index: int, words: str) -> list[bytes]:
+    delta = {"type": "text_delta", "text": words}
+    return [
+        block(index),
+        auto({"type": "content_block_delta", "index": index, "delta": delta}),
+        stop(index),
+    ]
+
+
+def tool_block(index: int) -> list[bytes]:
+    delta = {"type": "input_json_delta", "partial_json": '{"q": "x"}'}
+    return [
+        tool_start(index, {}),
+        auto({"type": "content_block_delta", "index": index, "delta": delta}),
+        stop(index),
+    ]
+
+
+SPLIT = [
+    [*text_block(0, "It is Project"), *text_block(1, " Falcon.")],
+    [*text_block(0, "It is Project"), *tool_block(1), *text_block(2, " Falcon.")],
+]
+
+
+@pytest.mark.parametrize("stream_first", [False, True])
+@pytest.mark.parametrize("blocks", SPLIT, ids=["adjacent", "around-a-tool-call"])
+async def test_a_phrase_split_across_text_blocks_is_judged_as_the_sdk_joins_them(
+    hostile: HostileUpstream, proxy: ProxyFactory, blocks: list[bytes], stream_first: bool
+) -> None:
+    """``get_final_text()`` (and any reader of ``message.content``'s text) joins the text
+    blocks: ``"It is Project" + " Falcon."``. vLLM splits a model's text in two around a
+    tool call (text that came inside the call follows it), so a model can be led to
+    spell a phrase that way; the text blocks are one text to the rails."""
+    hostile.reply = Reply(ends(*blocks))
+    p = await start(proxy, hostile, stream_first)
+    async with client(p) as c:
+        with pytest.raises(anthropic.APIStatusError) as e:
+            async with c.messages.stream(model="m", max_tokens=9, messages=USER) as s:
+                await s.get_final_text()
+    assert e.value.body["error"]["type"] == "guardrails_violation"
+
+
+async def test_text_blocks_are_masked_across_their_boundary(
+    hostile: HostileUpstream, proxy: ProxyFactory
+) -> None:
+    blocks = [*text_block(0, "mail jane.doe"), *tool_block(1), *text_block(2, "@example.com ok")]
+    hostile.reply = Reply(ends(*blocks))
+    p = await start(proxy, hostile)
+    async with client(p) as c, c.messages.stream(model="m", max_tokens=9, messages=USER) as s:
+        text = await s.get_final_text()
+    assert EMAIL not in text
+    assert text.startswith("mail ")
+    assert text.endswith(" ok")
+
+
+def whole(*content: dict[str, Any]) -> Reply:
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "content": list(content),
+        "model": "m",
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 2},
+    }
+    return Reply([json.dumps(message).encode()], content_type="application/json")
+
+
+async def test_a_whole_answer_split_across_text_blocks_is_judged_joined(
+    hostile: HostileUpstream, proxy: ProxyFactory
+) -> None:
+    tool = {"type": "tool_use", "id": "t", "name": "f", "input": {}}
+    split = [{"type": "text", "text": "It is Project"}, tool, {"type": "text", "text": " Falcon."}]
+    hostile.reply = whole(*split)
+    p = await start(proxy, hostile)
+    async with client(p) as c:
+        with pytest.raises(anthropic.BadRequestError) as e:
+            await c.messages.create(model="m", max_tokens=9, messages=USER)
+    assert e.value.body["error"]["type"] == "guardrails_violation"

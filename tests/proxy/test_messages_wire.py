@@ -12,7 +12,7 @@ from proxy.errors import BadRequest
 from proxy.upstream import request_headers
 from proxy.wire.dialect import ERROR_INDEX, Kind
 from proxy.wire.fields import OTHER
-from proxy.wire.messages import MESSAGES, MessageOrder, MessagesEnvelope
+from proxy.wire.messages import MESSAGES, TEXT_INDEX, MessageOrder, MessagesEnvelope
 from proxy.wire.reader import EventReader
 from proxy.wire.sse import Decoder, Event
 from rails.base import Blocked
@@ -69,7 +69,8 @@ def read_all(*events: Event) -> list[Kind]:
 
 
 def test_each_delta_kind_goes_to_its_channel() -> None:
-    assert MESSAGES.parse(delta(0, text="Hello")).texts == [((0, "content", 0), "Hello")]
+    text = MESSAGES.parse(delta(0, text="Hello")).texts
+    assert text == [((TEXT_INDEX, "content", 0), "Hello")]  # every text block's channel
     thinking = MESSAGES.parse(delta(1, "thinking_delta", thinking="hm"))
     assert thinking.texts == [((1, "reasoning", 0), "hm")]
     args = MESSAGES.parse(delta(2, "input_json_delta", partial_json='{"city": "Pa'))
@@ -79,7 +80,7 @@ def test_each_delta_kind_goes_to_its_channel() -> None:
 
 
 def test_block_starts_carry_their_initial_strings() -> None:
-    assert MESSAGES.parse(block(0, text="Hi")).texts == [((0, "content", 0), "Hi")]
+    assert MESSAGES.parse(block(0, text="Hi")).texts == [((TEXT_INDEX, "content", 0), "Hi")]
     assert MESSAGES.parse(block(0, "thinking", thinking="So")).texts == [
         ((0, "reasoning", 0), "So")
     ]
