@@ -20,9 +20,10 @@ model's text around a tool call; a whole answer with several is judged joined as
 The anthropic SDK skips an event without ``event:`` and files deltas by list position, so
 what it shows differs from what the bytes say whenever the stream breaks the protocol's
 order. Such a stream is not relayed: an event without a known name, a ``type`` that is not
-its name, anything before ``message_start`` or a second one, a block started out of order,
-a delta of another kind than its block, or anything for a block already stopped or after
-``message_delta`` ends the stream with our ``error`` event (which the SDK raises).
+its name, anything before ``message_start`` or a second one, a block started out of order
+(or a text block while another is open), a delta of another kind than its block, or
+anything for a block already stopped or after ``message_delta`` ends the stream with our
+``error`` event (which the SDK raises).
 """
 
 from __future__ import annotations
@@ -166,9 +167,10 @@ class MessageOrder:
     def _check_block(self, kind: str, obj: dict[str, Any]) -> Kind:
         index = obj["index"]
         if kind == "content_block_start":
-            if index != len(self.blocks):
+            block = obj["content_block"]["type"]
+            if index != len(self.blocks) or (block == "text" and self._text_open()):
                 return Kind.OPAQUE
-            self.blocks.append(obj["content_block"]["type"])
+            self.blocks.append(block)
             return Kind.DATA
         if index >= len(self.blocks):
             return Kind.OPAQUE
@@ -179,6 +181,11 @@ class MessageOrder:
         elif _DELTAS[obj["delta"]["type"]][0] != self.blocks[index]:
             return Kind.OPAQUE
         return Kind.DATA
+
+    def _text_open(self) -> bool:
+        """A text block has started and not stopped (text blocks share one channel, so
+        their texts must come one block after the other)."""
+        return any(k == "text" and i not in self.stopped for i, k in enumerate(self.blocks))
 
 
 # -- the protocol -------------------------------------------------------------------------

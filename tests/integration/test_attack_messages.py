@@ -190,3 +190,20 @@ async def test_a_whole_answer_split_across_text_blocks_is_judged_joined(
         with pytest.raises(anthropic.BadRequestError) as e:
             await c.messages.create(model="m", max_tokens=9, messages=USER)
     assert e.value.body["error"]["type"] == "guardrails_violation"
+
+
+async def test_two_text_blocks_open_at_once_end_the_stream(
+    hostile: HostileUpstream, proxy: ProxyFactory
+) -> None:
+    """Interleaved, the one text channel would read ``"ProjHelloect Falcon"`` while the SDK
+    shows block 0 as ``"Project Falcon"``; no server opens a second text block before the
+    first stops, so such a stream is not relayed."""
+    first, second = text_block(0, "Proj"), text_block(1, "Hello")
+    later = {"type": "text_delta", "text": "ect Falcon"}
+    more = auto({"type": "content_block_delta", "index": 0, "delta": later})
+    hostile.reply = Reply(ends(first[0], second[0], first[1], second[1], more, stop(0), stop(1)))
+    p = await start(proxy, hostile)
+    _, raw = await p.post_stream("/v1/messages", body())
+    assert not leaked(raw)
+    assert b"Hello" not in raw
+    assert named(raw)[-1][1]["error"]["type"] == "api_error"
