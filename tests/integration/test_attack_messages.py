@@ -207,3 +207,82 @@ async def test_two_text_blocks_open_at_once_end_the_stream(
     assert not leaked(raw)
     assert b"Hello" not in raw
     assert named(raw)[-1][1]["error"]["type"] == "api_error"
+
+
+# -- suspicions that turned out safe (kept so they stay so) ----------------------------------
+
+
+def started(content_block: dict[str, Any]) -> bytes:
+    return auto({"type": "content_block_start", "index": 0, "content_block": content_block})
+
+
+def delta_of(kind: str, field: str, value: str) -> bytes:
+    delta = {"type": kind, field: value}
+    return auto({"type": "content_block_delta", "index": 0, "delta": delta})
+
+
+SECRET = "Project Falcon"
+SAFE_STREAMS = {
+    "text-at-start": [started({"type": "text", "text": f"It is {SECRET}"}), stop(0)],
+    "email-at-start": [started({"type": "text", "text": f"mail {EMAIL} now"}), stop(0)],
+    "citations": [started({"type": "text", "text": "", "citations": [{"cited_text": SECRET}]})],
+    "thinking-at-start": [started({"type": "thinking", "thinking": SECRET, "signature": ""})],
+    "redacted-thinking": [started({"type": "redacted_thinking", "data": SECRET}), stop(0)],
+    "signature": [block(0, "thinking"), delta_of("signature_delta", "signature", SECRET)],
+    "email-in-tool-json": [
+        tool_start(0, {}),
+        delta_of("input_json_delta", "partial_json", '{"to": "jane.doe@exa'),
+        delta_of("input_json_delta", "partial_json", 'mple.com"}'),
+        stop(0),
+    ],
+    "escaped-email-in-tool-json": [
+        tool_start(0, {}),
+        delta_of("input_json_delta", "partial_json", '{"to": "jane.doe\\u0040example.com"}'),
+        stop(0),
+    ],
+    "stop-sequence": [
+        *text_block(0, "hi"),
+        auto(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "stop_sequence", "stop_sequence": SECRET},
+                "usage": {"output_tokens": 1},
+            }
+        ),
+    ],
+    "comment": [*text_block(0, "hi"), b": " + SECRET.encode() + b"\n\n"],
+    "event-without-data": [b"event: content_block_delta\nid: " + SECRET.encode() + b"\n\n"],
+}
+
+
+@pytest.mark.parametrize("chunks", SAFE_STREAMS.values(), ids=list(SAFE_STREAMS))
+async def test_text_in_every_other_place_of_a_stream_is_judged(
+    hostile: HostileUpstream, proxy: ProxyFactory, chunks: list[bytes]
+) -> None:
+    hostile.reply = Reply(ends(*chunks))
+    p = await start(proxy, hostile)
+    _, raw = await p.post_stream("/v1/messages", body())
+    assert not leaked(raw)
+
+
+SAFE_WHOLE = {
+    "citations": [{"type": "text", "text": "ok", "citations": [{"cited_text": EMAIL}]}],
+    "thinking": [{"type": "thinking", "thinking": f"mail {EMAIL}", "signature": "s"}],
+    "tool-input-key": [{"type": "tool_use", "id": "t", "name": "f", "input": {EMAIL: 1}}],
+    "server-tool-use": [{"type": "server_tool_use", "id": "t", "name": "s", "input": {}}],
+    "web-search-result": [{"type": "web_search_tool_result", "content": SECRET}],
+}
+
+
+@pytest.mark.parametrize("content", SAFE_WHOLE.values(), ids=list(SAFE_WHOLE))
+async def test_text_in_every_other_place_of_a_whole_answer_is_judged(
+    hostile: HostileUpstream, proxy: ProxyFactory, content: list[dict[str, Any]]
+) -> None:
+    """Masked where it can be written back, blocked where not, a 502 for a block type
+    railproxy does not read: never relayed as it came."""
+    hostile.reply = whole(*content)
+    p = await start(proxy, hostile)
+    status, raw = await p.post_stream("/v1/messages", body(False))
+    assert not leaked(raw)
+    if status != 200:
+        assert json.loads(raw)["type"] == "error"
