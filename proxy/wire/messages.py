@@ -517,7 +517,7 @@ def _read_block(
             texts.append(((_channel_index(index, channel, start), channel, 0), text))
     if kind == "tool_use":
         read.add("input")
-        tool_input = block.get("input")
+        tool_input = block.get("input", {} if start else None)  # (llama.cpp's start has none)
         if not isinstance(tool_input, dict):
             raise ValueError("tool_use 'input' is not an object")
         if tool_input:

@@ -90,6 +90,19 @@ def test_block_starts_carry_their_initial_strings() -> None:
     assert {"toolu_1", '{"city": "Paris"}'} <= set(tool.rest)
 
 
+def test_a_tool_start_without_input_is_read_as_llama_cpp_sends_it() -> None:
+    """llama.cpp's streamed tool_use start has no ``input`` (its deltas bring it); a whole
+    answer's tool_use must still have one."""
+    started = {"type": "content_block_start", "index": 0}
+    started["content_block"] = {"type": "tool_use", "id": "call_1", "name": "get_weather"}
+    tool = MESSAGES.parse(ev("content_block_start", started))
+    assert tool.kind is Kind.DATA
+    assert tool.texts == [((0, "tool_names", 0), "get_weather")]
+    answer = {"type": "message", "content": [started["content_block"]]}
+    with pytest.raises(ValueError, match="'input' is not an object"):
+        MESSAGES.final_texts(answer)
+
+
 def test_every_other_string_is_judged_once_on_the_other_channel() -> None:
     reader = EventReader(MESSAGES)
     first = reader.read(start({"model": "secret-model"}))
