@@ -16,6 +16,7 @@ import anthropic
 import pytest
 
 from fakes.hostile import HostileUpstream, Reply
+from fakes.upstream import FakeUpstream
 from integration.conftest import Proxy, ProxyFactory
 from integration.test_guarded import rails
 from integration.test_messages import USER, body, client, named
@@ -286,3 +287,45 @@ async def test_text_in_every_other_place_of_a_whole_answer_is_judged(
     assert not leaked(raw)
     if status != 200:
         assert json.loads(raw)["type"] == "error"
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+UPSTREAM_KEY = "sk-upstream-0123456789"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("judged", [True, False], ids=["rails", "no-rails"])
+async def test_an_upstream_error_echoing_the_upstream_key_does_not_show_it(
+    hostile: HostileUpstream, proxy: ProxyFactory, stream: bool, judged: bool
+) -> None:
+    """railproxy holds the upstream key so its clients need not; an upstream (or a gateway
+    before it) that quotes the key in an error must not hand it to them."""
+    message = f"invalid x-api-key {UPSTREAM_KEY}"
+    error = {"type": "error", "error": {"type": "authentication_error", "message": message}}
+    hostile.reply = Reply([json.dumps(error).encode()], 401, "application/json")
+    sections = guarded() if judged else {}
+    p = await proxy(target=hostile.base_url, upstream={"api_key": UPSTREAM_KEY}, **sections)
+    status, raw = await p.post_stream("/v1/messages", body(stream))
+    assert status == 401
+    assert UPSTREAM_KEY.encode() not in raw
+    assert json.loads(raw)["error"]["type"] == "authentication_error"
+    async with client(p) as c:
+        with pytest.raises(anthropic.AuthenticationError) as e:
+            await c.messages.create(model="m", max_tokens=9, messages=USER)
+    assert UPSTREAM_KEY not in str(e.value)
+
+
+async def test_client_keys_never_go_upstream_when_railproxy_holds_none(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    """With client keys and no upstream key, neither form of the client's key is forwarded
+    (the Messages API would otherwise send it on as both)."""
+    keys = {"api_keys": [{"name": "app", "key": "sk-app-1234567890"}]}
+    p = await proxy(server=keys, **guarded())
+    headers = {"Authorization": "Bearer sk-app-1234567890", "x-api-key": "sk-app-1234567890"}
+    status, _ = await p.post_stream("/v1/messages", body(False), headers=headers)
+    assert status == 200
+    sent = fake.requests[-1].headers
+    assert "authorization" not in sent
+    assert "x-api-key" not in sent
