@@ -136,6 +136,9 @@ class MessageOrder:
         self.started = False
         self.blocks: list[str] = []  # the type of each block started, by index
         self.stopped: set[int] = set()
+        # The text block started and not stopped, if any: text blocks share one channel,
+        # so their texts must come one block after the other.
+        self.open_text: int | None = None
         self.ended = False  # message_delta seen: only message_stop (or a ping) may follow
 
     def read(self, ev: Event) -> Parsed:
@@ -168,9 +171,11 @@ class MessageOrder:
         index = obj["index"]
         if kind == "content_block_start":
             block = obj["content_block"]["type"]
-            if index != len(self.blocks) or (block == "text" and self._text_open()):
+            if index != len(self.blocks) or (block == "text" and self.open_text is not None):
                 return Kind.OPAQUE
             self.blocks.append(block)
+            if block == "text":
+                self.open_text = index
             return Kind.DATA
         if index >= len(self.blocks):
             return Kind.OPAQUE
@@ -178,14 +183,11 @@ class MessageOrder:
             return Kind.LATE
         if kind == "content_block_stop":
             self.stopped.add(index)
+            if index == self.open_text:
+                self.open_text = None
         elif _DELTAS[obj["delta"]["type"]][0] != self.blocks[index]:
             return Kind.OPAQUE
         return Kind.DATA
-
-    def _text_open(self) -> bool:
-        """A text block has started and not stopped (text blocks share one channel, so
-        their texts must come one block after the other)."""
-        return any(k == "text" and i not in self.stopped for i, k in enumerate(self.blocks))
 
 
 # -- the protocol -------------------------------------------------------------------------
