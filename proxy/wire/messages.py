@@ -393,7 +393,7 @@ class Messages(Dialect):
         for index, block in enumerate(content):
             _read_block(index, block, texts, rest, False)
         joined = [text for key, text in texts if key[1] == "content"]
-        if len(joined) > 1:  # as the SDK joins them (a mask across them blocks)
+        if len(joined) > 1:  # as the SDK joins them (after each block's own masks)
             texts.append(((TEXT_INDEX, "content", 0), "".join(joined)))
         add_rest(rest, texts)
         return texts
@@ -402,7 +402,10 @@ class Messages(Dialect):
 
     def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None:
         index, name, _ = key
-        if index < 0 or index == TEXT_INDEX:
+        if index == TEXT_INDEX:
+            _check_joined(body, text)
+            return
+        if index < 0:
             raise CannotRewrite("a string railproxy reads only to judge")
         block = body["content"][index]
         if name != "tool_arguments":
@@ -529,6 +532,14 @@ def _read_block(
             else:
                 texts.append(((index, "tool_arguments", 0), arguments))
     collect_except(block, frozenset(read), rest)
+
+
+def _check_joined(body: dict[str, Any], text: str) -> None:
+    """The text blocks joined, masked, must read as they do once each block was masked on
+    its own (judged before the join): a mask across two blocks cannot be written back."""
+    blocks = [b for b in body["content"] if b.get("type") == "text"]
+    if "".join(_string(b, "text") for b in blocks) != text:
+        raise CannotRewrite("a mask across text blocks")
 
 
 def _channel_index(index: int, channel: TextField, streamed: bool) -> int:

@@ -329,3 +329,29 @@ async def test_client_keys_never_go_upstream_when_railproxy_holds_none(
     sent = fake.requests[-1].headers
     assert "authorization" not in sent
     assert "x-api-key" not in sent
+
+
+async def test_a_whole_answer_of_several_text_blocks_is_masked_in_each_or_blocked(
+    hostile: HostileUpstream, proxy: ProxyFactory
+) -> None:
+    """An address inside one block is masked there (the joined text then reads the same);
+    one split across two blocks cannot be masked in either: blocked."""
+    tool = {"type": "tool_use", "id": "t", "name": "f", "input": {}}
+    inside = [{"type": "text", "text": f"mail {EMAIL} now"}, tool, {"type": "text", "text": "ok"}]
+    hostile.reply = whole(*inside)
+    p = await start(proxy, hostile)
+    async with client(p) as c:
+        masked = await c.messages.create(model="m", max_tokens=9, messages=USER)
+    texts = [b.text for b in masked.content if b.type == "text"]
+    assert texts[0].startswith("mail ")
+    assert EMAIL not in texts[0]
+    assert texts[1] == "ok"
+    split = [
+        {"type": "text", "text": "mail jane.doe"},
+        tool,
+        {"type": "text", "text": "@example.com"},
+    ]
+    hostile.reply = whole(*split)
+    status, raw = await p.post_stream("/v1/messages", body(False))
+    assert status == 400
+    assert not leaked(raw)
