@@ -8,6 +8,7 @@ cover.)
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,11 +17,12 @@ import anthropic
 import pytest
 
 from fakes.hostile import HostileUpstream, Reply
-from fakes.upstream import FakeUpstream
+from fakes.upstream import FakeUpstream, Script
 from integration.conftest import Proxy, ProxyFactory
 from integration.test_guarded import rails
 from integration.test_messages import USER, body, client, named
 from integration.test_messages_hostile import MESSAGE_DELTA, MESSAGE_STOP, START, auto, block, stop
+from proxy.state import STATE
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 EMAIL = "jane.doe@example.com"
@@ -355,3 +357,25 @@ async def test_a_whole_answer_of_several_text_blocks_is_masked_in_each_or_blocke
     status, raw = await p.post_stream("/v1/messages", body(False))
     assert status == 400
     assert not leaked(raw)
+
+
+# -- the drain ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream_first", [True, False])
+async def test_the_drain_deadline_ends_a_messages_stream_with_an_anthropic_error(
+    fake: FakeUpstream, proxy: ProxyFactory, stream_first: bool
+) -> None:
+    """What is held is judged before the end (never released unjudged), and the end is
+    an ``error`` event the SDK raises (``overloaded_error``: retry)."""
+    fake.script = Script(text=[" w"] * 400, tokens_per_s=40)
+    p = await proxy(**guarded(stream_first))
+    async with p.session.post(p.url("/v1/messages"), json=body()) as r:
+        await r.content.readline()
+        p.app[STATE].stop()  # what proxy.run.drain does at its deadline
+        raw = await r.read()
+    name, data = named(raw)[-1]
+    assert name == "error"
+    assert data["error"]["type"] == "overloaded_error"
+    async with asyncio.timeout(2):
+        await fake.wait_disconnect()
