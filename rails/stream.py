@@ -141,6 +141,9 @@ class GuardedStream(Generic[T]):
         self._queue: deque[_Held[T]] = deque()
         self._bypass: list[T] = []
         self._channels: dict[ChannelKey, _Channel[T]] = {}
+        # The same channels by choice index: ending a choice touches its own channels only
+        # (an Anthropic stream has a choice per content block, as many as the upstream sends).
+        self._by_choice: dict[int, list[_Channel[T]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._inline: deque[tuple[_Channel[T], Window]] = deque()  # local rails' windows
         self._changed = asyncio.Event()
@@ -176,7 +179,7 @@ class GuardedStream(Generic[T]):
         if end:
             self._close(list(self._channels.values()), entry)
         elif ends:
-            self._close([c for c in self._channels.values() if c.key[0] in ends], entry)
+            self._close([c for i in dict.fromkeys(ends) for c in self._by_choice.get(i, ())], entry)
         # Wake the consumer only when this item may go out now: behind a held head it
         # waits for that head's verdict, which wakes the consumer itself.
         if not self._queue or self._reports is not None:
@@ -312,6 +315,7 @@ class GuardedStream(Generic[T]):
             s = self._cfg
             buf = RollingBuffer(s.chunk_size, s.context_size, self._counter, s.token_unit)
             ch = self._channels[key] = _Channel(key, buf, checked=deque(maxlen=s.context_size))
+            self._by_choice.setdefault(key[0], []).append(ch)
         return ch
 
     def _feed(self, entry: _Held[T], ch: _Channel[T], text: str) -> None:

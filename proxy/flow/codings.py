@@ -5,12 +5,17 @@ decoder for clients' request bodies (``proxy.flow.request_body``) and upstream r
 ``gzip`` and ``x-gzip`` (several members in a row allowed, as ``gzip -c a b`` writes),
 and ``deflate``: zlib-wrapped per RFC 9110, but some peers send it raw, so the first bytes
 decide. Anything else is not a coding railproxy can read.
+
+Two ways to undo them: ``feed`` decodes what it is given at once, refusing more than a
+limit (a request body, read whole); ``pieces`` decodes it a piece at a time, as the caller
+asks for each (a response read as it streams: a few compressed bytes that decode to a great
+deal are never held, nor parsed, in one go).
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Literal
 
 KNOWN = ("gzip", "x-gzip", "deflate")
@@ -61,6 +66,25 @@ class Inflate:
                 self._z = None  # gzip: another member may follow
         return bytes(out)
 
+    def pieces(self, data: bytes, size: int) -> Iterator[bytes]:
+        """What ``data`` decodes to, in pieces of at most ``size`` bytes, each decoded when
+        asked for; ``CodingError`` when the bytes are not this coding."""
+        while True:
+            if self._z is None and not data:
+                return
+            z = self._z if self._z is not None else self._begin(data)
+            try:
+                out = z.decompress(data, size)
+            except zlib.error:
+                raise CodingError(self.coding, "corrupt") from None
+            data = z.unused_data if z.eof else z.unconsumed_tail
+            if z.eof:
+                self._z = None  # gzip: another member may follow
+            if out:
+                yield out
+            if not data and len(out) < size:  # (a full piece: more may be pending)
+                return
+
     def end(self) -> None:
         """The body ended: ``CodingError("truncated")`` if it stopped inside a member or
         held none at all."""
@@ -101,6 +125,18 @@ class Decoding:
             data = step.feed(data, limit)
         return data
 
+    def pieces(self, data: bytes, size: int) -> Iterator[bytes]:
+        """``Inflate.pieces`` through every coding in turn."""
+        stream: Iterator[bytes] = iter((data,))
+        for step in self._steps:
+            stream = _through(step, stream, size)
+        return stream
+
     def end(self) -> None:
         for step in self._steps:
             step.end()
+
+
+def _through(step: Inflate, stream: Iterator[bytes], size: int) -> Iterator[bytes]:
+    for chunk in stream:
+        yield from step.pieces(chunk, size)

@@ -17,7 +17,7 @@ from proxy.flow.relay_core import RelayCore
 from proxy.flow.upstream_body import Unreadable, UpstreamBody
 from proxy.flow.writer import SSEWriter
 from proxy.playground import channel as debug
-from proxy.state import SETTINGS, STATE
+from proxy.state import SETTINGS, STATE, UPSTREAM
 from proxy.upstream import response_headers
 from proxy.wire.client_json import (
     client_json,
@@ -122,6 +122,8 @@ async def whole_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     if status < 300:
         _whole_usage(call, data)
         await count_prompt(call)
+    else:
+        data = without_upstream_key(call, data)
     if call.guard.guards_output:
         judged = await (
             _judge_answer(call, data) if status < 300 else _judge_error(call, data, status)
@@ -130,6 +132,21 @@ async def whole_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
             return judged
         data = judged
     return web.Response(status=status, body=data, headers=headers)
+
+
+UPSTREAM_KEY_SHOWN = b"[upstream key]"
+MIN_KEY = 8  # a shorter key would match ordinary text (and is not worth hiding)
+
+
+def without_upstream_key(call: Call, data: bytes) -> bytes:
+    """An upstream error body with the upstream key railproxy sent it replaced: a server or
+    gateway that quotes the key it was given ("invalid x-api-key ...") must not hand it to
+    railproxy's clients, who were never given it."""
+    key = call.request.app[UPSTREAM].api_key
+    if key is None or len(key) < MIN_KEY:
+        return data
+    secret = key.encode()
+    return data.replace(secret, UPSTREAM_KEY_SHOWN) if secret in data else data
 
 
 async def raw_response(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:

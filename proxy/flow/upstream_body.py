@@ -1,8 +1,10 @@
 """The upstream's response body as the bytes it means.
 
 railproxy asks the upstream for ``Accept-Encoding: identity``; an upstream that compresses
-anyway has its ``gzip``/``deflate`` undone here, incrementally and with a cap on the decoded
-size (a small compressed body cannot grow without bound). Any other coding cannot be read,
+anyway has its ``gzip``/``deflate`` undone here, incrementally: a piece of at most ``PIECE``
+decoded bytes at a time, as the reader asks for it (so a few compressed bytes that decode
+to a great deal reach the SSE decoder as a plain body's reads would, never in one go), and
+a whole body capped at its limit. Any other coding cannot be read,
 so it cannot be judged: ``Unreadable`` (a 502 before the response starts, our error event
 after). ``sniff`` tells the body's real format from its first bytes, whatever its
 ``Content-Type`` says, so a mislabelled event stream is still judged as one.
@@ -14,7 +16,7 @@ Exceptions::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Literal
 
 import aiohttp
@@ -26,6 +28,7 @@ Format = Literal["sse", "json", "other", "empty"]
 _SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
 _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
+PIECE = 1 << 16  # decoded bytes handed on at a time: one network read's worth
 
 
 class Unreadable(ProxyError):
@@ -35,11 +38,11 @@ class Unreadable(ProxyError):
 
 
 class BodyDecoder:
-    """Sans-IO: ``feed(bytes) -> bytes`` with every content coding undone, in order
-    (``proxy.flow.codings``). ``Unreadable`` for a coding we do not know, a corrupt or
-    truncated body, or a read that would decode to more than ``limit`` bytes."""
+    """Sans-IO: ``pieces(bytes)`` with every content coding undone, in order
+    (``proxy.flow.codings``), ``PIECE`` bytes at most at a time. ``Unreadable`` for a
+    coding we do not know, or a corrupt or truncated body."""
 
-    def __init__(self, content_encoding: str, limit: int) -> None:
+    def __init__(self, content_encoding: str) -> None:
         try:
             self._decoding = Decoding(codings_of([content_encoding]))
         except CodingError as e:
@@ -47,20 +50,19 @@ class BodyDecoder:
                 f"The upstream answered with Content-Encoding {e.coding!r}, which "
                 "railproxy cannot read and so cannot judge."
             ) from None
-        self._limit = limit
         self._fed = False
 
     @property
     def identity(self) -> bool:
         return self._decoding.identity
 
-    def feed(self, data: bytes) -> bytes:
-        """Decode one read; what a single read decodes to is capped at ``limit``."""
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """What one read decodes to, a piece at a time, each decoded when asked for."""
         self._fed = self._fed or bool(data)
         try:
-            return self._decoding.feed(data, self._limit)
+            yield from self._decoding.pieces(data, PIECE)
         except CodingError as e:
-            raise _unreadable(e, self._limit) from None
+            raise _unreadable(e) from None
 
     def end(self) -> None:
         """The body ended: one that stopped inside its coding is unreadable (an empty
@@ -70,12 +72,10 @@ class BodyDecoder:
         try:
             self._decoding.end()
         except CodingError as e:
-            raise _unreadable(e, self._limit) from None
+            raise _unreadable(e) from None
 
 
-def _unreadable(e: CodingError, limit: int) -> Unreadable:
-    if e.problem == "too_large":
-        return Unreadable(_too_large(limit))
+def _unreadable(e: CodingError) -> Unreadable:
     return Unreadable(f"The upstream's {e.coding} body is {e.problem}.")
 
 
@@ -105,15 +105,17 @@ class UpstreamBody:
     """A response's body, decoded; ``sniff`` looks at the first bytes without losing them.
 
     ``limit`` caps the decoded size of a whole body (``read``); a stream's events are
-    capped by the SSE decoder instead, so ``chunks`` caps only what one read decodes to.
+    capped by the SSE decoder instead, and ``chunks`` hands it the decoded body a piece
+    at a time.
     """
 
     def __init__(self, resp: aiohttp.ClientResponse, limit: int) -> None:
         self.resp = resp
-        self._decoder = BodyDecoder(resp.headers.get("Content-Encoding", ""), limit)
+        self._decoder = BodyDecoder(resp.headers.get("Content-Encoding", ""))
         self._limit = limit
         self._peeked = b""
         self._source = resp.content.iter_any()
+        self._pending: Iterator[bytes] = iter(())  # the current read's pieces
         self._ended = False
 
     @property
@@ -156,10 +158,16 @@ class UpstreamBody:
         return b"".join(parts)
 
     async def _next(self) -> bytes:
-        try:
-            raw = await self._source.__anext__()
-        except StopAsyncIteration:
-            self._ended = True
-            self._decoder.end()
-            return b""
-        return self._decoder.feed(raw)
+        """The next piece of the decoded body (b"" once it ended)."""
+        while True:
+            piece = next(self._pending, None)
+            if piece:
+                return piece
+            if piece is None:
+                try:
+                    raw = await self._source.__anext__()
+                except StopAsyncIteration:
+                    self._ended = True
+                    self._decoder.end()
+                    return b""
+                self._pending = self._decoder.pieces(raw)

@@ -11,16 +11,19 @@ Response: named events, ``event: NAME`` + ``data`` whose ``type`` is ``NAME``:
 ``message_start``, then per content block ``content_block_start`` / ``_delta`` / ``_stop``
 (``index`` counts blocks from 0, as the SDK lists them), ``message_delta`` (stop reason,
 usage), ``message_stop``; ``ping`` anywhere; ``error`` ends the stream. Channels per block
-``index``: ``text_delta`` -> content, ``thinking_delta`` -> reasoning, ``input_json_delta`` ->
-tool_arguments (judged with JSON escapes resolved), a tool's ``name`` -> tool_names; every
-other string (ids, model, stop reasons, signatures) on the ``OTHER`` channel.
+``index``: ``thinking_delta`` -> reasoning, ``input_json_delta`` -> tool_arguments (judged
+with JSON escapes resolved), a tool's ``name`` -> tool_names; every other string (ids,
+model, stop reasons, signatures) on the ``OTHER`` channel. Text blocks are one text, on
+one channel (``TEXT_INDEX``): the SDK's ``get_final_text()`` joins them, and vLLM splits a
+model's text around a tool call; a whole answer with several is judged joined as well.
 
 The anthropic SDK skips an event without ``event:`` and files deltas by list position, so
 what it shows differs from what the bytes say whenever the stream breaks the protocol's
 order. Such a stream is not relayed: an event without a known name, a ``type`` that is not
-its name, anything before ``message_start`` or a second one, a block started out of order,
-a delta of another kind than its block, or anything for a block already stopped or after
-``message_delta`` ends the stream with our ``error`` event (which the SDK raises).
+its name, anything before ``message_start`` or a second one, a block started out of order
+(or a text block while another is open), a delta of another kind than its block, or
+anything for a block already stopped or after ``message_delta`` ends the stream with our
+``error`` event (which the SDK raises).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from proxy.wire.chat import all_strings
 from proxy.wire.client_json import client_json, dump_json, error_text, has_duplicate_keys
 from proxy.wire.dialect import ERROR_INDEX, Dialect, Envelope, Kind, Parsed, validate_messages
 from proxy.wire.fields import MAX_INDEX, Texts, add_rest, collect, collect_except
+from proxy.wire.json_text import unescape
 from proxy.wire.messages_request import as_list, blocks, slots, unreadable, without
 from proxy.wire.sse import Event, data_only, encode
 from rails.base import Blocked, ChannelKey, TextField
@@ -82,6 +86,9 @@ _FIELD_OF: dict[str, str] = {
 }
 _BLOCK_FIELD: dict[str, str] = {"content": "text", "reasoning": "thinking", "tool_names": "name"}
 _TEXT = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"[^"]')
+# The channel index of every text block's text (streamed): past any block index, so no
+# block's end closes it; the stream's end does.
+TEXT_INDEX = MAX_INDEX
 _TYPE = frozenset({"type"})
 
 
@@ -129,6 +136,9 @@ class MessageOrder:
         self.started = False
         self.blocks: list[str] = []  # the type of each block started, by index
         self.stopped: set[int] = set()
+        # The text block started and not stopped, if any: text blocks share one channel,
+        # so their texts must come one block after the other.
+        self.open_text: int | None = None
         self.ended = False  # message_delta seen: only message_stop (or a ping) may follow
 
     def read(self, ev: Event) -> Parsed:
@@ -160,9 +170,12 @@ class MessageOrder:
     def _check_block(self, kind: str, obj: dict[str, Any]) -> Kind:
         index = obj["index"]
         if kind == "content_block_start":
-            if index != len(self.blocks):
+            block = obj["content_block"]["type"]
+            if index != len(self.blocks) or (block == "text" and self.open_text is not None):
                 return Kind.OPAQUE
-            self.blocks.append(obj["content_block"]["type"])
+            self.blocks.append(block)
+            if block == "text":
+                self.open_text = index
             return Kind.DATA
         if index >= len(self.blocks):
             return Kind.OPAQUE
@@ -170,6 +183,8 @@ class MessageOrder:
             return Kind.LATE
         if kind == "content_block_stop":
             self.stopped.add(index)
+            if index == self.open_text:
+                self.open_text = None
         elif _DELTAS[obj["delta"]["type"]][0] != self.blocks[index]:
             return Kind.OPAQUE
         return Kind.DATA
@@ -369,6 +384,9 @@ class Messages(Dialect):
         collect_except(body, _MESSAGE_KEYS, rest)
         for index, block in enumerate(content):
             _read_block(index, block, texts, rest, False)
+        joined = [text for key, text in texts if key[1] == "content"]
+        if len(joined) > 1:  # as the SDK joins them (after each block's own masks)
+            texts.append(((TEXT_INDEX, "content", 0), "".join(joined)))
         add_rest(rest, texts)
         return texts
 
@@ -376,6 +394,9 @@ class Messages(Dialect):
 
     def set_final_text(self, body: dict[str, Any], key: ChannelKey, text: str) -> None:
         index, name, _ = key
+        if index == TEXT_INDEX:
+            _check_joined(body, text)
+            return
         if index < 0:
             raise CannotRewrite("a string railproxy reads only to judge")
         block = body["content"][index]
@@ -429,7 +450,13 @@ _MESSAGE_KEYS = frozenset({"type", "content"})
 
 
 def _frame(name: str, data: bytes) -> bytes:
-    return encode(data, name)
+    """``event: NAME`` and the data, one ``data:`` line per line of it (an event's data
+    read on several lines goes out on as many: a bare line would be a field the client
+    ignores)."""
+    if b"\n" not in data:
+        return encode(data, name)
+    lines = b"".join(b"data: " + line + b"\n" for line in data.split(b"\n"))
+    return b"event: " + name.encode() + b"\n" + lines + b"\n"
 
 
 def _index(obj: dict[str, Any]) -> int:
@@ -478,18 +505,33 @@ def _read_block(
     for name, channel in _BLOCK_TEXT[kind]:
         read.add(name)
         if text := _string(block, name):
-            texts.append(((index, channel, 0), text))
+            texts.append(((_channel_index(index, channel, start), channel, 0), text))
     if kind == "tool_use":
         read.add("input")
-        tool_input = block.get("input")
+        tool_input = block.get("input", {} if start else None)  # (llama.cpp's start has none)
         if not isinstance(tool_input, dict):
             raise ValueError("tool_use 'input' is not an object")
-        if tool_input and start:  # the SDK shows it until a delta replaces it
-            collect("", tool_input, rest)
-        elif tool_input:
+        if tool_input:
             arguments = json.dumps(tool_input, ensure_ascii=False)
-            texts.append(((index, "tool_arguments", 0), arguments))
+            if start:  # the SDK shows it until a delta replaces it: judged, never masked
+                rest.append(unescape(arguments))  # (keys too: argument names it wrote)
+            else:
+                texts.append(((index, "tool_arguments", 0), arguments))
     collect_except(block, frozenset(read), rest)
+
+
+def _check_joined(body: dict[str, Any], text: str) -> None:
+    """The text blocks joined, masked, must read as they do once each block was masked on
+    its own (judged before the join): a mask across two blocks cannot be written back."""
+    blocks = [b for b in body["content"] if b.get("type") == "text"]
+    if "".join(_string(b, "text") for b in blocks) != text:
+        raise CannotRewrite("a mask across text blocks")
+
+
+def _channel_index(index: int, channel: TextField, streamed: bool) -> int:
+    """A streamed text block's text goes on the one text channel; every other text on its
+    block's (and a whole answer's text blocks each on their own, to be masked there)."""
+    return TEXT_INDEX if streamed and channel == "content" else index
 
 
 def _read_delta(obj: dict[str, Any], parsed: Parsed) -> None:
@@ -503,7 +545,7 @@ def _read_delta(obj: dict[str, Any], parsed: Parsed) -> None:
     if channel is None:
         collect("", text, parsed.rest)
     elif text:
-        parsed.texts.append(((index, channel, 0), text))
+        parsed.texts.append(((_channel_index(index, channel, True), channel, 0), text))
     collect_except(obj, _DELTA_KEYS, parsed.rest)
     collect_except(delta, frozenset({"type", name}), parsed.rest)
 

@@ -254,15 +254,16 @@ async def test_event_names_arrive_in_any_framing_and_leave_in_one(
     assert raw == b"".join(CLEAN)
 
 
-async def test_a_secret_split_across_two_blocks_is_still_judged_per_block(
+async def test_a_secret_split_across_two_text_blocks_is_judged_joined(
     hostile: HostileUpstream, proxy: ProxyFactory
 ) -> None:
-    """Each block is its own channel, as the SDK shows each block on its own."""
+    """Text blocks are one text to the rails, as the SDK's ``get_final_text()`` joins them
+    (more: ``test_attack_messages.py``)."""
     first = [START, block(0), text(0, "Project"), stop(0)]
     hostile.reply = Reply([*first, block(1), text(1, " Falcon"), stop(1), *CLEAN[-2:]])
     p = await guarded(proxy, hostile, False)
     _, raw = await p.post_stream("/v1/messages", body())
-    assert named(raw)[-1][0] == "message_stop"
+    assert named(raw)[-1][0] == "error"
     hostile.reply = Reply([START, block(0), text(0, "Project"), text(0, " Falcon"), *CLEAN[4:]])
     _, raw = await p.post_stream("/v1/messages", body())
     assert named(raw)[-1][0] == "error"

@@ -81,3 +81,45 @@ def test_codings_apply_last_first_and_unknown_ones_are_named() -> None:
     with pytest.raises(CodingError) as e:
         codings_of(["gzip, br"])
     assert (e.value.coding, e.value.problem) == ("br", "unknown")
+
+
+def pieced(coding: str, data: bytes, step: int, size: int) -> list[bytes]:
+    inflate = Inflate(coding)
+    out = [p for i in range(0, len(data), step) for p in inflate.pieces(data[i : i + step], size)]
+    inflate.end()
+    return out
+
+
+@pytest.mark.parametrize("coding", sorted(ENCODED))
+@pytest.mark.parametrize(("step", "size"), [(1, 1), (7, 5), (1 << 20, 64), (1 << 20, len(TEXT))])
+def test_pieces_decode_every_coding_in_pieces_no_larger_than_asked(
+    coding: str, step: int, size: int
+) -> None:
+    """Every byte comes out, at any split and piece size (one exactly the body's size:
+    the end is still found after a full piece)."""
+    out = pieced(coding, ENCODED[coding], step, size)
+    assert b"".join(out) == TEXT
+    assert max(len(p) for p in out) <= size
+
+
+def test_a_bomb_in_a_later_member_comes_out_a_piece_at_a_time() -> None:
+    members = gzip.compress(b"ok", mtime=0) + gzip.compress(b"\0" * (20 << 20), mtime=0)
+    pieces = Inflate("gzip").pieces(members, 1 << 16)
+    assert next(pieces) == b"ok"
+    assert len(next(pieces)) == 1 << 16  # the second member: decoded only as far as asked
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (gzip.compress(TEXT, mtime=0) + b"trailing", "corrupt"),
+        (gzip.compress(TEXT, mtime=0)[:-9], "truncated"),
+        (raw_deflate(TEXT) + zlib.compress(TEXT), "corrupt"),
+    ],
+    ids=["gzip-trailing-garbage", "gzip-cut", "deflate-then-more"],
+)
+def test_pieces_refuse_what_is_not_the_coding(data: bytes, problem: str) -> None:
+    coding = "gzip" if data.startswith(b"\x1f\x8b") else "deflate"
+    with pytest.raises(CodingError) as e:
+        pieced(coding, data, 1 << 20, 64)
+    assert e.value.problem == problem

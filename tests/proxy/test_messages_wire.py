@@ -12,7 +12,7 @@ from proxy.errors import BadRequest
 from proxy.upstream import request_headers
 from proxy.wire.dialect import ERROR_INDEX, Kind
 from proxy.wire.fields import OTHER
-from proxy.wire.messages import MESSAGES, MessageOrder, MessagesEnvelope
+from proxy.wire.messages import MESSAGES, TEXT_INDEX, MessageOrder, MessagesEnvelope
 from proxy.wire.reader import EventReader
 from proxy.wire.sse import Decoder, Event
 from rails.base import Blocked
@@ -69,7 +69,8 @@ def read_all(*events: Event) -> list[Kind]:
 
 
 def test_each_delta_kind_goes_to_its_channel() -> None:
-    assert MESSAGES.parse(delta(0, text="Hello")).texts == [((0, "content", 0), "Hello")]
+    text = MESSAGES.parse(delta(0, text="Hello")).texts
+    assert text == [((TEXT_INDEX, "content", 0), "Hello")]  # every text block's channel
     thinking = MESSAGES.parse(delta(1, "thinking_delta", thinking="hm"))
     assert thinking.texts == [((1, "reasoning", 0), "hm")]
     args = MESSAGES.parse(delta(2, "input_json_delta", partial_json='{"city": "Pa'))
@@ -79,13 +80,27 @@ def test_each_delta_kind_goes_to_its_channel() -> None:
 
 
 def test_block_starts_carry_their_initial_strings() -> None:
-    assert MESSAGES.parse(block(0, text="Hi")).texts == [((0, "content", 0), "Hi")]
+    assert MESSAGES.parse(block(0, text="Hi")).texts == [((TEXT_INDEX, "content", 0), "Hi")]
     assert MESSAGES.parse(block(0, "thinking", thinking="So")).texts == [
         ((0, "reasoning", 0), "So")
     ]
     tool = MESSAGES.parse(block(3, "tool_use", input={"city": "Paris"}))
     assert tool.texts == [((3, "tool_names", 0), "get_weather")]
-    assert {"toolu_1", "Paris"} <= set(tool.rest)  # judged on the OTHER channel
+    # judged on the OTHER channel, keys and all, as a whole answer's input is judged
+    assert {"toolu_1", '{"city": "Paris"}'} <= set(tool.rest)
+
+
+def test_a_tool_start_without_input_is_read_as_llama_cpp_sends_it() -> None:
+    """llama.cpp's streamed tool_use start has no ``input`` (its deltas bring it); a whole
+    answer's tool_use must still have one."""
+    started = {"type": "content_block_start", "index": 0}
+    started["content_block"] = {"type": "tool_use", "id": "call_1", "name": "get_weather"}
+    tool = MESSAGES.parse(ev("content_block_start", started))
+    assert tool.kind is Kind.DATA
+    assert tool.texts == [((0, "tool_names", 0), "get_weather")]
+    answer = {"type": "message", "content": [started["content_block"]]}
+    with pytest.raises(ValueError, match="'input' is not an object"):
+        MESSAGES.final_texts(answer)
 
 
 def test_every_other_string_is_judged_once_on_the_other_channel() -> None:
