@@ -57,6 +57,10 @@ class Row:
     added_ttft_p50_ms: list[float]
     errors: int = 0
 
+    def last(self) -> str:
+        cpu, ttft = self.cpu_us_per_delta[-1], self.added_ttft_p50_ms[-1]
+        return f"{self.route}: {cpu:.1f} µs per delta, added TTFT p50 {ttft:+.2f} ms"
+
 
 def plan(seconds: float, quick: bool = False) -> Plan:
     """The full-speed case (CPU) and the paced one (TTFT)."""
@@ -93,6 +97,7 @@ def measure(rounds: int, seconds: float, quick: bool = False) -> dict[str, Row]:
                 proxied = bench.load(paced, through + path, "proxy", proxy, None, api)
                 rows[api].added_ttft_p50_ms.append(proxied.ttft.p50 - direct.ttft.p50)
                 rows[api].errors += run.error_count + direct.error_count + proxied.error_count
+                print(f"bench.routes: {rows[api].last()}", file=sys.stderr, flush=True)
         proxy.stop()
     return rows
 
@@ -116,15 +121,18 @@ def table(rows: dict[str, Row], rounds: int) -> str:
     lines = [
         f"Local rails, stream_first true; median of {rounds} rounds (`python -m bench.routes`).",
         "",
-        "| route | proxy CPU per delta (µs) | vs chat | added TTFT p50 (ms) | errors |",
-        "|---|---|---|---|---|",
+        "| route | proxy CPU per delta (µs) | vs chat | per round | added TTFT p50 (ms) | errors |",
+        "|---|---|---|---|---|---|",
     ]
     for api, row in rows.items():
         cpu = statistics.median(row.cpu_us_per_delta)
-        ratio = statistics.median(r / c for r, c in zip(row.cpu_us_per_delta, chat, strict=True))
+        ratios = [r / c for r, c in zip(row.cpu_us_per_delta, chat, strict=True)]
+        ratio = statistics.median(ratios)
         versus = "1.00" if api == "chat" else f"{ratio:.2f} (goal ≤ {CPU_RATIO_GOAL})"
+        each = " / ".join(f"{r:.2f}" for r in ratios)
         ttft = statistics.median(row.added_ttft_p50_ms)
-        lines.append(f"| `{ROUTES[api]}` | {cpu:.1f} | {versus} | {ttft:.2f} | {row.errors} |")
+        cells = [f"`{ROUTES[api]}`", f"{cpu:.1f}", versus, each, f"{ttft:.2f}", str(row.errors)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -82,8 +82,8 @@ def test_requests_and_table() -> None:
         "messages": Row("messages", [25.0, 30.0], [1.2, 1.4], errors=2),
     }
     out = table(rows, 2)
-    assert "| `/v1/responses` | 26.0 | 1.05 (goal ≤ 1.15) | 1.50 | 0 |" in out
-    assert "| `/v1/messages` | 27.5 | 1.12 (goal ≤ 1.15) | 1.30 | 2 |" in out
+    assert "| `/v1/responses` | 26.0 | 1.05 (goal ≤ 1.15) | 1.10 / 1.00 | 1.50 | 0 |" in out
+    assert "| `/v1/messages` | 27.5 | 1.12 (goal ≤ 1.15) | 1.25 / 1.00 | 1.30 | 2 |" in out
 
 
 @pytest.mark.timeout(120)
