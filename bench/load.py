@@ -7,15 +7,17 @@ of them or ``--duration`` seconds have passed since the measured phase began. Pe
 it measures, on ``time.perf_counter``:
 
 - ``ttft``: from just before sending the request to the arrival of the first chunk whose
-  ``delta.content`` is non-empty;
+  ``delta.content`` is non-empty (the first non-empty ``response.output_text.delta``, or
+  ``text_delta``, on the other APIs);
 - ``total``: to the end of the response body;
 - ``mark``: to the arrival of content delta number ``--mark`` (0-based), e.g. the delta
   that completes the first rail window; omitted when ``--mark`` is not given.
 
 Every stream is checked: HTTP 200, content equal to the expected text, no error event,
 ending with ``[DONE]`` (``--api responses``: the Responses API, whose content is each
-``response.output_text.delta`` and whose end is ``response.completed``). Anything else
-counts as an error, by kind.
+``response.output_text.delta`` and whose end is ``response.completed``; ``--api messages``:
+the Anthropic Messages API, whose content is each ``text_delta`` and whose end is
+``message_stop``). Anything else counts as an error, by kind.
 
 Before the measured phase, ``--warmup`` sends one short full-speed request per worker at
 once (opening every connection, in this client and in the proxy's pool). Protocol on
@@ -97,7 +99,7 @@ class Client:
         mark: int | None,
         api: str = "chat",
     ) -> None:
-        self._read = _content if api == "chat" else _responses_content
+        self._read = _READERS[api]
         self._session = session
         self._url = url
         self._body = orjson.dumps(body)
@@ -178,6 +180,24 @@ def _responses_content(obj: Any) -> str | None:
     return None
 
 
+def _messages_content(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        raise StreamError("not_an_object")
+    kind = obj.get("type")
+    if kind == "content_block_delta":
+        delta = obj["delta"]
+        return cast(str, delta["text"]) if delta.get("type") == "text_delta" else None
+    if kind == "message_stop":
+        return _COMPLETED
+    if "error" in obj or kind == "error":
+        raise StreamError("error_event", obj.get("error") or obj)
+    return None
+
+
+_READERS = {"chat": _content, "responses": _responses_content, "messages": _messages_content}
+APIS = tuple(_READERS)
+
+
 def _error_kind(exc: BaseException) -> str:
     if isinstance(exc, StreamError):
         return str(exc)
@@ -249,7 +269,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ramp", type=float, default=0.0, help="seconds over which workers start")
     p.add_argument("--timeout", type=float, default=120.0, help="per request, seconds")
     p.add_argument("--warmup", action="store_true")
-    p.add_argument("--api", choices=("chat", "responses"), default="chat")
+    p.add_argument("--api", choices=APIS, default="chat")
     args = p.parse_args(argv)
     if args.concurrency < 1 or args.requests < 1 or args.duration <= 0:
         p.error("--concurrency and --requests must be >= 1 and --duration > 0")

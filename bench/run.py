@@ -178,7 +178,8 @@ class Bench:
         api: str = "chat",
     ) -> LoadRun:
         """One load-generator run; samples CPU of every process and the proxy's RSS.
-        ``api``: the load generator speaks chat completions, or the Responses API."""
+        ``api``: the load generator speaks chat completions, the Responses API or the
+        Messages API (``bench.load.APIS``)."""
         cmd = [
             PY,
             "-m",
@@ -222,6 +223,8 @@ class Bench:
             raise ServiceError(f"load generator ({target}): {e}\n{tail}") from None
         finally:
             stop_process(proc)
+            if proc.stdout is not None:
+                proc.stdout.close()  # (its pipe was left open: a ResourceWarning per run)
             log.close()
 
     def _sample(

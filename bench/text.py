@@ -86,7 +86,8 @@ def expected_text(profile: Profile, n: int) -> str:
 def request_body(
     deltas_n: int, rate: float, profile: Profile = "words", api: str = "chat"
 ) -> dict[str, Any]:
-    """A chat completions request (``api="responses"``: a Responses API request).
+    """A chat completions request (``api="responses"``: a Responses API request;
+    ``api="messages"``: the same ``messages`` make an Anthropic Messages API request).
     ``max_tokens`` is the number of deltas; the fake upstream reads the pacing (tokens/s,
     0 = full speed) and profile from ``bench``."""
     prompt = "Tell me about the countryside."

@@ -1,5 +1,6 @@
 """A fast fake vLLM upstream: ``POST /v1/chat/completions`` streams pre-rendered chunks,
-and ``POST /v1/responses`` the same text as vLLM 0.32's Responses API events.
+``POST /v1/responses`` the same text as vLLM 0.32's Responses API events, and
+``POST /v1/messages`` as its Anthropic Messages API events.
 
 The stream is vLLM's dialect, byte for byte in shape: a role chunk, one
 ``data: {...}\\n\\n`` chunk per content delta (one write each), a finish chunk with
@@ -141,6 +142,41 @@ def render_responses(profile: Profile, n: int) -> Rendered:
     return Rendered(head, body, finish)
 
 
+@functools.cache
+def render_messages(profile: Profile, n: int) -> Rendered:
+    """vLLM 0.32's Messages API events for one text block (tests/fakes/messages_samples.py
+    shows them): ``message_start`` and ``content_block_start``, one ``content_block_delta``
+    (``text_delta``) per delta, then ``content_block_stop``, ``message_delta`` (``end_turn``,
+    as the chat stream's finish is ``stop``, and the usage) and ``message_stop``."""
+    usage = {"input_tokens": 6, "output_tokens": 0}
+    message = {"id": _ID, "type": "message", "role": "assistant", "content": []}
+    message |= {"model": "bench", "stop_reason": None, "stop_sequence": None, "usage": usage}
+    block = {"type": "text", "text": ""}
+    head = _named({"type": "message_start", "message": message}) + _named(
+        {"type": "content_block_start", "content_block": block, "index": 0}
+    )
+    body = tuple(
+        _named(
+            {
+                "type": "content_block_delta",
+                "delta": {"type": "text_delta", "text": d},
+                "index": 0,
+            }
+        )
+        for d in deltas(profile, n)
+    )
+    end = {"stop_reason": "end_turn", "stop_sequence": None}
+    finish = b"".join(
+        _named(e)
+        for e in (
+            {"type": "content_block_stop", "index": 0},
+            {"type": "message_delta", "delta": end, "usage": usage | {"output_tokens": n}},
+            {"type": "message_stop"},
+        )
+    )
+    return Rendered(head, body, finish)
+
+
 def _params(body: Any) -> tuple[Profile, int, float]:
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")
@@ -163,6 +199,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def responses(request: web.Request) -> web.StreamResponse:
     return await _serve(request, render_responses, b"")
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, render_messages, b"")
 
 
 async def _serve(
@@ -215,6 +255,7 @@ def create_app() -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/responses", responses)
+    app.router.add_post("/v1/messages", messages)
     app.router.add_get("/v1/models", models)
     return app
 
