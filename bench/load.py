@@ -12,6 +12,11 @@ it measures, on ``time.perf_counter``:
 - ``mark``: to the arrival of content delta number ``--mark`` (0-based), e.g. the delta
   that completes the first rail window; omitted when ``--mark`` is not given.
 
+With ``--burst`` there are no workers but rounds: all ``c`` requests of a round start at
+the same instant (no ramp), and the next round starts when every one has ended, at most
+``--requests`` rounds. With ``--no-stream`` the requests ask for one whole answer (its
+``ttft`` and ``total`` are both the time to its end).
+
 Every stream is checked: HTTP 200, content equal to the expected text, no error event,
 ending with ``[DONE]``. Anything else counts as an error, by kind.
 
@@ -141,6 +146,23 @@ class Client:
             raise StreamError("mark_not_reached")
         return Sample(ttft, total, mark_at, len(parts))
 
+    async def whole(self) -> Sample:
+        """One non-streamed request, verified; its ``ttft`` is the whole answer's time."""
+        started = time.perf_counter()
+        async with self._session.post(self._url, data=self._body, headers=_HEADERS) as resp:
+            body = await resp.read()
+            total = time.perf_counter() - started
+            if resp.status != 200:
+                refusal = Refusal(resp.status, resp.headers.get("Retry-After"), body, total)
+                raise StreamError(f"http_{resp.status}", refusal)
+        obj = orjson.loads(body)
+        if not isinstance(obj, dict) or "error" in obj:
+            raise StreamError("error_event", obj)
+        content = obj["choices"][0]["message"]["content"]
+        if content != self._expected:
+            raise StreamError("content_mismatch")
+        return Sample(total, total, None, 1)
+
 
 def _content(obj: Any) -> str | None:
     if not isinstance(obj, dict):
@@ -167,34 +189,45 @@ async def measure(args: argparse.Namespace) -> Outcome:
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         body = request_body(args.deltas, args.rate, args.profile)
+        body["stream"] = not args.no_stream
         client = Client(
             session, args.url, body, expected_text(args.profile, args.deltas), args.mark
         )
+        one = client.whole if args.no_stream else client.one
         if args.warmup:
             out.warmup_errors = await _warmup(session, args.url, args.concurrency)
         print("START", flush=True)
         started = time.perf_counter()
         deadline = started + args.duration
 
+        async def request() -> None:
+            try:
+                s = await one()
+            except (aiohttp.ClientError, TimeoutError, StreamError, ValueError) as e:
+                errors[_error_kind(e)] += 1
+                out.requests += 1
+                return
+            out.requests += 1
+            out.ttft.append(s.ttft)
+            out.total.append(s.total)
+            if s.mark is not None:
+                out.mark.append(s.mark)
+            out.deltas += s.deltas
+
         async def worker(i: int) -> None:
             await asyncio.sleep(args.ramp * i / args.concurrency)
             for _ in range(args.requests):
                 if time.perf_counter() >= deadline:
                     return
-                try:
-                    s = await client.one()
-                except (aiohttp.ClientError, TimeoutError, StreamError, ValueError) as e:
-                    errors[_error_kind(e)] += 1
-                    out.requests += 1
-                    continue
-                out.requests += 1
-                out.ttft.append(s.ttft)
-                out.total.append(s.total)
-                if s.mark is not None:
-                    out.mark.append(s.mark)
-                out.deltas += s.deltas
+                await request()
 
-        await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
+        if args.burst:
+            for _ in range(args.requests):
+                if time.perf_counter() >= deadline:
+                    break
+                await asyncio.gather(*(request() for _ in range(args.concurrency)))
+        else:
+            await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
         out.wall_s = time.perf_counter() - started
         print("END", flush=True)
     out.errors = dict(errors)
@@ -223,6 +256,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ramp", type=float, default=0.0, help="seconds over which workers start")
     p.add_argument("--timeout", type=float, default=120.0, help="per request, seconds")
     p.add_argument("--warmup", action="store_true")
+    p.add_argument(
+        "--burst",
+        action="store_true",
+        help="rounds: all c requests start at once, the next round when all have ended; "
+        "--requests is the number of rounds",
+    )
+    p.add_argument("--no-stream", action="store_true", help="non-streamed requests")
     args = p.parse_args(argv)
     if args.concurrency < 1 or args.requests < 1 or args.duration <= 0:
         p.error("--concurrency and --requests must be >= 1 and --duration > 0")

@@ -5,8 +5,10 @@ The stream is vLLM's dialect, byte for byte in shape: a role chunk, one
 ``stop_reason``, then ``data: [DONE]\\n\\n``. The request's ``max_tokens`` is the number
 of deltas; ``bench.rate`` paces them (tokens per second; 0 means full speed, where every
 write is followed by a yield to the loop) and ``bench.profile`` picks the text
-(see ``bench.text``). Paced streams follow an absolute schedule (delta ``i`` is due at
-``start + i / rate`` on the loop clock) so that timer lateness does not accumulate.
+(see ``bench.text``). A request without ``"stream": true`` gets the same text at once, as
+one ``chat.completion`` with ``usage``. Paced streams follow an absolute schedule (delta
+``i`` is due at ``start + i / rate`` on the loop clock) so that timer lateness does not
+accumulate.
 
 Run: ``python -m bench.upstream --port N``.
 """
@@ -79,6 +81,28 @@ def render(profile: Profile, n: int) -> Rendered:
     return Rendered(head, body, finish)
 
 
+@functools.cache
+def whole(profile: Profile, n: int) -> bytes:
+    """A non-streamed answer (vLLM's shape) carrying the same ``n`` deltas' text."""
+    obj = {
+        "id": _ID,
+        "object": "chat.completion",
+        "created": _CREATED,
+        "model": "bench",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(deltas(profile, n))},
+                "logprobs": None,
+                "finish_reason": "stop",
+                "stop_reason": None,
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "total_tokens": 12 + n, "completion_tokens": n},
+    }
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
 def _params(body: Any) -> tuple[Profile, int, float]:
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")
@@ -102,7 +126,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text="body is not JSON") from None
     profile, n, rate = _params(body)
     if body.get("stream") is not True:
-        raise web.HTTPBadRequest(text="this fake upstream only streams")
+        return web.Response(body=whole(profile, n), content_type="application/json")
     stream = render(profile, n)
     resp = web.StreamResponse(headers=_HEADERS)
     await resp.prepare(request)
