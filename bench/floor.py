@@ -124,13 +124,13 @@ def _attempt(
 ) -> FloorRow:
     runs: dict[str, LoadRun] = {}
     if load.burst:
-        runs[DIRECT] = _load(load, floor.upstream_url, None, upstream, workdir, py, quiet_s)
+        runs[DIRECT] = run_load(load, floor.upstream_url, None, upstream, workdir, py, quiet_s)
     for name, service, url in floor.targets():
-        runs[name] = _load(load, url, service, upstream, workdir, py, quiet_s)
+        runs[name] = run_load(load, url, service, upstream, workdir, py, quiet_s)
     return FloorRow(load, runs)
 
 
-def _command(load: FloorLoad, url: str, py: str) -> list[str]:
+def load_command(load: FloorLoad, url: str, py: str, extra: str | None = None) -> list[str]:
     cmd = [py, "-m", "bench.load", "--url", url, "-c", str(load.concurrency)]
     cmd += ["--requests", str(load.requests), "--duration", str(load.duration)]
     cmd += ["--deltas", str(load.deltas), "--rate", str(load.rate), "--ramp", str(load.ramp)]
@@ -139,10 +139,12 @@ def _command(load: FloorLoad, url: str, py: str) -> list[str]:
         cmd.append("--burst")
     if not load.stream:
         cmd.append("--no-stream")
+    if extra:
+        cmd += ["--extra", extra]
     return cmd
 
 
-def _load(
+def run_load(
     load: FloorLoad,
     url: str,
     proxy: Service | None,
@@ -150,14 +152,17 @@ def _load(
     workdir: Path,
     py: str,
     quiet_s: float,
+    extra: str | None = None,
+    tree: bool = False,
 ) -> LoadRun:
     """One load-generator run, sampling the CPU of the load generator, the upstream and
-    the relay (``proxy``) over the measured phase, and the relay's peak RSS."""
+    the relay (``proxy``; with ``tree``, it and its child processes) over the measured
+    phase, and the relay's peak RSS. ``extra``: JSON set in every request body."""
     if quiet_s > 0:
         wait_for_quiet(quiet_s)
     log = (workdir / "load.log").open("ab")
     proc = subprocess.Popen(
-        _command(load, url, py),
+        load_command(load, url, py, extra),
         cwd=Path(__file__).resolve().parent.parent,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -169,7 +174,7 @@ def _load(
         lines = LineReader(proc.stdout)
         samplers = {"load": Sampler(proc.pid), "upstream": Sampler(upstream.pid)}
         if proxy is not None:
-            samplers["proxy"] = Sampler(proxy.pid)
+            samplers["proxy"] = Sampler(proxy.pid, tree=tree)
         lines.expect("START", timeout=120)
         cpu0 = {name: s.cpu() for name, s in samplers.items()}
         busy0 = busy_cpu_seconds()

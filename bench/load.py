@@ -176,6 +176,19 @@ def _content(obj: Any) -> str | None:
     return cast(str | None, delta.get("content"))
 
 
+def _merge(body: dict[str, Any], extra: str | None) -> dict[str, Any]:
+    """``body`` with the top-level keys of the JSON object ``extra`` set (null removes)."""
+    if not extra:
+        return body
+    out = dict(body)
+    for key, value in json.loads(extra).items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
 def _error_kind(exc: BaseException) -> str:
     if isinstance(exc, StreamError):
         return str(exc)
@@ -190,12 +203,13 @@ async def measure(args: argparse.Namespace) -> Outcome:
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         body = request_body(args.deltas, args.rate, args.profile)
         body["stream"] = not args.no_stream
+        body = _merge(body, args.extra)
         client = Client(
             session, args.url, body, expected_text(args.profile, args.deltas), args.mark
         )
         one = client.whole if args.no_stream else client.one
         if args.warmup:
-            out.warmup_errors = await _warmup(session, args.url, args.concurrency)
+            out.warmup_errors = await _warmup(session, args.url, args.concurrency, args.extra)
         print("START", flush=True)
         started = time.perf_counter()
         deadline = started + args.duration
@@ -234,9 +248,12 @@ async def measure(args: argparse.Namespace) -> Outcome:
     return out
 
 
-async def _warmup(session: aiohttp.ClientSession, url: str, concurrency: int) -> int:
+async def _warmup(
+    session: aiohttp.ClientSession, url: str, concurrency: int, extra: str | None
+) -> int:
     """One short full-speed request per worker, all at once; returns how many failed."""
-    client = Client(session, url, request_body(8, 0.0), expected_text("words", 8), None)
+    warm_body = _merge(request_body(8, 0.0), extra)
+    client = Client(session, url, warm_body, expected_text("words", 8), None)
     results = await asyncio.gather(
         *(client.one() for _ in range(concurrency)), return_exceptions=True
     )
@@ -263,6 +280,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--requests is the number of rounds",
     )
     p.add_argument("--no-stream", action="store_true", help="non-streamed requests")
+    p.add_argument(
+        "--extra",
+        metavar="JSON",
+        help="a JSON object whose keys are set in every request body (null removes one), "
+        "e.g. a peer's model name or config id",
+    )
     args = p.parse_args(argv)
     if args.concurrency < 1 or args.requests < 1 or args.duration <= 0:
         p.error("--concurrency and --requests must be >= 1 and --duration > 0")

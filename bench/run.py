@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from bench import floor, microbench, report
+from bench import compare, floor, microbench, report
 from bench.proc import (
     HTTP,
     LineReader,
@@ -393,7 +393,20 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these rails setups' rows: none, local-sf-true, local-sf-false, "
         "judge-sf-true, judge-sf-false; floor: the rows against the bare relay",
     )
+    p.add_argument(
+        "--compare",
+        metavar="BASELINE",
+        type=Path,
+        help="then print this run's CPU figures against a saved run's JSON "
+        "(e.g. bench/results/baseline.json), as ratios",
+    )
     args = p.parse_args(argv)
+    baseline = None
+    if args.compare:
+        try:
+            baseline = compare.load(args.compare)
+        except (OSError, ValueError) as e:
+            p.error(f"--compare: {e}")
     plan, name = (quick_plan(), "quick") if args.quick else (full_plan(), "full")
     if args.only:
         try:
@@ -406,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as e:
         print(f"bench: failed: {e}", file=sys.stderr)
         return 1
-    report.emit(report.markdown(result), report.to_json(result), args.out, args.json)
+    data = report.to_json(result)
+    report.emit(report.markdown(result), data, args.out, args.json)
+    if baseline is not None:
+        print(compare.table(baseline, data))
     return 0
 
 

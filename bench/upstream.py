@@ -1,14 +1,16 @@
 """A fast fake vLLM upstream: ``POST /v1/chat/completions`` streams pre-rendered chunks.
 
-The stream is vLLM's dialect, byte for byte in shape: a role chunk, one
-``data: {...}\\n\\n`` chunk per content delta (one write each), a finish chunk with
-``stop_reason``, then ``data: [DONE]\\n\\n``. The request's ``max_tokens`` is the number
-of deltas; ``bench.rate`` paces them (tokens per second; 0 means full speed, where every
-write is followed by a yield to the loop) and ``bench.profile`` picks the text
-(see ``bench.text``). A request without ``"stream": true`` gets the same text at once, as
-one ``chat.completion`` with ``usage``. Paced streams follow an absolute schedule (delta
-``i`` is due at ``start + i / rate`` on the loop clock) so that timer lateness does not
-accumulate.
+The stream is vLLM's dialect, byte for byte in shape: a role chunk, one ``data:
+{...}\\n\\n`` chunk per content delta (one write each), a finish chunk with ``stop_reason``,
+then ``data: [DONE]\\n\\n``. The request's ``max_tokens`` is the number of deltas;
+``bench.rate`` paces them (tokens per second; 0 means full speed, where every write is
+followed by a yield to the loop) and ``bench.profile`` picks the text (see ``bench.text``).
+A request without ``"stream": true`` gets the same text at once, as one ``chat.completion``
+with ``usage``. Under ``/bench/<profile>/<rate>/v1/``, for clients that cannot send
+``bench`` (the peers of ``bench/peers.py``), profile and rate come from the path unless the
+body names them. ``GET /stats`` counts chat requests. Paced streams follow an absolute
+schedule (delta ``i`` is due at ``start + i / rate`` on the loop clock) so that timer
+lateness does not accumulate.
 
 Run: ``python -m bench.upstream --port N``.
 """
@@ -103,13 +105,16 @@ def whole(profile: Profile, n: int) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _params(body: Any) -> tuple[Profile, int, float]:
+def _params(body: Any, path: dict[str, str]) -> tuple[Profile, int, float]:
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")
     n = body.get("max_tokens", 64)
     bench = body.get("bench") or {}
-    profile = bench.get("profile", "words")
-    rate = bench.get("rate", 0)
+    profile = bench.get("profile", path.get("profile", "words"))
+    try:
+        rate = bench.get("rate", float(path.get("rate", 0)))
+    except ValueError:
+        raise web.HTTPBadRequest(text="the path's rate must be a number") from None
     if not isinstance(n, int) or not 1 <= n <= MAX_DELTAS:
         raise web.HTTPBadRequest(text=f"max_tokens must be an int in 1..{MAX_DELTAS}")
     if profile not in PROFILES:
@@ -124,7 +129,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         body = json.loads(await request.read())
     except ValueError:
         raise web.HTTPBadRequest(text="body is not JSON") from None
-    profile, n, rate = _params(body)
+    request.app[CALLS][0] += 1
+    profile, n, rate = _params(body, dict(request.match_info))
     if body.get("stream") is not True:
         return web.Response(body=whole(profile, n), content_type="application/json")
     stream = render(profile, n)
@@ -162,10 +168,22 @@ async def models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": [{"id": "bench", "object": "model"}]})
 
 
+CALLS = web.AppKey("calls", list[int])
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response({"calls": request.app[CALLS][0]})
+
+
 def create_app() -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[CALLS] = [0]
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", models)
+    # For clients that cannot send ``bench`` (the peers' servers): text and pacing in the path.
+    app.router.add_post("/bench/{profile}/{rate}/v1/chat/completions", chat_completions)
+    app.router.add_get("/bench/{profile}/{rate}/v1/models", models)
+    app.router.add_get("/stats", stats)
     return app
 
 

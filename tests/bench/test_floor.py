@@ -4,16 +4,18 @@ are computed from the runs as stated. No timing is asserted."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import aiohttp
 import orjson
 import pytest
 from aiohttp import web
 
-from bench import bare_relay, upstream
-from bench.results import BARE, DIRECT, FloorRow, LoadRun, Stats
+from bench import bare_relay, compare, report, upstream
+from bench.results import BARE, DIRECT, BenchRun, FloorRow, LoadRun, Stats
 from bench.scenarios import FLOOR_RAILS, full_plan, only, quick_plan
 from bench.text import expected_text, request_body
 
@@ -118,3 +120,31 @@ def test_ratios_and_goals_of_a_burst_and_a_request_row() -> None:
     assert row.met(none) is False  # 1.2x without rails
     assert row.met(local) is True  # 1.5x with the local rails
     assert math.isnan(row.added_ttft(none)[0])
+
+
+def test_compare_prints_the_cpu_figures_as_ratios_to_a_baseline() -> None:
+    none, local = (r.label for r in FLOOR_RAILS)
+    request = next(load for load in full_plan().floor if load.kind == "request")
+
+    def data(cpu_none: float) -> dict[str, Any]:
+        runs = {BARE: _run((1, 2), 0.1, 1000, 1000), none: _run((1, 2), cpu_none, 1000, 1000)}
+        runs[local] = _run((1, 2), 0.14, 1000, 1000)
+        run = BenchRun(
+            info={"date": "d", "command": "c"},
+            plan="p",
+            cases=[],
+            micro=[],
+            judge_latency_ms=None,
+            floor=[FloorRow(request, runs)],
+        )
+        return cast(dict[str, Any], json.loads(json.dumps(report.to_json(run))))
+
+    base, new = data(0.12), data(0.15)
+    figures = compare.figures(new)
+    key = "floor: 1-token streams, c=16, 1 deltas"
+    assert figures[f"{key}, {none}: CPU µs per request"] == pytest.approx(150)
+    assert figures[f"{key}, {none}: x bare relay"] == pytest.approx(1.5)
+    assert figures[f"{key}, {BARE}: CPU µs per request"] == pytest.approx(100)
+    text = compare.table(base, new)
+    assert f"| {key}, {none}: CPU µs per request | 120.00 | 150.00 | 1.25 |" in text
+    assert f"| {key}, {BARE}: CPU µs per request | 100.00 | 100.00 | 1.00 |" in text
