@@ -136,13 +136,16 @@ class Target:
     url: str
     extra: dict[str, str] = field(default_factory=dict)  # load kind -> --extra JSON
     version: str = ""
+    hold_url: str | None = None  # where a stream_first false block is probed, if elsewhere
 
 
 def _upstream_path(base: str, profile: str, rate: float) -> str:
     return f"{base}/bench/{profile}/{rate:g}/v1"
 
 
-def start_railproxy(services: Services, workdir: Path, up_port: int) -> Target:
+def start_railproxy(
+    services: Services, workdir: Path, up_port: int, stream_first: bool = True
+) -> Target:
     port = free_port()
     config = {
         "server": {"host": "127.0.0.1", "port": port, "max_concurrent_streams": 4096},
@@ -157,19 +160,27 @@ def start_railproxy(services: Services, workdir: Path, up_port: int) -> Target:
                     "enabled": True,
                     "chunk_size": CHUNK,
                     "context_size": CONTEXT,
-                    "stream_first": True,
+                    "stream_first": stream_first,
                 },
             },
         },
     }
-    path = workdir / "railproxy.yaml"
+    name = "railproxy" if stream_first else "railproxy-hold"
+    path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     script = Path(PY).with_name("railproxy")
     cmd = [str(script)] if script.exists() else [PY, "-m", "proxy.cli"]
-    svc = services.add(Service("railproxy", [*cmd, "serve", "--config", str(path)], workdir))
+    svc = services.add(Service(name, [*cmd, "serve", "--config", str(path)], workdir))
     svc.start(f"http://127.0.0.1:{port}/healthz")
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     return Target("railproxy", svc, url, version=_version(PY, "railproxy"))
+
+
+def _railproxy_pair(services: Services, workdir: Path, up_port: int) -> Target:
+    """railproxy measured with stream_first true; a second one probes a block with false."""
+    target = start_railproxy(services, workdir, up_port)
+    target.hold_url = start_railproxy(services, workdir, up_port, stream_first=False).url
+    return target
 
 
 def start_bare(services: Services, workdir: Path, up_port: int) -> Target:
@@ -190,7 +201,7 @@ def start_nemo(services: Services, workdir: Path, up_port: int, py: Path) -> Tar
         text = template.substitute(
             base_url=json.dumps(_upstream_path(base, profile, rate)),
             pattern=json.dumps(PATTERN),
-            stream_first="true",
+            stream_first="false" if config_id.endswith("-hold") else "true",
         )
         (configs / config_id / "config.yml").write_text(text, encoding="utf-8")
     port = free_port()
@@ -208,7 +219,7 @@ def start_nemo(services: Services, workdir: Path, up_port: int, py: Path) -> Tar
 def start_litellm(services: Services, workdir: Path, up_port: int, py: Path) -> Target:
     base = f"http://127.0.0.1:{up_port}"
     template = string.Template((CONFIGS / "litellm" / "config.yaml").read_text("utf-8"))
-    routes = {cid: _upstream_path(base, p, r) for cid, (p, r) in _ROUTES.items()}
+    routes = {cid: _upstream_path(base, p, r) for cid, (p, r) in _ROUTES.items() if "-" not in cid}
     home = workdir / "litellm"
     home.mkdir()
     shutil.copy(CONFIGS / "litellm" / "keyword_guardrail.py", home)
@@ -227,9 +238,20 @@ def start_litellm(services: Services, workdir: Path, up_port: int, py: Path) -> 
 
 
 # config id -> (text profile, rate) of the upstream path it points at
-_ROUTES = {"full": ("words", 0.0), "paced": ("words", PACED_RATE), "canary": ("canary", 0.0)}
+_ROUTES = {
+    "full": ("words", 0.0),
+    "paced": ("words", PACED_RATE),
+    "canary": ("canary", 0.0),
+    "canary-hold": ("canary", 0.0),  # stream_first false
+}
 # kind of load -> config id
-_KIND_ROUTE = {"full": "full", "paced": "paced", "request": "full", "block": "canary"}
+_KIND_ROUTE = {
+    "full": "full",
+    "paced": "paced",
+    "request": "full",
+    "block": "canary",
+    "block-hold": "canary-hold",
+}
 
 
 def _version(py: str | Path, dist: str) -> str:
@@ -346,6 +368,7 @@ class PeerResult:
     version: str
     runs: dict[str, LoadRun]
     blocked: Blocked | None
+    blocked_hold: Blocked | None
     upstream_calls: float | None = None  # upstream requests per client request (full load)
 
 
@@ -375,10 +398,12 @@ def measure(
         )
         if kind == "full" and runs[kind].requests:
             per = (_calls(up_port) - calls0) / (runs[kind].requests + load.concurrency)
-    blocked = None
+    blocked = hold = None
     if target.service is not None:
         blocked = asyncio.run(_block_probe(target.url, target.extra.get("block")))
-    return PeerResult(target.name, target.version, runs, blocked, per)
+        hold_url = target.hold_url or target.url
+        hold = asyncio.run(_block_probe(hold_url, target.extra.get("block-hold")))
+    return PeerResult(target.name, target.version, runs, blocked, hold, per)
 
 
 def _calls(up_port: int) -> int:
@@ -407,7 +432,7 @@ def run(quick: bool, cache: Path, only: list[str], say: Callable[[str], None]) -
                 "upstream directly", None, f"http://127.0.0.1:{up_port}/v1/chat/completions"
             ),
             "bare": lambda: start_bare(services, workdir, up_port),
-            "railproxy": lambda: start_railproxy(services, workdir, up_port),
+            "railproxy": lambda: _railproxy_pair(services, workdir, up_port),
             "nemo": lambda: start_nemo(services, workdir, up_port, pythons["nemo"]),
             "litellm": lambda: start_litellm(services, workdir, up_port, pythons["litellm"]),
         }
@@ -433,8 +458,8 @@ def markdown(results: list[PeerResult], plan: dict[str, FloorLoad], info: dict[s
         "peak RSS (MB)",
         "upstream calls per request",
         "errors",
-        "forbidden text reaches the client",
-        "how the blocked stream ends",
+        "blocked, stream_first true: forbidden text reaches the client; the stream's end",
+        "blocked, stream_first false: same",
         "other load (cores)",
     ]
     rows = []
@@ -442,7 +467,6 @@ def markdown(results: list[PeerResult], plan: dict[str, FloorLoad], info: dict[s
         full, paced, req = r.runs["full"], r.runs["paced"], r.runs["request"]
         cpu_req = req.cpu_s.get("proxy", 0.0) / req.requests * 1e6 if req.requests else None
         rss = max((x.peak_rss_mb or 0.0) for x in r.runs.values())
-        b = r.blocked
         rows.append(
             [
                 f"{r.name} {r.version}".strip(),
@@ -453,8 +477,8 @@ def markdown(results: list[PeerResult], plan: dict[str, FloorLoad], info: dict[s
                 _f(rss, 0),
                 _f(r.upstream_calls, 2),
                 str(sum(x.error_count for x in r.runs.values())),
-                "n/a" if b is None else ("yes" if b.forbidden_sent else "no"),
-                "n/a" if b is None else f"{b.ending} ({b.content_deltas} content deltas)",
+                _block_cell(r.blocked),
+                _block_cell(r.blocked_hold),
                 _f(max(x.other_cores for x in r.runs.values())),
             ]
         )
@@ -479,6 +503,13 @@ def markdown(results: list[PeerResult], plan: dict[str, FloorLoad], info: dict[s
     )
 
 
+def _block_cell(b: Blocked | None) -> str:
+    if b is None:
+        return "n/a"
+    sent = "yes" if b.forbidden_sent else "no"
+    return f"{sent}; {b.content_deltas} content deltas, then {b.ending}"
+
+
 def _added(run: LoadRun, direct: LoadRun) -> str:
     return f"{run.ttft.p50 - direct.ttft.p50:+.2f} / {run.ttft.p99 - direct.ttft.p99:+.2f}"
 
@@ -492,6 +523,7 @@ def to_json(results: list[PeerResult]) -> list[dict[str, Any]]:
             "version": r.version,
             "upstream_calls_per_request": r.upstream_calls,
             "blocked": None if r.blocked is None else vars(r.blocked),
+            "blocked_stream_first_false": None if r.blocked_hold is None else vars(r.blocked_hold),
             "runs": {kind: _run_json(run) for kind, run in r.runs.items()},
         }
         for r in results

@@ -11,6 +11,7 @@ Every process started here is stopped on the way out, whatever happens.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import functools
 import http.client
@@ -97,7 +98,8 @@ class Bench:
         self.upstream = services.add(
             Service(
                 "upstream",
-                [PY, "-m", "bench.upstream", "--port", str(self.upstream_port)],
+                [PY, "-m", "bench.upstream", "--port", str(self.upstream_port)]
+                + (["--usage"] if plan.upstream_usage else []),
                 workdir,
             )
         )
@@ -394,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         "judge-sf-true, judge-sf-false; floor: the rows against the bare relay",
     )
     p.add_argument(
+        "--upstream-usage",
+        action="store_true",
+        help="the fake upstream answers stream_options.include_usage with a usage chunk, "
+        "as vLLM does (default: no usage in streams, so railproxy counts tokens itself)",
+    )
+    p.add_argument(
         "--compare",
         metavar="BASELINE",
         type=Path,
@@ -408,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as e:
             p.error(f"--compare: {e}")
     plan, name = (quick_plan(), "quick") if args.quick else (full_plan(), "full")
+    if args.upstream_usage:
+        plan = dataclasses.replace(plan, upstream_usage=True)
+        name += ", upstream usage"
     if args.only:
         try:
             plan = only(plan, args.only.split(","))

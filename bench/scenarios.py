@@ -196,6 +196,7 @@ class Plan:
     quiet_wait_goal_s: float = 0.0
     retry_budget_s: float = 0.0
     floor: tuple[FloorLoad, ...] = ()
+    upstream_usage: bool = False  # the fake upstream answers include_usage, as vLLM does
 
     def quiet_wait(self, case: Case) -> float:
         return self.quiet_wait_goal_s if case.latency_goal else self.quiet_wait_s

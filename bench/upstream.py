@@ -8,9 +8,11 @@ followed by a yield to the loop) and ``bench.profile`` picks the text (see ``ben
 A request without ``"stream": true`` gets the same text at once, as one ``chat.completion``
 with ``usage``. Under ``/bench/<profile>/<rate>/v1/``, for clients that cannot send
 ``bench`` (the peers of ``bench/peers.py``), profile and rate come from the path unless the
-body names them. ``GET /stats`` counts chat requests. Paced streams follow an absolute
-schedule (delta ``i`` is due at ``start + i / rate`` on the loop clock) so that timer
-lateness does not accumulate.
+body names them. ``GET /stats`` counts chat requests. With ``--usage``, a stream that asks
+for ``stream_options.include_usage`` ends with vLLM's usage chunk (no choices) before
+``[DONE]``; without it no stream reports usage (railproxy then counts the tokens itself).
+Paced streams follow an absolute schedule (delta ``i`` is due at ``start + i / rate`` on the
+loop clock) so that timer lateness does not accumulate.
 
 Run: ``python -m bench.upstream --port N``.
 """
@@ -83,6 +85,24 @@ def render(profile: Profile, n: int) -> Rendered:
     return Rendered(head, body, finish)
 
 
+def _usage(n: int) -> dict[str, int]:
+    return {"prompt_tokens": 12, "total_tokens": 12 + n, "completion_tokens": n}
+
+
+@functools.cache
+def usage_chunk(n: int) -> bytes:
+    """vLLM's last chunk when ``stream_options.include_usage`` is asked: no choices, usage."""
+    obj = {
+        "id": _ID,
+        "object": "chat.completion.chunk",
+        "created": _CREATED,
+        "model": "bench",
+        "choices": [],
+        "usage": _usage(n),
+    }
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
 @functools.cache
 def whole(profile: Profile, n: int) -> bytes:
     """A non-streamed answer (vLLM's shape) carrying the same ``n`` deltas' text."""
@@ -100,7 +120,7 @@ def whole(profile: Profile, n: int) -> bytes:
                 "stop_reason": None,
             }
         ],
-        "usage": {"prompt_tokens": 12, "total_tokens": 12 + n, "completion_tokens": n},
+        "usage": _usage(n),
     }
     return json.dumps(obj, separators=(",", ":")).encode()
 
@@ -142,6 +162,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     else:
         await _full_speed(resp, stream.deltas)
     await resp.write(stream.finish)
+    options = body.get("stream_options")
+    if request.app[USAGE] and isinstance(options, dict) and options.get("include_usage"):
+        await resp.write(usage_chunk(n))
     await resp.write(_DONE)
     await resp.write_eof()
     return resp
@@ -175,8 +198,12 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({"calls": request.app[CALLS][0]})
 
 
-def create_app() -> web.Application:
+USAGE = web.AppKey("usage", bool)
+
+
+def create_app(usage: bool = False) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[USAGE] = usage
     app[CALLS] = [0]
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", models)
@@ -190,8 +217,14 @@ def create_app() -> web.Application:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.upstream", description=__doc__)
     p.add_argument("--port", type=int, required=True)
+    p.add_argument(
+        "--usage",
+        action="store_true",
+        help="send a usage chunk when a stream asks for it (stream_options.include_usage), "
+        "as vLLM does; without it streams report no usage, so railproxy counts tokens",
+    )
     args = p.parse_args(argv)
-    run(serve(create_app(), args.port))
+    run(serve(create_app(args.usage), args.port))
 
 
 if __name__ == "__main__":

@@ -148,3 +148,18 @@ def test_compare_prints_the_cpu_figures_as_ratios_to_a_baseline() -> None:
     text = compare.table(base, new)
     assert f"| {key}, {none}: CPU µs per request | 120.00 | 150.00 | 1.25 |" in text
     assert f"| {key}, {BARE}: CPU µs per request | 100.00 | 100.00 | 1.00 |" in text
+
+
+async def test_the_fake_upstream_sends_usage_only_when_asked_and_enabled() -> None:
+    body = request_body(3, 0.0) | {"stream_options": {"include_usage": True}}
+    seen = []
+    for usage in (True, False):
+        runner, base = await _serve(upstream.create_app(usage=usage))
+        try:
+            async with aiohttp.ClientSession() as session:
+                for ask in (body, request_body(3, 0.0)):
+                    async with session.post(base + "/v1/chat/completions", json=ask) as r:
+                        seen.append(b'"choices":[],"usage":' in await r.read())
+        finally:
+            await runner.cleanup()
+    assert seen == [True, False, False, False]

@@ -1,8 +1,9 @@
 """The peer of railproxy's keyword rail for LiteLLM's proxy (bench/peers.py): a custom
 guardrail (LiteLLM's ``CustomGuardrail`` class, ``mode: post_call``) that checks the
-streamed text in windows of 200 tokens with 50 tokens of context, stream_first true: each
-chunk is passed on at once; when 200 new tokens are pending (or the stream ends) the
-window, with the 50 tokens before it, is searched for the pattern, and a match raises
+streamed text in windows of 200 tokens with 50 tokens of context. stream_first true: each
+chunk is passed on at once; stream_first false (a model name ending in ``-hold``): chunks
+are held until their window passed. When 200 new tokens are pending (or the stream ends)
+the window, with the 50 tokens before it, is searched for the pattern, and a match raises
 LiteLLM's ``GuardrailRaisedException`` (what LiteLLM then sends the client is what the
 bench records; an ``HTTPException`` here makes LiteLLM drop the connection mid-stream).
 One token per content delta: the bench's texts are one token a delta. Runs inside
@@ -35,7 +36,9 @@ class KeywordGuardrail(CustomGuardrail):
         response: Any,
         request_data: dict,
     ) -> AsyncGenerator[ModelResponseStream, None]:
+        hold = str(request_data.get("model", "")).endswith("-hold")  # stream_first false
         pieces: list = []
+        held: list = []  # chunks not yet released (stream_first false)
         judged = 0  # pieces[:judged] passed a window check
         async for chunk in response:
             for choice in getattr(chunk, "choices", None) or []:
@@ -43,9 +46,17 @@ class KeywordGuardrail(CustomGuardrail):
                 content = getattr(delta, "content", None) if delta is not None else None
                 if content:
                     pieces.append(content)
-            yield chunk  # stream_first: out at once, judged when its window closes
+            if hold:
+                held.append(chunk)
+            else:
+                yield chunk  # stream_first true: out at once, judged when its window closes
             if len(pieces) - judged >= CHUNK_SIZE:
                 self._check(pieces, judged)
                 judged = len(pieces)
+                for released in held:
+                    yield released
+                held = []
         if len(pieces) > judged:
             self._check(pieces, judged)
+        for released in held:
+            yield released
