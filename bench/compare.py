@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.results import BARE
+
 
 def figures(run: dict[str, Any]) -> dict[str, float]:
     """Every CPU figure of a run JSON, by a name that stays the same between runs."""
@@ -31,7 +33,7 @@ def figures(run: dict[str, Any]) -> dict[str, float]:
         per = "request" if load["kind"] == "request" else "delta"
         for target, t in row["targets"].items():
             out[f"{where}, {target}: CPU µs per {per}"] = t[f"cpu_us_per_{per}"]
-            if load["kind"] != "burst" and t["ratios_to_bare"][0] is not None:
+            if target != BARE and load["kind"] != "burst" and t["ratios_to_bare"][0] is not None:
                 out[f"{where}, {target}: x bare relay"] = t["ratios_to_bare"][0]
     return {k: v for k, v in out.items() if v is not None and not math.isnan(v)}
 

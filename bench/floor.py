@@ -122,12 +122,18 @@ def measure(
 def _attempt(
     floor: Floor, load: FloorLoad, upstream: Service, workdir: Path, py: str, quiet_s: float
 ) -> FloorRow:
-    runs: dict[str, LoadRun] = {}
+    """The load against every target, in ``load.blocks`` interleaved blocks (each a
+    ``1 / blocks`` share of the rounds or of the duration), so that other processes'
+    work falls on every target alike; each target's blocks are pooled."""
+    targets: list[tuple[str, Service | None, str]] = list(floor.targets())
     if load.burst:
-        runs[DIRECT] = run_load(load, floor.upstream_url, None, upstream, workdir, py, quiet_s)
-    for name, service, url in floor.targets():
-        runs[name] = run_load(load, url, service, upstream, workdir, py, quiet_s)
-    return FloorRow(load, runs)
+        targets.insert(0, (DIRECT, None, floor.upstream_url))
+    block = load.block()
+    parts: dict[str, list[_Part]] = {name: [] for name, _, _ in targets}
+    for _ in range(load.blocks):
+        for name, service, url in targets:
+            parts[name].append(_run(block, url, service, upstream, workdir, py, quiet_s))
+    return FloorRow(load, {name: _merge(url, parts[name]) for name, _, url in targets})
 
 
 def load_command(load: FloorLoad, url: str, py: str, extra: str | None = None) -> list[str]:
@@ -144,6 +150,16 @@ def load_command(load: FloorLoad, url: str, py: str, extra: str | None = None) -
     return cmd
 
 
+@dataclass
+class _Part:
+    """One load-generator run: its RESULT data and the CPU samples around it."""
+
+    data: dict[str, Any]
+    cpu: dict[str, float]
+    peak: int | None
+    others: float
+
+
 def run_load(
     load: FloorLoad,
     url: str,
@@ -158,6 +174,20 @@ def run_load(
     """One load-generator run, sampling the CPU of the load generator, the upstream and
     the relay (``proxy``; with ``tree``, it and its child processes) over the measured
     phase, and the relay's peak RSS. ``extra``: JSON set in every request body."""
+    return _merge(url, [_run(load, url, proxy, upstream, workdir, py, quiet_s, extra, tree)])
+
+
+def _run(
+    load: FloorLoad,
+    url: str,
+    proxy: Service | None,
+    upstream: Service,
+    workdir: Path,
+    py: str,
+    quiet_s: float,
+    extra: str | None = None,
+    tree: bool = False,
+) -> _Part:
     if quiet_s > 0:
         wait_for_quiet(quiet_s)
     log = (workdir / "load.log").open("ab")
@@ -195,17 +225,33 @@ def run_load(
     finally:
         stop_process(proc)
         log.close()
+    return _Part(data, cpu, peak, max(others, 0.0))
+
+
+def _merge(url: str, parts: list[_Part]) -> LoadRun:
+    """One ``LoadRun`` of several runs against the same target: samples pooled, counts
+    and CPU seconds summed, the highest peak RSS."""
+    pooled = {key: [v for p in parts for v in p.data[key]] for key in ("ttft", "total", "mark")}
+    errors: dict[str, int] = {}
+    for p in parts:
+        for kind, n in p.data["errors"].items():
+            errors[kind] = errors.get(kind, 0) + n
+    cpu: dict[str, float] = {}
+    for p in parts:
+        for name, seconds in p.cpu.items():
+            cpu[name] = cpu.get(name, 0.0) + seconds
+    peaks = [p.peak for p in parts if p.peak is not None]
     return LoadRun(
         target=url,
-        ttft=Stats.of_seconds(data["ttft"]),
-        total=Stats.of_seconds(data["total"]),
-        mark=Stats.of_seconds(data["mark"]),
-        requests=data["requests"],
-        deltas=data["deltas"],
-        errors=data["errors"],
-        warmup_errors=data["warmup_errors"],
-        wall_s=data["wall_s"],
+        ttft=Stats.of_seconds(pooled["ttft"]),
+        total=Stats.of_seconds(pooled["total"]),
+        mark=Stats.of_seconds(pooled["mark"]),
+        requests=sum(p.data["requests"] for p in parts),
+        deltas=sum(p.data["deltas"] for p in parts),
+        errors=errors,
+        warmup_errors=sum(p.data["warmup_errors"] for p in parts),
+        wall_s=sum(p.data["wall_s"] for p in parts),
         cpu_s=cpu,
-        peak_rss_mb=None if peak is None else peak / 2**20,
-        other_cpu_s=max(others, 0.0),
+        peak_rss_mb=max(peaks) / 2**20 if peaks else None,
+        other_cpu_s=sum(p.others for p in parts),
     )

@@ -172,10 +172,20 @@ class FloorLoad:
     stream: bool = True
     ramp: float = 0.0
     goal: bool = True
+    blocks: int = 1  # interleaved blocks per target (bench/floor.py)
 
     @property
     def burst(self) -> bool:
         return self.kind == "burst"
+
+    def block(self) -> FloorLoad:
+        """One of ``blocks`` interleaved parts: a share of the rounds (burst) or of the
+        duration (others)."""
+        if self.blocks <= 1:
+            return self
+        if self.burst:
+            return dataclasses.replace(self, requests=max(1, self.requests // self.blocks))
+        return dataclasses.replace(self, duration=self.duration / self.blocks)
 
     def timeout(self) -> float:
         stream = self.deltas / self.rate if self.rate > 0 else 5.0
@@ -240,10 +250,12 @@ def floor_loads(quick: bool = False) -> tuple[FloorLoad, ...]:
         )
     seconds, rounds = 4.0, 15
     return (
-        FloorLoad("1-token streams", "request", 16, 1, duration=seconds),
-        FloorLoad("non-streamed", "request", 16, 1, duration=seconds, stream=False),
-        FloorLoad("burst of 64", "burst", 64, 20, PACED_RATE, requests=rounds, duration=60.0),
-        FloorLoad("full speed", "delta", 64, RAILS_DELTAS, duration=seconds),
+        FloorLoad("1-token streams", "request", 16, 1, duration=seconds, blocks=2),
+        FloorLoad("non-streamed", "request", 16, 1, duration=seconds, stream=False, blocks=2),
+        FloorLoad(
+            "burst of 64", "burst", 64, 20, PACED_RATE, requests=rounds, duration=60.0, blocks=3
+        ),
+        FloorLoad("full speed", "delta", 64, RAILS_DELTAS, duration=seconds, blocks=2),
         FloorLoad(
             "50 tok/s",
             "delta",

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from bench import bare_relay, compare, report, upstream
+from bench import bare_relay, compare, floor, report, upstream
 from bench.results import BARE, DIRECT, BenchRun, FloorRow, LoadRun, Stats
 from bench.scenarios import FLOOR_RAILS, full_plan, only, quick_plan
 from bench.text import expected_text, request_body
@@ -163,3 +163,26 @@ async def test_the_fake_upstream_sends_usage_only_when_asked_and_enabled() -> No
         finally:
             await runner.cleanup()
     assert seen == [True, False, False, False]
+
+
+def test_interleaved_blocks_split_the_load_and_pool_the_runs() -> None:
+    plan = {load.kind: load for load in full_plan().floor}
+    burst, request = plan["burst"], plan["request"]
+    assert burst.block().requests * burst.blocks == burst.requests
+    assert request.block().duration * request.blocks == pytest.approx(request.duration)
+    parts = [
+        floor._Part(
+            {"ttft": [0.01] * 3, "total": [0.02] * 3, "mark": [], "requests": 3, "deltas": 60}
+            | {"errors": {"no_done": 1}, "warmup_errors": 0, "wall_s": 1.0},
+            {"proxy": 0.5, "load": 0.1},
+            2**20 * n,
+            0.2,
+        )
+        for n in (10, 30)
+    ]
+    run = floor._merge("u", parts)
+    assert (run.requests, run.deltas, run.ttft.n, run.wall_s) == (6, 120, 6, 2.0)
+    assert run.errors == {"no_done": 2}
+    assert run.cpu_s == {"proxy": 1.0, "load": 0.2}
+    assert run.peak_rss_mb == 30
+    assert run.other_cores == pytest.approx(0.2)
