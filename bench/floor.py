@@ -11,13 +11,14 @@ quietest attempt.
 
 from __future__ import annotations
 
-import json
+import itertools
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.load import read_result
 from bench.proc import (
     LineReader,
     Sampler,
@@ -150,6 +151,9 @@ def load_command(load: FloorLoad, url: str, py: str, extra: str | None = None) -
     return cmd
 
 
+_SEQ = itertools.count()
+
+
 @dataclass
 class _Part:
     """One load-generator run: its RESULT data and the CPU samples around it."""
@@ -191,8 +195,9 @@ def _run(
     if quiet_s > 0:
         wait_for_quiet(quiet_s)
     log = (workdir / "load.log").open("ab")
+    result = workdir / f"result-{next(_SEQ)}.json"
     proc = subprocess.Popen(
-        load_command(load, url, py, extra),
+        [*load_command(load, url, py, extra), "--result", str(result)],
         cwd=Path(__file__).resolve().parent.parent,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -216,7 +221,7 @@ def _run(
             peak = samplers["proxy"].stop() if proxy is not None else None
         cpu = {name: s.cpu() - cpu0[name] for name, s in samplers.items()}
         others = busy_cpu_seconds() - busy0 - sum(cpu.values())
-        data: dict[str, Any] = json.loads(lines.expect("RESULT ", timeout=60)[7:])
+        data = read_result(lines.expect("RESULT ", timeout=60))
         proc.wait(30)
     except ServiceError as e:
         log.flush()

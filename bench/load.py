@@ -23,7 +23,7 @@ ending with ``[DONE]``. Anything else counts as an error, by kind.
 Before the measured phase, ``--warmup`` sends one short full-speed request per worker at
 once (opening every connection, in this client and in the proxy's pool). Protocol on
 stdout: ``START`` when the measured phase begins, ``END`` when it is over, then one line
-``RESULT <json>``.
+``RESULT <json>`` (with ``--result PATH``: the JSON in that file, and ``RESULT @PATH``).
 
 Run: ``python -m bench.load --url http://127.0.0.1:N/v1/chat/completions -c 64 ...``.
 """
@@ -36,6 +36,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -280,6 +281,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--requests is the number of rounds",
     )
     p.add_argument("--no-stream", action="store_true", help="non-streamed requests")
+    p.add_argument("--result", type=Path, help="write the result JSON to this file")
     p.add_argument(
         "--extra",
         metavar="JSON",
@@ -300,7 +302,20 @@ def main(argv: list[str] | None = None) -> None:
         result.append(await measure(args))
 
     run(go())
-    print("RESULT " + json.dumps(asdict(result[0])), flush=True)
+    text = json.dumps(asdict(result[0]))
+    if args.result:  # a file: a large result never travels through a pipe
+        args.result.write_text(text, encoding="utf-8")
+        print(f"RESULT @{args.result}", flush=True)
+    else:
+        print("RESULT " + text, flush=True)
+
+
+def read_result(line: str) -> dict[str, Any]:
+    """The result of a ``RESULT ...`` line: inline JSON, or ``@PATH`` of a file."""
+    rest = line.removeprefix("RESULT ")
+    if rest.startswith("@"):
+        rest = Path(rest[1:]).read_text(encoding="utf-8")
+    return cast(dict[str, Any], json.loads(rest))
 
 
 if __name__ == "__main__":

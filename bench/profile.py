@@ -13,9 +13,10 @@ requests, then the top functions by own time (the innermost frame of a sample; n
 counts for the Python function that called it), by cumulative time (every sample whose
 stack holds the function, counted once), and railproxy's own functions by cumulative time,
 each as a share of the samples and as CPU µs per request (that share of the relay's CPU
-time, measured, per request served, warm-up included). ``--nonblocking``: py-spy does not
-pause the relay to sample it. Samples are wall-clock: on a busy machine a runnable but
-descheduled relay is sampled too, so samples exceed CPU time; shares stay meaningful.
+time, measured, per request served, warm-up included). py-spy pauses the relay for each
+sample (``--nonblocking`` read torn stacks for up to half the samples under load); samples
+are wall-clock, so on a busy machine a runnable but descheduled relay is sampled too:
+read shares, not sample counts.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def railproxy_command() -> list[str]:
 
 
 def parse_raw(text: str) -> tuple[int, Counter[str], Counter[str]]:
-    """py-spy's raw (collapsed) stacks -> (samples, own, cumulative) per function."""
+    """py-spy's raw (collapsed) stacks -> (samples, own, cumulative) per function; the
+    cumulative count of ``<module>`` frames says how many stacks were read whole."""
     own: Counter[str] = Counter()
     cumulative: Counter[str] = Counter()
     total = 0
@@ -105,11 +107,13 @@ def render(title: str, cost: Cost, own: Counter[str], cumulative: Counter[str]) 
     (``proxy/``, ``rails/``) by cumulative time: share of the samples, samples, and CPU µs
     per request (share x the relay's measured CPU per request)."""
     ours = Counter({f: n for f, n in cumulative.items() if _OURS.search(f)})
+    whole = sum(n for f, n in cumulative.items() if f.startswith("<module>"))
     lines = [
         title,
         f"requests: {cost.requests}; relay CPU (user+system, measured): {cost.cpu_s:.2f} s, "
         f"{cost.us_per_request:.0f} µs per request; samples: {cost.samples} "
         f"({cost.samples / RATE_HZ / max(cost.cpu_s, 1e-9):.2f} x the CPU time at {RATE_HZ} Hz)",
+        f"stacks read whole (down to <module>): {100 * whole / max(cost.samples, 1):.0f}%",
     ]
     head = f"{'share':>7}  {'samples':>7}  {'µs/req':>7}  function (file)"
     for what, counts in (("own", own), ("cumulative", cumulative)):
@@ -154,7 +158,7 @@ def profile_one(
         _run_load(warm, url, 60)
         raw = workdir / f"{key}-{load_key}.raw"
         spy_cmd = [py_spy, "record", "--pid", str(proxy.pid), "--rate", str(RATE_HZ)]
-        spy_cmd += ["--nonblocking", "--gil", "--format", "raw", "--nolineno", "--output", str(raw)]
+        spy_cmd += ["--gil", "--format", "raw", "--nolineno", "--output", str(raw)]
         spy = subprocess.Popen(
             spy_cmd,
             stdout=subprocess.DEVNULL,
@@ -178,7 +182,7 @@ def profile_one(
     title = (
         f"{what}; load: {load.name}, c={load.concurrency}, "
         f"{load.deltas} deltas, {'full speed' if not load.rate else f'{load.rate:g} tok/s'}; "
-        f"py-spy record --pid --nonblocking --gil, {RATE_HZ} Hz, {seconds:g} s of load"
+        f"py-spy record --pid --gil, {RATE_HZ} Hz, {seconds:g} s of load"
     )
     out = out_dir / f"profile-{key}-{load_key}.txt"
     cost = Cost(requests, cpu_s, total)
