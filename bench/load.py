@@ -13,6 +13,11 @@ it measures, on ``time.perf_counter``:
 - ``mark``: to the arrival of content delta number ``--mark`` (0-based), e.g. the delta
   that completes the first rail window; omitted when ``--mark`` is not given.
 
+With ``--burst`` there are no workers but rounds: all ``c`` requests of a round start at
+the same instant (no ramp), and the next round starts when every one has ended, at most
+``--requests`` rounds. With ``--no-stream`` the requests ask for one whole answer (its
+``ttft`` and ``total`` are both the time to its end).
+
 Every stream is checked: HTTP 200, content equal to the expected text, no error event,
 ending with ``[DONE]`` (``--api responses``: the Responses API, whose content is each
 ``response.output_text.delta`` and whose end is ``response.completed``; ``--api messages``:
@@ -22,7 +27,7 @@ the Anthropic Messages API, whose content is each ``text_delta`` and whose end i
 Before the measured phase, ``--warmup`` sends one short full-speed request per worker at
 once (opening every connection, in this client and in the proxy's pool). Protocol on
 stdout: ``START`` when the measured phase begins, ``END`` when it is over, then one line
-``RESULT <json>``.
+``RESULT <json>`` (with ``--result PATH``: the JSON in that file, and ``RESULT @PATH``).
 
 Run: ``python -m bench.load --url http://127.0.0.1:N/v1/chat/completions -c 64 ...``.
 """
@@ -35,6 +40,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -151,6 +157,23 @@ class Client:
             raise StreamError("mark_not_reached")
         return Sample(ttft, total, mark_at, len(parts))
 
+    async def whole(self) -> Sample:
+        """One non-streamed request, verified; its ``ttft`` is the whole answer's time."""
+        started = time.perf_counter()
+        async with self._session.post(self._url, data=self._body, headers=_HEADERS) as resp:
+            body = await resp.read()
+            total = time.perf_counter() - started
+            if resp.status != 200:
+                refusal = Refusal(resp.status, resp.headers.get("Retry-After"), body, total)
+                raise StreamError(f"http_{resp.status}", refusal)
+        obj = orjson.loads(body)
+        if not isinstance(obj, dict) or "error" in obj:
+            raise StreamError("error_event", obj)
+        content = obj["choices"][0]["message"]["content"]
+        if content != self._expected:
+            raise StreamError("content_mismatch")
+        return Sample(total, total, None, 1)
+
 
 def _content(obj: Any) -> str | None:
     if not isinstance(obj, dict):
@@ -198,6 +221,19 @@ _READERS = {"chat": _content, "responses": _responses_content, "messages": _mess
 APIS = tuple(_READERS)
 
 
+def _merge(body: dict[str, Any], extra: str | None) -> dict[str, Any]:
+    """``body`` with the top-level keys of the JSON object ``extra`` set (null removes)."""
+    if not extra:
+        return body
+    out = dict(body)
+    for key, value in json.loads(extra).items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
 def _error_kind(exc: BaseException) -> str:
     if isinstance(exc, StreamError):
         return str(exc)
@@ -211,33 +247,47 @@ async def measure(args: argparse.Namespace) -> Outcome:
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         body = request_body(args.deltas, args.rate, args.profile, args.api)
+        body["stream"] = not args.no_stream
+        body = _merge(body, args.extra)
         expected = expected_text(args.profile, args.deltas)
         client = Client(session, args.url, body, expected, args.mark, args.api)
+        one = client.whole if args.no_stream else client.one
         if args.warmup:
-            out.warmup_errors = await _warmup(session, args.url, args.concurrency, args.api)
+            out.warmup_errors = await _warmup(
+                session, args.url, args.concurrency, args.extra, args.api
+            )
         print("START", flush=True)
         started = time.perf_counter()
         deadline = started + args.duration
+
+        async def request() -> None:
+            try:
+                s = await one()
+            except (aiohttp.ClientError, TimeoutError, StreamError, ValueError) as e:
+                errors[_error_kind(e)] += 1
+                out.requests += 1
+                return
+            out.requests += 1
+            out.ttft.append(s.ttft)
+            out.total.append(s.total)
+            if s.mark is not None:
+                out.mark.append(s.mark)
+            out.deltas += s.deltas
 
         async def worker(i: int) -> None:
             await asyncio.sleep(args.ramp * i / args.concurrency)
             for _ in range(args.requests):
                 if time.perf_counter() >= deadline:
                     return
-                try:
-                    s = await client.one()
-                except (aiohttp.ClientError, TimeoutError, StreamError, ValueError) as e:
-                    errors[_error_kind(e)] += 1
-                    out.requests += 1
-                    continue
-                out.requests += 1
-                out.ttft.append(s.ttft)
-                out.total.append(s.total)
-                if s.mark is not None:
-                    out.mark.append(s.mark)
-                out.deltas += s.deltas
+                await request()
 
-        await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
+        if args.burst:
+            for _ in range(args.requests):
+                if time.perf_counter() >= deadline:
+                    break
+                await asyncio.gather(*(request() for _ in range(args.concurrency)))
+        else:
+            await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
         out.wall_s = time.perf_counter() - started
         print("END", flush=True)
     out.errors = dict(errors)
@@ -245,11 +295,15 @@ async def measure(args: argparse.Namespace) -> Outcome:
 
 
 async def _warmup(
-    session: aiohttp.ClientSession, url: str, concurrency: int, api: str = "chat"
+    session: aiohttp.ClientSession,
+    url: str,
+    concurrency: int,
+    extra: str | None = None,
+    api: str = "chat",
 ) -> int:
     """One short full-speed request per worker, all at once; returns how many failed."""
-    body = request_body(8, 0.0, api=api)
-    client = Client(session, url, body, expected_text("words", 8), None, api)
+    warm_body = _merge(request_body(8, 0.0, api=api), extra)
+    client = Client(session, url, warm_body, expected_text("words", 8), None, api)
     results = await asyncio.gather(
         *(client.one() for _ in range(concurrency)), return_exceptions=True
     )
@@ -270,6 +324,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=120.0, help="per request, seconds")
     p.add_argument("--warmup", action="store_true")
     p.add_argument("--api", choices=APIS, default="chat")
+    p.add_argument(
+        "--burst",
+        action="store_true",
+        help="rounds: all c requests start at once, the next round when all have ended; "
+        "--requests is the number of rounds",
+    )
+    p.add_argument("--no-stream", action="store_true", help="non-streamed requests")
+    p.add_argument("--result", type=Path, help="write the result JSON to this file")
+    p.add_argument(
+        "--extra",
+        metavar="JSON",
+        help="a JSON object whose keys are set in every request body (null removes one), "
+        "e.g. a peer's model name or config id",
+    )
     args = p.parse_args(argv)
     if args.concurrency < 1 or args.requests < 1 or args.duration <= 0:
         p.error("--concurrency and --requests must be >= 1 and --duration > 0")
@@ -284,7 +352,20 @@ def main(argv: list[str] | None = None) -> None:
         result.append(await measure(args))
 
     run(go())
-    print("RESULT " + json.dumps(asdict(result[0])), flush=True)
+    text = json.dumps(asdict(result[0]))
+    if args.result:  # a file: a large result never travels through a pipe
+        args.result.write_text(text, encoding="utf-8")
+        print(f"RESULT @{args.result}", flush=True)
+    else:
+        print("RESULT " + text, flush=True)
+
+
+def read_result(line: str) -> dict[str, Any]:
+    """The result of a ``RESULT ...`` line: inline JSON, or ``@PATH`` of a file."""
+    rest = line.removeprefix("RESULT ")
+    if rest.startswith("@"):
+        rest = Path(rest[1:]).read_text(encoding="utf-8")
+    return cast(dict[str, Any], json.loads(rest))
 
 
 if __name__ == "__main__":

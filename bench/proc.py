@@ -50,9 +50,18 @@ class ServiceError(RuntimeError):
 class Service:
     """One child process with a readiness URL."""
 
-    def __init__(self, name: str, cmd: Sequence[str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        cmd: Sequence[str],
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path = ROOT,
+    ) -> None:
         self.name = name
         self.cmd = list(cmd)
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -67,11 +76,11 @@ class Service:
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             self.cmd,
-            cwd=ROOT,
+            cwd=self.cwd,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=env_for_children(),
+            env=self.env if self.env is not None else env_for_children(),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -160,12 +169,15 @@ class LineReader:
 
 
 class Sampler:
-    """CPU time and peak RSS of one process: ``cpu()`` snapshots user+system seconds,
-    a thread polls RSS every ``interval`` seconds between ``start`` and ``stop``."""
+    """CPU time and peak RSS of one process (with ``tree``, of it and all its descendants,
+    summed): ``cpu()`` snapshots user+system seconds, a thread polls RSS every
+    ``interval`` seconds between ``start`` and ``stop``."""
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
+    def __init__(self, pid: int, interval: float = 0.05, tree: bool = False) -> None:
         self._proc = psutil.Process(pid)
         self._interval = interval
+        self._tree = tree
+        self._gone: dict[int, float] = {}  # descendants' last CPU seen, by pid
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.peak_rss = 0
@@ -173,10 +185,27 @@ class Sampler:
 
     def cpu(self) -> float:
         t = self._proc.cpu_times()
-        return float(t.user + t.system)
+        total = float(t.user + t.system)
+        if self._tree:
+            for child in self._children():
+                with contextlib.suppress(psutil.Error):
+                    c = child.cpu_times()
+                    self._gone[child.pid] = float(c.user + c.system)
+            total += sum(self._gone.values())
+        return total
 
     def rss(self) -> int:
-        return int(self._proc.memory_info().rss)
+        procs = [self._proc, *self._children()] if self._tree else [self._proc]
+        total = 0
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                total += int(proc.memory_info().rss)
+        return total
+
+    def _children(self) -> list[psutil.Process]:
+        with contextlib.suppress(psutil.Error):
+            return list(self._proc.children(recursive=True))
+        return []
 
     def start(self) -> None:
         self._stop.clear()

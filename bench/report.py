@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.results import BenchRun, CaseResult, Check, LoadRun
+from bench.results import BARE, DIRECT, BenchRun, CaseResult, Check, FloorRow, LoadRun
 
 _YES, _NO, _NONE = "✅", "❌", "—"
 
@@ -141,6 +141,88 @@ def _rails_table(results: list[CaseResult]) -> list[str]:
     return _table(head, rows)
 
 
+def _floor_table(rows: list[FloorRow]) -> list[str]:
+    head = [
+        "load",
+        "c",
+        "deltas",
+        "relay",
+        "requests",
+        "CPU µs per request",
+        "CPU µs per delta",
+        "TTFT p50 / p99 (ms)",
+        "added TTFT p50 / p99 (ms)",
+        "x bare relay",
+        "peak RSS (MB)",
+        "other load (cores)",
+        "errors",
+        "goal",
+    ]
+    out = []
+    for row in rows:
+        load = row.load
+        what = f"{load.name} ({'streamed' if load.stream else 'whole'}, {_rate(load.rate)})"
+        if DIRECT in row.runs:
+            direct = row.runs[DIRECT]
+            cells = [what, str(load.concurrency), str(load.deltas), "(upstream directly)"]
+            cells += [str(direct.requests), _NONE, _NONE, _ttft(direct), _NONE, _NONE, _NONE]
+            cells += [_f(direct.other_cores), str(direct.error_count), _NONE]
+            out.append(cells)
+        for target in row.targets():
+            run = row.runs[target]
+            added = row.added_ttft(target)
+            met = row.met(target)
+            ratios = " / ".join(f"{r:.2f}" for r in row.ratios(target))
+            out.append(
+                [
+                    what,
+                    str(load.concurrency),
+                    str(load.deltas),
+                    target,
+                    str(run.requests),
+                    _f(row.cpu_us_per_request(target), 0),
+                    _f(row.cpu_us_per_delta(target), 1),
+                    _ttft(run),
+                    _pair(_f(added[0], signed=True), _f(added[1], signed=True))
+                    if DIRECT in row.runs
+                    else _NONE,
+                    _NONE if target == BARE else ratios,
+                    _f(run.peak_rss_mb, 0),
+                    _f(run.other_cores),
+                    str(run.error_count),
+                    _NONE if met is None else (_YES if met else _NO),
+                ]
+            )
+    return _table(head, out)
+
+
+def _rate(rate: float) -> str:
+    return f"{rate:g} tok/s" if rate > 0 else "full speed"
+
+
+def floor_json(row: FloorRow) -> dict[str, Any]:
+    targets = {
+        target: {
+            "cpu_us_per_request": row.cpu_us_per_request(target),
+            "cpu_us_per_delta": row.cpu_us_per_delta(target),
+            "added_ttft_ms": dict(zip(("p50", "p99"), row.added_ttft(target), strict=True)),
+            "ratios_to_bare": list(row.ratios(target)),
+            "goal_ratio": row.goal(target),
+            "met": row.met(target),
+            "run": _run_json(row.runs[target]),
+        }
+        for target in row.targets()
+    }
+    direct = {DIRECT: _run_json(row.runs[DIRECT])} if DIRECT in row.runs else {}
+    return {
+        "load": dataclasses.asdict(row.load),
+        "attempts": row.attempts,
+        "other_cores": row.other_cores,
+        "targets": targets,
+        **direct,
+    }
+
+
 def _goals_table(checks: list[Check]) -> list[str]:
     rows = [[c.goal, c.measured, c.target, _YES if c.met else _NO] for c in checks]
     return _table(["goal", "measured", "target", "met"], rows)
@@ -165,10 +247,9 @@ def markdown(run: BenchRun) -> str:
         "",
         *_goals_table(run.checks()),
         "",
-        "No rails:",
-        "",
-        *_plain_table(plain),
     ]
+    if plain:
+        lines += ["", "No rails:", "", *_plain_table(plain)]
     if railed:
         lines += [
             "",
@@ -178,14 +259,29 @@ def markdown(run: BenchRun) -> str:
             "",
             *_rails_table(railed),
         ]
+    if run.floor:
+        lines += [
+            "",
+            "Against a bare aiohttp relay (bench/bare_relay.py: read the body, open the "
+            "upstream request, copy the bytes; uvloop), same loads, same run; railproxy "
+            "without rails and with regex+pii+secrets+blocklist (200/50, stream_first true). "
+            "x bare relay: CPU per request (1-token and non-streamed rows), added TTFT p50 / "
+            "p99 (burst: 64 clients start at once, round after round), CPU per delta (420-delta "
+            "rows), each divided by the bare relay's:",
+            "",
+            *_floor_table(run.floor),
+        ]
+    if run.micro:
+        lines += [
+            "",
+            "Local rails, in-process cost per window (200 new + 50 context tokens):",
+            "",
+            *_table(
+                ["measure", "µs per window", "note"],
+                [[m.name, _f(m.us_per_window, 1), m.note] for m in run.micro],
+            ),
+        ]
     lines += [
-        "",
-        "Local rails, in-process cost per window (200 new + 50 context tokens):",
-        "",
-        *_table(
-            ["measure", "µs per window", "note"],
-            [[m.name, _f(m.us_per_window, 1), m.note] for m in run.micro],
-        ),
         "",
         "How to read: TTFT is from sending the request to the first non-empty content "
         "delta; added = proxy - direct, same load, same run. CPU is the railproxy process's "
@@ -229,6 +325,7 @@ def to_json(run: BenchRun) -> dict[str, Any]:
             "cases": [case(r) for r in run.cases],
             "local_rails_per_window": [dataclasses.asdict(m) for m in run.micro],
             "checks": [dataclasses.asdict(c) for c in run.checks()],
+            "floor": [floor_json(row) for row in run.floor],
             "all_goals_met": all(c.met for c in run.checks()),
         }
     )

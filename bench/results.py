@@ -11,11 +11,18 @@ from bench.microbench import Measure
 from bench.scenarios import (
     ADDED_TTFT_P50_MS,
     ADDED_TTFT_P99_MS,
+    BURST_GOAL,
     CPU_US_PER_DELTA,
+    FLOOR_GOAL_LOCAL,
+    FLOOR_GOAL_NONE,
+    FLOOR_RAILS,
     LOCAL_RAILS_US_PER_WINDOW,
     WINDOW_TTFT_SLACK_MS,
     Case,
+    FloorLoad,
 )
+
+DIRECT, BARE = "direct", "bare relay"  # FloorRow targets besides railproxy's rails labels
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -185,6 +192,92 @@ class CaseResult:
 
 
 @dataclass
+class FloorRow:
+    """One load: a ``LoadRun`` per target (``DIRECT`` only for a burst, ``BARE``, and one
+    per rails label of railproxy)."""
+
+    load: FloorLoad
+    runs: dict[str, LoadRun]
+    attempts: int = 1
+
+    @property
+    def other_cores(self) -> float:
+        return max(r.other_cores for r in self.runs.values())
+
+    def targets(self) -> list[str]:
+        return [t for t in self.runs if t != DIRECT]
+
+    def cpu_us_per_request(self, target: str) -> float:
+        run = self.runs[target]
+        return run.cpu_s.get("proxy", math.nan) / run.requests * 1e6 if run.requests else math.nan
+
+    def cpu_us_per_delta(self, target: str) -> float:
+        return self.runs[target].cpu_per_1k_deltas("proxy") * 1000
+
+    def added_ttft(self, target: str) -> tuple[float, float]:
+        """p50 and p99 of TTFT through ``target`` minus directly (ms); NaN without a
+        direct run."""
+        direct, run = self.runs.get(DIRECT), self.runs[target]
+        if direct is None:
+            return math.nan, math.nan
+        return run.ttft.p50 - direct.ttft.p50, run.ttft.p99 - direct.ttft.p99
+
+    def figure(self, target: str) -> float:
+        """The figure compared with the bare relay's for this load's kind."""
+        if self.load.kind == "request":
+            return self.cpu_us_per_request(target)
+        if self.load.kind == "delta":
+            return self.cpu_us_per_delta(target)
+        return self.added_ttft(target)[0]
+
+    def ratios(self, target: str) -> tuple[float, ...]:
+        """target / bare relay: CPU (per request or per delta), or added TTFT p50 and p99."""
+        if self.load.kind == "burst":
+            mine, bare = self.added_ttft(target), self.added_ttft(BARE)
+            return tuple(_ratio(m, b) for m, b in zip(mine, bare, strict=True))
+        return (_ratio(self.figure(target), self.figure(BARE)),)
+
+    def goal(self, target: str) -> float | None:
+        """The most ``ratios`` may be (issue 18), or None when the figure is only shown."""
+        if not self.load.goal or target == BARE:
+            return None
+        if self.load.kind == "burst":
+            return BURST_GOAL
+        return FLOOR_GOAL_NONE if target == FLOOR_RAILS[0].label else FLOOR_GOAL_LOCAL
+
+    def met(self, target: str) -> bool | None:
+        limit = self.goal(target)
+        if limit is None:
+            return None
+        clean = all(r.error_count == 0 for r in self.runs.values())
+        return clean and all(r <= limit for r in self.ratios(target))
+
+    def checks(self) -> list[Check]:
+        out = []
+        for target in self.targets():
+            met, limit = self.met(target), self.goal(target)
+            if met is None or limit is None:
+                continue
+            what = {"request": "CPU per request", "delta": "CPU per delta"}.get(
+                self.load.kind, "added TTFT p50, p99"
+            )
+            ratios = ", ".join(f"{r:.2f}x" for r in self.ratios(target))
+            out.append(
+                Check(
+                    f"{what} vs bare relay ({target}; {self.load.name}, c={self.load.concurrency})",
+                    ratios,
+                    f"≤ {limit:g}x",
+                    met,
+                )
+            )
+        return out
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 and not math.isnan(a) else math.nan
+
+
+@dataclass
 class BenchRun:
     info: dict[str, Any]
     plan: str
@@ -194,6 +287,7 @@ class BenchRun:
     quiet_wait: tuple[float, float] = (0.0, 0.0)  # seconds: other cases, latency-goal cases
     retried: int = 0
     seconds: float = 0.0
+    floor: list[FloorRow] = field(default_factory=list)
 
     @property
     def micro_check(self) -> Check:
@@ -206,4 +300,6 @@ class BenchRun:
         )
 
     def checks(self) -> list[Check]:
-        return [chk for r in self.cases for chk in r.checks] + [self.micro_check]
+        checks = [chk for r in self.cases for chk in r.checks]
+        checks += [chk for row in self.floor for chk in row.checks()]
+        return [*checks, self.micro_check] if self.micro else checks

@@ -11,6 +11,7 @@ Every process started here is stopped on the way out, whatever happens.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import functools
 import http.client
@@ -31,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from bench import microbench, report
+from bench import compare, floor, microbench, report
 from bench.proc import (
     HTTP,
     LineReader,
@@ -45,8 +46,17 @@ from bench.proc import (
     stop_process,
     wait_for_quiet,
 )
-from bench.results import BenchRun, CaseResult, LoadRun, Stats
-from bench.scenarios import CHUNK_SIZE, Case, Plan, Rails, full_plan, only, quick_plan
+from bench.results import BenchRun, CaseResult, FloorRow, LoadRun, Stats
+from bench.scenarios import (
+    CHUNK_SIZE,
+    FLOOR_RAILS,
+    Case,
+    Plan,
+    Rails,
+    full_plan,
+    only,
+    quick_plan,
+)
 from bench.serve import loop_name
 from bench.text import deltas, request_body
 from rails.tokens import TiktokenCounter
@@ -88,7 +98,8 @@ class Bench:
         self.upstream = services.add(
             Service(
                 "upstream",
-                [PY, "-m", "bench.upstream", "--port", str(self.upstream_port)],
+                [PY, "-m", "bench.upstream", "--port", str(self.upstream_port)]
+                + (["--usage"] if plan.upstream_usage else []),
                 workdir,
             )
         )
@@ -303,17 +314,21 @@ class Retries:
 def run_plan(plan: Plan, plan_name: str, log: bool = True) -> BenchRun:
     started = time.monotonic()
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if log else (lambda msg: None)
-    say("bench: measuring the local rails in-process")
-    if plan.quiet_wait_goal_s > 0:
-        wait_for_quiet(plan.quiet_wait_goal_s)
-    micro = microbench.run(plan.microbench_s)
+    micro: list[microbench.Measure] = []
+    if plan.cases:
+        say("bench: measuring the local rails in-process")
+        if plan.quiet_wait_goal_s > 0:
+            wait_for_quiet(plan.quiet_wait_goal_s)
+        micro = microbench.run(plan.microbench_s)
     results: dict[Case, CaseResult] = {}
+    floor_rows: list[FloorRow] = []
     retries = Retries(plan.retry_budget_s)
     with tempfile.TemporaryDirectory(prefix="railproxy-bench-") as tmp, Services() as services:
         bench = Bench(services, Path(tmp), plan)
         bench.start()
         judge_ms = bench.judge_latency_ms()
-        rail_ms = {"none": None, "local": micro[0].us_per_window / 1000, "judge": judge_ms}
+        local_ms = micro[0].us_per_window / 1000 if micro else None
+        rail_ms = {"none": None, "local": local_ms, "judge": judge_ms}
         for rails in plan.setups():
             proxy, port = bench.start_proxy(rails)
             try:
@@ -325,6 +340,8 @@ def run_plan(plan: Plan, plan_name: str, log: bool = True) -> BenchRun:
                     results[case] = retries.run(attempt, say, case.latency_goal)
             finally:
                 proxy.stop()
+        if plan.floor:
+            floor_rows = run_floor(bench, plan, say)
     return BenchRun(
         info=machine_info(),
         plan=plan_name,
@@ -334,7 +351,22 @@ def run_plan(plan: Plan, plan_name: str, log: bool = True) -> BenchRun:
         micro=micro,
         judge_latency_ms=judge_ms,
         seconds=time.monotonic() - started,
+        floor=floor_rows,
     )
+
+
+def run_floor(bench: Bench, plan: Plan, say: Callable[[str], None]) -> list[FloorRow]:
+    """Issue 18's rows: the bare relay and railproxy (no rails, local rails) in one go."""
+    relays = floor.start(bench.services, bench.workdir, bench.upstream_port, bench.start_proxy, PY)
+    for rails in FLOOR_RAILS:
+        bench.check_rails_on(rails, relays.port_of(rails.label))
+    try:
+        attempts = MAX_ATTEMPTS if plan.retry_budget_s > 0 else 1
+        return floor.measure(
+            relays, plan.floor, bench.upstream, bench.workdir, PY, say, plan.quiet_wait_s, attempts
+        )
+    finally:
+        relays.stop()
 
 
 def machine_info() -> dict[str, Any]:
@@ -373,10 +405,32 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         metavar="SETUP[,SETUP]",
         help="run only these rails setups' rows: none, local-sf-true, local-sf-false, "
-        "judge-sf-true, judge-sf-false",
+        "judge-sf-true, judge-sf-false; floor: the rows against the bare relay",
+    )
+    p.add_argument(
+        "--upstream-usage",
+        action="store_true",
+        help="the fake upstream answers stream_options.include_usage with a usage chunk, "
+        "as vLLM does (default: no usage in streams, so railproxy counts tokens itself)",
+    )
+    p.add_argument(
+        "--compare",
+        metavar="BASELINE",
+        type=Path,
+        help="then print this run's CPU figures against a saved run's JSON "
+        "(e.g. bench/results/baseline.json), as ratios",
     )
     args = p.parse_args(argv)
+    baseline = None
+    if args.compare:
+        try:
+            baseline = compare.load(args.compare)
+        except (OSError, ValueError) as e:
+            p.error(f"--compare: {e}")
     plan, name = (quick_plan(), "quick") if args.quick else (full_plan(), "full")
+    if args.upstream_usage:
+        plan = dataclasses.replace(plan, upstream_usage=True)
+        name += ", upstream usage"
     if args.only:
         try:
             plan = only(plan, args.only.split(","))
@@ -388,7 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as e:
         print(f"bench: failed: {e}", file=sys.stderr)
         return 1
-    report.emit(report.markdown(result), report.to_json(result), args.out, args.json)
+    data = report.to_json(result)
+    report.emit(report.markdown(result), data, args.out, args.json)
+    if baseline is not None:
+        print(compare.table(baseline, data))
     return 0
 
 

@@ -31,25 +31,33 @@ LOCAL_RAIL_CONFIG: dict[str, dict[str, Any]] = {
     "regex_rail": {"type": "regex", "patterns": ["(?i)forbidden phrase"]},
 }
 LOCAL_FLOWS = ["regex_rail", "pii", "secrets"]
+BLOCKLIST_RAIL: dict[str, Any] = {"type": "blocklist", "words": ["forbidden phrase", "falcon"]}
 
 
 @dataclass(frozen=True)
 class Rails:
-    """One railproxy configuration: no rails, the local rails, or the llm_judge rail."""
+    """One railproxy configuration: no rails, the local rails (with the blocklist rail
+    too when ``blocklist``), or the llm_judge rail."""
 
     kind: RailsKind
     stream_first: bool = True
+    blocklist: bool = False
 
     @property
     def label(self) -> str:
         if self.kind == "none":
             return "none"
         what = "regex+pii+secrets" if self.kind == "local" else "llm_judge (50 ms)"
+        if self.blocklist:
+            what += "+blocklist"
         return f"{what}, stream_first {str(self.stream_first).lower()}"
 
     @property
     def key(self) -> str:
-        return self.kind if self.kind == "none" else f"{self.kind}-sf-{self.stream_first}".lower()
+        if self.kind == "none":
+            return self.kind
+        kind = f"{self.kind}4" if self.blocklist else self.kind
+        return f"{kind}-sf-{self.stream_first}".lower()
 
     def rails_section(self, judge_url: str) -> dict[str, Any]:
         """``streaming`` and ``rails`` of the config file (empty for no rails)."""
@@ -57,6 +65,9 @@ class Rails:
             return {}
         if self.kind == "local":
             config, flows = dict(LOCAL_RAIL_CONFIG), list(LOCAL_FLOWS)
+            if self.blocklist:
+                config["blocklist"] = BLOCKLIST_RAIL
+                flows.append("blocklist")
         else:
             judge = {
                 "type": "llm_judge",
@@ -138,6 +149,49 @@ class Case:
         return self.duration + self.ramp + 2 * stream + 60
 
 
+FloorKind = Literal["request", "burst", "delta"]
+FLOOR_GOAL_NONE = 1.2  # railproxy without rails / bare relay, at most (issue 18)
+FLOOR_GOAL_LOCAL = 1.5  # railproxy with the local rails / bare relay, at most
+BURST_GOAL = 1.2  # added TTFT p50 and p99 in a burst / the bare relay's, at most
+
+
+@dataclass(frozen=True)
+class FloorLoad:
+    """One load run against the bare relay and railproxy (and the upstream directly when
+    ``kind`` is ``burst``, for added TTFT). ``kind`` says which figure is compared with the
+    bare relay: CPU per request, added TTFT under a burst, or CPU per delta. ``goal``:
+    whether issue 18 sets a ratio for it (paced CPU per delta is only reported)."""
+
+    name: str
+    kind: FloorKind
+    concurrency: int
+    deltas: int
+    rate: float = 0.0
+    requests: int = 1_000_000  # per worker; rounds with ``burst``
+    duration: float = 4.0
+    stream: bool = True
+    ramp: float = 0.0
+    goal: bool = True
+    blocks: int = 1  # interleaved blocks per target (bench/floor.py)
+
+    @property
+    def burst(self) -> bool:
+        return self.kind == "burst"
+
+    def block(self) -> FloorLoad:
+        """One of ``blocks`` interleaved parts: a share of the rounds (burst) or of the
+        duration (others)."""
+        if self.blocks <= 1:
+            return self
+        if self.burst:
+            return dataclasses.replace(self, requests=max(1, self.requests // self.blocks))
+        return dataclasses.replace(self, duration=self.duration / self.blocks)
+
+    def timeout(self) -> float:
+        stream = self.deltas / self.rate if self.rate > 0 else 5.0
+        return self.duration + self.ramp + 2 * stream + 60
+
+
 @dataclass(frozen=True)
 class Plan:
     """The cases to run; ``microbench_s``: time per in-process measure.
@@ -151,6 +205,8 @@ class Plan:
     quiet_wait_s: float = 0.0
     quiet_wait_goal_s: float = 0.0
     retry_budget_s: float = 0.0
+    floor: tuple[FloorLoad, ...] = ()
+    upstream_usage: bool = False  # the fake upstream answers include_usage, as vLLM does
 
     def quiet_wait(self, case: Case) -> float:
         return self.quiet_wait_goal_s if case.latency_goal else self.quiet_wait_s
@@ -176,6 +232,43 @@ def _full(rails: Rails, c: int, deltas: int, seconds: float) -> Case:
     return Case(rails, c, 0.0, deltas, requests=1_000_000, duration=seconds)
 
 
+LOCAL4_SF = Rails("local", stream_first=True, blocklist=True)
+FLOOR_RAILS = (NONE, LOCAL4_SF)
+
+
+def floor_loads(quick: bool = False) -> tuple[FloorLoad, ...]:
+    """Issue 18's loads: 1-token streams and non-streamed requests at c = 16 (CPU per
+    request); 64 clients starting 20-token streams at 50 tokens/s at once, round after
+    round (added TTFT); 420-delta streams at c = 64 at full speed and paced (CPU per
+    delta)."""
+    if quick:  # a smoke test of each kind of row (streams and whole answers), ~15 s
+        return (
+            FloorLoad("non-streamed", "request", 16, 1, duration=0.3, stream=False),
+            FloorLoad("burst of 64", "burst", 64, 20, PACED_RATE, requests=1, duration=60.0),
+            FloorLoad("full speed", "delta", 16, 64, duration=0.3),
+        )
+    seconds, rounds = 4.0, 15
+    return (
+        FloorLoad("1-token streams", "request", 16, 1, duration=seconds, blocks=2),
+        FloorLoad("non-streamed", "request", 16, 1, duration=seconds, stream=False, blocks=2),
+        FloorLoad(
+            "burst of 64", "burst", 64, 20, PACED_RATE, requests=rounds, duration=60.0, blocks=3
+        ),
+        FloorLoad("full speed", "delta", 64, RAILS_DELTAS, duration=seconds, blocks=2),
+        FloorLoad(
+            "50 tok/s",
+            "delta",
+            64,
+            RAILS_DELTAS,
+            PACED_RATE,
+            requests=1,
+            duration=60.0,
+            ramp=1.0,
+            goal=False,
+        ),
+    )
+
+
 def full_plan() -> Plan:
     """The whole matrix: about five minutes on a 2-core machine."""
     per_worker = {1: 12, 16: 4, 64: 3, 256: 2}
@@ -192,26 +285,31 @@ def full_plan() -> Plan:
         quiet_wait_s=2.0,
         quiet_wait_goal_s=8.0,
         retry_budget_s=90.0,
+        floor=floor_loads(),
     )
+
+
+FLOOR_KEY = "floor"  # ``--only floor``: the rows against the bare relay (issue 18)
 
 
 def only(plan: Plan, keys: list[str]) -> Plan:
     """``plan`` narrowed to the cases of the named rails setups (``Rails.key``); a
     ValueError names the known keys when one is unknown."""
-    known = [r.key for r in plan.setups()]
+    known = [r.key for r in plan.setups()] + ([FLOOR_KEY] if plan.floor else [])
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise ValueError(f"unknown setup {', '.join(unknown)}; known: {', '.join(known)}")
     cases = tuple(c for c in plan.cases if c.rails.key in keys)
-    return dataclasses.replace(plan, cases=cases)
+    floor = plan.floor if FLOOR_KEY in keys else ()
+    return dataclasses.replace(plan, cases=cases, floor=floor)
 
 
 def quick_plan() -> Plan:
     """A smoke test of every part, in well under a minute."""
     cases = (
         _paced(NONE, GOAL_CONCURRENCY, PLAIN_DELTAS, 1),
-        _full(NONE, GOAL_CONCURRENCY, FULL_SPEED_DELTAS, 2.0),
+        _full(NONE, GOAL_CONCURRENCY, FULL_SPEED_DELTAS, 1.0),
         _paced(LOCAL_HOLD, 16, RAILS_DELTAS, 1),
-        _full(JUDGE_SF, 16, RAILS_DELTAS, 2.0),
+        _full(JUDGE_SF, 16, RAILS_DELTAS, 1.0),
     )
-    return Plan(cases, microbench_s=0.15)
+    return Plan(cases, microbench_s=0.15, floor=floor_loads(quick=True))

@@ -2,13 +2,19 @@
 ``POST /v1/responses`` the same text as vLLM 0.32's Responses API events, and
 ``POST /v1/messages`` as its Anthropic Messages API events.
 
-The stream is vLLM's dialect, byte for byte in shape: a role chunk, one
-``data: {...}\\n\\n`` chunk per content delta (one write each), a finish chunk with
-``stop_reason``, then ``data: [DONE]\\n\\n``. The request's ``max_tokens`` is the number
-of deltas; ``bench.rate`` paces them (tokens per second; 0 means full speed, where every
-write is followed by a yield to the loop) and ``bench.profile`` picks the text
-(see ``bench.text``). Paced streams follow an absolute schedule (delta ``i`` is due at
-``start + i / rate`` on the loop clock) so that timer lateness does not accumulate.
+The stream is vLLM's dialect, byte for byte in shape: a role chunk, one ``data:
+{...}\\n\\n`` chunk per content delta (one write each), a finish chunk with ``stop_reason``,
+then ``data: [DONE]\\n\\n``. The request's ``max_tokens`` is the number of deltas;
+``bench.rate`` paces them (tokens per second; 0 means full speed, where every write is
+followed by a yield to the loop) and ``bench.profile`` picks the text (see ``bench.text``).
+A request without ``"stream": true`` gets the same text at once, as one ``chat.completion``
+with ``usage``. Under ``/bench/<profile>/<rate>/v1/``, for clients that cannot send
+``bench`` (the peers of ``bench/peers.py``), profile and rate come from the path unless the
+body names them. ``GET /stats`` counts chat requests. With ``--usage``, a stream that asks
+for ``stream_options.include_usage`` ends with vLLM's usage chunk (no choices) before
+``[DONE]``; without it no stream reports usage (railproxy then counts the tokens itself).
+Paced streams follow an absolute schedule (delta ``i`` is due at ``start + i / rate`` on the
+loop clock) so that timer lateness does not accumulate.
 
 Run: ``python -m bench.upstream --port N``.
 """
@@ -177,13 +183,56 @@ def render_messages(profile: Profile, n: int) -> Rendered:
     return Rendered(head, body, finish)
 
 
-def _params(body: Any) -> tuple[Profile, int, float]:
+def _usage(n: int) -> dict[str, int]:
+    return {"prompt_tokens": 12, "total_tokens": 12 + n, "completion_tokens": n}
+
+
+@functools.cache
+def usage_chunk(n: int) -> bytes:
+    """vLLM's last chunk when ``stream_options.include_usage`` is asked: no choices, usage."""
+    obj = {
+        "id": _ID,
+        "object": "chat.completion.chunk",
+        "created": _CREATED,
+        "model": "bench",
+        "choices": [],
+        "usage": _usage(n),
+    }
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+@functools.cache
+def whole(profile: Profile, n: int) -> bytes:
+    """A non-streamed answer (vLLM's shape) carrying the same ``n`` deltas' text."""
+    obj = {
+        "id": _ID,
+        "object": "chat.completion",
+        "created": _CREATED,
+        "model": "bench",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(deltas(profile, n))},
+                "logprobs": None,
+                "finish_reason": "stop",
+                "stop_reason": None,
+            }
+        ],
+        "usage": _usage(n),
+    }
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _params(body: Any, path: dict[str, str]) -> tuple[Profile, int, float]:
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")
     n = body.get("max_tokens", 64)
     bench = body.get("bench") or {}
-    profile = bench.get("profile", "words")
-    rate = bench.get("rate", 0)
+    profile = bench.get("profile", path.get("profile", "words"))
+    try:
+        rate = bench.get("rate", float(path.get("rate", 0)))
+    except ValueError:
+        raise web.HTTPBadRequest(text="the path's rate must be a number") from None
     if not isinstance(n, int) or not 1 <= n <= MAX_DELTAS:
         raise web.HTTPBadRequest(text=f"max_tokens must be an int in 1..{MAX_DELTAS}")
     if profile not in PROFILES:
@@ -212,9 +261,12 @@ async def _serve(
         body = json.loads(await request.read())
     except ValueError:
         raise web.HTTPBadRequest(text="body is not JSON") from None
-    profile, n, rate = _params(body)
+    request.app[CALLS][0] += 1
+    profile, n, rate = _params(body, dict(request.match_info))
     if body.get("stream") is not True:
-        raise web.HTTPBadRequest(text="this fake upstream only streams")
+        if rendering is not render:  # whole answers: the chat route only
+            raise web.HTTPBadRequest(text="this fake upstream only streams on this route")
+        return web.Response(body=whole(profile, n), content_type="application/json")
     stream = rendering(profile, n)
     resp = web.StreamResponse(headers=_HEADERS)
     await resp.prepare(request)
@@ -224,6 +276,10 @@ async def _serve(
     else:
         await _full_speed(resp, stream.deltas)
     await resp.write(stream.finish)
+    options = body.get("stream_options")
+    asked = isinstance(options, dict) and options.get("include_usage")
+    if rendering is render and request.app[USAGE] and asked:
+        await resp.write(usage_chunk(n))
     if done:
         await resp.write(done)
     await resp.write_eof()
@@ -251,20 +307,42 @@ async def models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": [{"id": "bench", "object": "model"}]})
 
 
-def create_app() -> web.Application:
+CALLS = web.AppKey("calls", list[int])
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response({"calls": request.app[CALLS][0]})
+
+
+USAGE = web.AppKey("usage", bool)
+
+
+def create_app(usage: bool = False) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[USAGE] = usage
+    app[CALLS] = [0]
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/responses", responses)
     app.router.add_post("/v1/messages", messages)
     app.router.add_get("/v1/models", models)
+    # For clients that cannot send ``bench`` (the peers' servers): text and pacing in the path.
+    app.router.add_post("/bench/{profile}/{rate}/v1/chat/completions", chat_completions)
+    app.router.add_get("/bench/{profile}/{rate}/v1/models", models)
+    app.router.add_get("/stats", stats)
     return app
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.upstream", description=__doc__)
     p.add_argument("--port", type=int, required=True)
+    p.add_argument(
+        "--usage",
+        action="store_true",
+        help="send a usage chunk when a stream asks for it (stream_options.include_usage), "
+        "as vLLM does; without it streams report no usage, so railproxy counts tokens",
+    )
     args = p.parse_args(argv)
-    run(serve(create_app(), args.port))
+    run(serve(create_app(args.usage), args.port))
 
 
 if __name__ == "__main__":
