@@ -104,7 +104,7 @@ SLOW_READ = 16 * 1024
 SLOW_PAUSE_S = 0.002
 SLOW_S = 0.8  # the slow phase lasts this long, and until the client has read SLOW_MIN:
 SLOW_MIN = 512 * 1024  # a few MB/s at most (~1 MB/s on a busy box)
-SLOW_MAX_S = 5.0
+SLOW_MAX_S = 20.0  # a bound on the test, not a speed claim: 512 KiB took 5.1 s under load 5
 FINISH_S = 15.0  # reading the rest at full speed takes about 1 s
 
 
