@@ -213,6 +213,18 @@ class GuardedStream(Generic[T]):
     def held(self) -> int:
         return len(self._queue)
 
+    @property
+    def done(self) -> bool:
+        """Nothing more will be released: the input finished, and every item and check
+        is through (what ``releases()`` yielded last was the last)."""
+        return (
+            self._finished
+            and not self._queue
+            and not self._bypass
+            and not self._busy()
+            and self.blocked is None
+        )
+
     # -- output side -------------------------------------------------------------------
 
     @overload
@@ -233,6 +245,11 @@ class GuardedStream(Generic[T]):
     async def _releases(self) -> AsyncGenerator[Release[T] | Report, None]:
         while True:
             self._changed.clear()
+            if self._inline and self.blocked is None and self._reports is None:
+                # Local rails first: microseconds, and then what they pass goes out in the
+                # same batch as what was already releasable (one write, not two). A debug
+                # view (reports) sees the items held before the check, as they were.
+                await self._check_inline()
             batch = self._ready()  # items whose windows passed go out even if a later one blocked
             if self._reports is not None:
                 for note in self._notes():  # before the items the reported windows released

@@ -83,6 +83,9 @@ class Relay:
         self._record = record
         self._guard = guard
         self.blocked: Blocked | None = None
+        self._flushed = False  # the body ended and the decoder's tail was taken
+        self._tail: list[bytes] = []  # the last bytes, kept to go out with the end
+        self._tail_texts = 0
 
     def shut_down(self) -> None:
         """The server is stopping (drain deadline): end this stream with an error event
@@ -105,18 +108,21 @@ class Relay:
                 self._up.release()
             else:
                 self._up.close()
+        return self.outcome
+
+    @property
+    def outcome(self) -> str:
         return "blocked" if self.blocked is not None else self._core.outcome
 
     # -- pass-through ---------------------------------------------------------------
 
     async def _passthrough(self) -> None:
         core = self._core
-        async with contextlib.aclosing(self._events()) as batches:
-            async for events in batches:
-                data, texts = core.passthrough(events)
-                await self._write(data, texts)
-                if core.ending.done:
-                    break
+        while (events := await self._events()) is not None:
+            data, texts = core.passthrough(events)
+            await self._write(data, texts, last=core.ending.done)
+            if core.ending.done:
+                break
         await self._write(core.closing_bytes(), 0)
 
     # -- guarded ----------------------------------------------------------------------
@@ -132,7 +138,8 @@ class Relay:
             async with contextlib.aclosing(releases):
                 async for released in releases:
                     if isinstance(released, list):
-                        await self._write_released(released)
+                        last = guard.done and self._spec.debug is None  # (reports may follow)
+                        await self._write_released(released, last)
                     elif isinstance(released, Blocked):
                         await self._block(released, reader)
                         return
@@ -148,10 +155,10 @@ class Relay:
             self._record.tokens = guard.tokens_seen
             await guard.aclose()
 
-    async def _write_released(self, events: list[Event]) -> None:
+    async def _write_released(self, events: list[Event], last: bool) -> None:
         texts = sum(1 for ev in events if ev.has_text)
         self._core.envelope.released(events)
-        await self._write(b"".join(ev.raw for ev in events), texts)
+        await self._write(b"".join(ev.raw for ev in events), texts, last)
         if self._core.holds:  # after the write: the client need not wait for metrics
             now = time.monotonic()
             held_for = self._record.held_for
@@ -162,13 +169,12 @@ class Relay:
     async def _read_into(self, guard: GuardedStream[Event]) -> None:
         core = self._core
         try:
-            async with contextlib.aclosing(self._events()) as batches:
-                async for events in batches:
-                    if not core.judge(guard, events):
-                        break
-                    if guard.blocked is not None:
-                        return
-                    await guard.room()
+            while (events := await self._events()) is not None:
+                if not core.judge(guard, events):
+                    break
+                if guard.blocked is not None:
+                    return
+                await guard.room()
             closing = core.closing_bytes()
             if closing:
                 guard.push(Event(closing), end=True)
@@ -188,20 +194,21 @@ class Relay:
 
     # -- shared -----------------------------------------------------------------------
 
-    async def _events(self) -> AsyncGenerator[list[Event], None]:
-        """Complete upstream events, batched per network read; read failures become the
-        core's failure instead of exceptions."""
+    async def _events(self) -> list[Event] | None:
+        """The complete upstream events of the next network read (or reads), or None
+        once there are no more; read failures become the core's failure instead of
+        exceptions. (No async generator: one that is left early is finalized by the
+        loop in a task of its own.)"""
         core = self._core
         try:
-            async for chunk in self._body.chunks():
+            while not core.stopped and not self._flushed:
+                chunk = await self._body.chunk()
+                if not chunk:  # the end of the body
+                    self._flushed = True
+                    return core.flush() or None
                 events = core.feed(chunk)
                 if events:
-                    yield events
-                if core.stopped:
-                    return
-            tail = core.flush()
-            if tail:
-                yield tail
+                    return events
         except Unreadable as e:
             core.fail(e.message, "upstream_unreadable")
         except TimeoutError:
@@ -210,11 +217,32 @@ class Relay:
             # (after our own shut_down() closed it, the shutdown is what is reported)
             message = f"The upstream connection failed mid-stream ({type(e).__name__})."
             core.fail(message, "upstream_disconnected")
+        return None
 
-    async def _write(self, data: bytes, texts: int) -> None:
-        """Write bytes; ``texts`` counts the events among them that carry generated text."""
+    async def _write(self, data: bytes, texts: int, last: bool = False) -> None:
+        """Write bytes; ``texts`` counts the events among them that carry generated text.
+        ``last``: nothing can follow but closing bytes, so they wait for ``finish`` and go
+        out with the end of the body, in one write."""
         if not data:
+            return
+        if last or self._tail:
+            self._tail.append(data)
+            self._tail_texts += texts
             return
         await self._writer.send(data)
         if texts:
             self._record.client_content(texts)
+
+    async def finish(self) -> None:
+        """End the client's body, with the last bytes ``run`` kept for it. The record
+        hears of them, and of the stream's end, before they go (a client that reads the
+        metrics once its stream ended sees them)."""
+        data, texts = b"".join(self._tail), self._tail_texts
+        self._tail.clear()
+        record = self._record
+        if texts:
+            record.client_content(texts)
+        if self.blocked is not None:
+            record.block(self.blocked)
+        record.stream_ended(self.outcome, self._core.holds)
+        await self._writer.end(data)

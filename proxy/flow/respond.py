@@ -59,6 +59,8 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
         guard.config.rails.output.streaming.keepalive_s,
         debug=debug.channel_for(call.request, call.config_id, guard),
     )
+    if body.in_hand and not hold:  # its first bytes go at once: the headers with them
+        writer.with_first_bytes()
     await writer.prepare(call.request)
     relay = Relay(body, writer, core, spec, record, engine)
     record.stream_opened()
@@ -69,7 +71,7 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     if state.stopping.is_set():  # it began after the deadline
         relay.shut_down()
     try:
-        outcome = await relay.run()
+        await relay.run()
     except asyncio.CancelledError:  # handler_cancellation: the client went away
         record.client_left()
         raise
@@ -84,11 +86,8 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     finally:
         streams.discard(relay.shut_down)
         record.stream_closed()
-    if relay.blocked is not None:
-        record.block(relay.blocked)
-    record.stream_ended(outcome, hold)
-    await count_prompt(call)
-    await writer.write_eof()
+    await relay.finish()
+    await count_prompt(call)  # after the client has its last byte
     return writer
 
 

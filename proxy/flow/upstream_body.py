@@ -16,7 +16,7 @@ Exceptions::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Literal
 
 import aiohttp
@@ -127,6 +127,11 @@ class UpstreamBody:
         """Whether a content coding was undone (the client must not see the header)."""
         return not self._decoder.identity
 
+    @property
+    def in_hand(self) -> bool:
+        """Whether some of the body has already arrived (a read would not wait)."""
+        return bool(self._peeked) or self.resp.content.total_bytes > 0
+
     async def sniff(self) -> Format:
         """The body's real format (``sniff``), reading only as far as it takes: a stream's
         first event is not waited for beyond its first bytes."""
@@ -134,15 +139,14 @@ class UpstreamBody:
             self._peeked += await self._next()
         return found
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The decoded body as it arrives, starting with anything peeked."""
+    async def chunk(self) -> bytes:
+        """The next piece of the decoded body as it arrives, starting with anything
+        peeked; b"" once it ended. (A method, not an async generator: a stream that stops
+        early leaves no generator behind for the loop to finalize.)"""
         if self._peeked:
             first, self._peeked = self._peeked, b""
-            yield first
-        while not self._ended:
-            data = await self._next()
-            if data:
-                yield data
+            return first
+        return b"" if self._ended else await self._next()
 
     async def read(self) -> bytes:
         """The whole decoded body, at most ``limit`` bytes (else ``Unreadable``)."""

@@ -48,11 +48,21 @@ class SSEWriter(web.StreamResponse):
         self._timer: asyncio.TimerHandle | None = None
         self._pending: asyncio.Task[None] | None = None
 
+    def with_first_bytes(self) -> None:
+        """Send the headers with the first bytes of the body, in one write, instead of at
+        ``prepare`` (only for a body whose first bytes are already at hand)."""
+        self._send_headers_immediately = False
+
     async def send(self, data: bytes) -> None:
         if data:
             self.bytes_sent += len(data)
             self.last_write = asyncio.get_running_loop().time()
             await self.write(data)
+
+    async def end(self, data: bytes = b"") -> None:
+        """The last bytes, if any, and the end of the body, in one write."""
+        self.bytes_sent += len(data)
+        await self.write_eof(data)
 
     # -- keep-alives ---------------------------------------------------------------------
 
