@@ -81,3 +81,64 @@ async def test_keep_alives_stop_with_the_holding(aiohttp_client: ClientFactory) 
     before, after = body.split(b"data: released\n\n")
     assert before.count(KEEP_ALIVE) >= 1
     assert after == b""
+
+
+class _Counting:
+    """The server side of one connection, counting the writes that reach its socket."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self._transport.write(data)
+
+    def writelines(self, lines: list[bytes]) -> None:
+        self.write(b"".join(lines))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+
+async def written(aiohttp_client: ClientFactory, first_bytes: bool) -> tuple[list[bytes], bytes]:
+    """The socket writes of a response with one event sent, then the end with another."""
+    counted: list[_Counting] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        protocol = request.protocol
+        assert protocol.transport is not None
+        counting = _Counting(protocol.transport)  # type: ignore[arg-type]
+        protocol.transport = counting  # type: ignore[assignment]
+        counted.append(counting)
+        writer = SSEWriter()
+        if first_bytes:
+            writer.with_first_bytes()
+        await writer.prepare(request)
+        await writer.send(b"data: 1\n\n")
+        await writer.end(b"data: 2\n\n")
+        return writer
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    client = await aiohttp_client(app)
+    async with asyncio.timeout(10):
+        resp = await client.get("/")
+        body = await resp.read()
+    return counted[0].writes, body
+
+
+async def test_headers_go_with_the_first_bytes_when_asked(aiohttp_client: ClientFactory) -> None:
+    writes, body = await written(aiohttp_client, first_bytes=True)
+    assert body == b"data: 1\n\ndata: 2\n\n"
+    assert len(writes) == 2  # headers + first event; the last event + the end of the body
+    assert writes[0].startswith(b"HTTP/1.1 200")
+    assert writes[0].endswith(b"data: 1\n\n\r\n")
+    assert writes[1] == b"9\r\ndata: 2\n\n\r\n0\r\n\r\n"
+
+
+async def test_headers_go_at_prepare_by_default(aiohttp_client: ClientFactory) -> None:
+    writes, body = await written(aiohttp_client, first_bytes=False)
+    assert body == b"data: 1\n\ndata: 2\n\n"
+    assert len(writes) == 3
+    assert writes[0].endswith(b"\r\n\r\n")

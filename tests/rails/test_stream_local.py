@@ -175,3 +175,43 @@ async def test_producer_waits_for_the_consumer_to_judge_held_windows() -> None:
     assert first == [str(i) for i in range(40)]
     await asyncio.wait_for(room, 1)
     await releases.aclose()
+
+
+@pytest.mark.parametrize("stream_first", [False, True])
+async def test_a_stream_pushed_at_once_goes_out_in_one_batch(stream_first: bool) -> None:
+    """A short stream that arrived in one read (text, the end) is judged before anything
+    goes out, so the client gets it in one write; ``done`` says nothing follows it."""
+    rail = Words()
+    s = make(rail, stream_first=stream_first)
+    push(s, ["a", "b", "c"])
+    s.push("END", end=True)
+    s.finish()
+    releases = s.releases()
+    first = await asyncio.wait_for(anext(releases), 2)
+    assert first == ["a", "b", "c", "END"]
+    assert rail.calls == ["ab", "c"]
+    assert s.done
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(releases), 2)
+
+
+async def test_done_is_false_while_a_window_or_the_input_is_pending() -> None:
+    s = make(Words(), stream_first=False)
+    push(s, ["a"])
+    assert not s.done  # input not finished
+    s.finish()
+    assert not s.done  # its last window not judged yet, "a" held
+    releases = s.releases()
+    assert await asyncio.wait_for(anext(releases), 2) == ["a"]
+    assert s.done
+    await releases.aclose()
+
+
+async def test_done_is_false_after_a_block() -> None:
+    s = make(Words(), stream_first=True)
+    push(s, ["bad", "x"])
+    s.finish()
+    releases = s.releases()
+    seen = [r async for r in releases]
+    assert isinstance(seen[-1], Blocked)
+    assert not s.done  # the block is what the consumer gets last, not a batch
