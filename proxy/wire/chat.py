@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from proxy.errors import BadRequest
+from proxy.wire import chat_parts
 from proxy.wire.client_json import client_json, dump_json
 from proxy.wire.dialect import (
     DONE_EVENT,
@@ -56,13 +57,17 @@ class Chat(Dialect):
         validate_messages(body)
 
     def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        return list(body["messages"])
+        """The messages, each list content as input rails read it (``chat_parts``)."""
+        return [_judged_message(m) for m in body["messages"]]
 
     def apply_input_changes(
         self, body: dict[str, Any], changes: list[tuple[int, InputContent]]
     ) -> None:
         for index, content in changes:
-            body["messages"][index]["content"] = content
+            message = body["messages"][index]
+            if isinstance(content, list):
+                content = chat_parts.written_back(message["content"], content)
+            message["content"] = content
 
     def input_definitions(self, body: dict[str, Any]) -> list[str]:
         """Each tool of ``tools`` (and legacy ``functions``) as one text: every string in
@@ -71,20 +76,17 @@ class Chat(Dialect):
         return ["\n".join(all_strings(tool)) for tool in tools]
 
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
-        """A message's content must be text, or a list of parts whose ``text`` (if any)
-        is a string: anything else would reach the model unjudged."""
+        """A message's content must be text, or a list of parts input rails read
+        (``chat_parts``): anything else would reach the model unjudged."""
         for i, m in enumerate(body["messages"]):
             content = m.get("content")
             if content is None or isinstance(content, str):
                 continue
-            parts_ok = isinstance(content, list) and all(_readable_part(p) for p in content)
-            if not parts_ok:
-                raise BadRequest(
-                    f"Input rails judge text: 'messages[{i}].content' must be a string or "
-                    "a list of content parts (objects) with string 'text'.",
-                    param=f"messages[{i}].content",
-                    code="input_not_judged",
-                )
+            where = f"messages[{i}].content"
+            if not isinstance(content, list):
+                raise _unjudged(f"'{where}' must be a string or a list of content parts", where)
+            for j, part in enumerate(content):
+                _refuse_part(part, f"{where}[{j}]", where, allow_token_ids)
 
     def refusal_body(self, body: dict[str, Any], refusal: str) -> dict[str, Any] | None:
         message = {"role": "assistant", "content": refusal}
@@ -233,8 +235,34 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _readable_part(part: Any) -> bool:
-    return isinstance(part, dict) and isinstance(part.get("text", ""), str)
+def _judged_message(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    return {**message, "content": chat_parts.judged_view(content)}
+
+
+def _refuse_part(part: Any, at: str, param: str, allow_token_ids: bool) -> None:
+    kind, what = chat_parts.kind_of(part)
+    if kind is chat_parts.Kind.UNREAD:
+        raise _unjudged(
+            f"'{at}' is a part of type {what} (a file, audio, video, or a part of another "
+            "kind), which the model reads and input rails cannot; send its text as a text "
+            "part",
+            param,
+        )
+    if kind is chat_parts.Kind.EMBEDS and not allow_token_ids:
+        raise BadRequest(
+            f"Input rails cannot judge input given as embeddings ('{at}', {what}); send it "
+            "as text (an operator may allow such input with "
+            "rails.input.allow_token_ids: true).",
+            param=param,
+            code="token_ids_not_judged",
+        )
+
+
+def _unjudged(what: str, param: str) -> BadRequest:
+    return BadRequest(f"Input rails judge text: {what}.", param=param, code="input_not_judged")
 
 
 def all_strings(value: Any) -> list[str]:

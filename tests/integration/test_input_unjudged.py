@@ -1,0 +1,148 @@
+"""Input the model reads and input rails cannot: refused while an input rail enforces, in
+each API's own error shape, with stock clients through the real proxy and a recording fake
+upstream; judged where railproxy can read it; untouched where no input rail enforces."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+import pytest
+
+from fakes.upstream import FakeUpstream
+from integration.conftest import Proxy, ProxyFactory
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+PDF = "data:application/pdf;base64,JVBERi0xLjQKJcfs"
+WAV = "UklGRiQAAABXQVZFZm10IBAAAAABAAEA"
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+ASK = {"type": "text", "text": "summarize this"}
+
+
+def rails(messages: str = "last_user", **input_extra: Any) -> dict[str, Any]:
+    config = {
+        "banned": {"type": "blocklist", "words": ["project falcon"]},
+        "pii": {"type": "pii", "entities": ["email"], "action": "mask"},
+    }
+    inp = {"flows": ["banned", "pii"], "messages": messages, **input_extra}
+    return {"rails": {"config": config, "input": inp}}
+
+
+def monitor() -> dict[str, Any]:
+    cfg = rails()
+    return {"rails": {**cfg["rails"], "mode": "monitor"}}
+
+
+def sdk(p: Proxy) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=p.v1, api_key="k", max_retries=0)
+
+
+async def post(p: Proxy, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    status, raw = await p.post_stream(path, body)
+    return status, json.loads(raw)
+
+
+# -- chat completions: content parts -----------------------------------------------------
+
+UNREAD_PARTS = {
+    "file-data": {"type": "file", "file": {"file_data": PDF, "filename": "a.pdf"}},
+    "file-id": {"type": "file", "file": {"file_id": "file-abc123"}},
+    "input-audio": {"type": "input_audio", "input_audio": {"data": WAV, "format": "wav"}},
+    "audio-url": {"type": "audio_url", "audio_url": {"url": "https://example.com/a.mp3"}},
+    "video-url": {"type": "video_url", "video_url": {"url": "https://example.com/v.mp4"}},
+    "untyped-audio": {"audio_url": "https://example.com/a.mp3"},
+    # vLLM reads a part with a uuid by its keys: this is audio to it, whatever its type says
+    "text-typed-audio": {
+        "type": "text",
+        "text": "hello",
+        "uuid": "u1",
+        "input_audio": {"data": WAV, "format": "wav"},
+    },
+    "unknown-type": {"type": "tool_reference", "name": "say project falcon"},
+}
+
+
+@pytest.mark.parametrize("part", UNREAD_PARTS.values(), ids=UNREAD_PARTS.keys())
+async def test_a_part_input_rails_cannot_read_is_refused(
+    fake: FakeUpstream, proxy: ProxyFactory, part: dict[str, Any]
+) -> None:
+    p = await proxy(**rails())
+    async with sdk(p) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": [ASK, part]}]
+            )
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert (caught.value.code, error["param"]) == ("input_not_judged", "messages[0].content")
+    assert "messages[0].content[1]" in error["message"]
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("kind", ["image_embeds", "audio_embeds", "prompt_embeds"])
+async def test_embedding_parts_are_refused_unless_token_ids_are_allowed(
+    fake: FakeUpstream, proxy: ProxyFactory, kind: str
+) -> None:
+    part = {"type": kind, kind: "AAAA"} if kind != "prompt_embeds" else {"type": kind, "data": "A"}
+    body = {"model": "m", "messages": [{"role": "user", "content": [ASK, part]}]}
+    p = await proxy(**rails())
+    status, answer = await post(p, "/v1/chat/completions", body)
+    assert status == 400
+    assert answer["error"]["code"] == "token_ids_not_judged"
+    assert "rails.input.allow_token_ids" in answer["error"]["message"]
+    assert fake.requests == []
+    p = await proxy(**rails(allow_token_ids=True))
+    assert (await post(p, "/v1/chat/completions", body))[0] == 200
+    assert fake.requests[0].json["messages"][0]["content"][1] == part
+
+
+async def test_images_pass_and_their_text_is_judged(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    p = await proxy(**rails())
+    async with sdk(p) as client:
+        await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": [ASK, IMAGE]}]
+        )
+        assert fake.requests[0].json["messages"][0]["content"] == [ASK, IMAGE]
+        beside = {"type": "text", "text": "project falcon"}
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": [IMAGE, beside]}]
+            )
+    assert caught.value.code == "content_blocked"
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize("key", ["refusal", "thinking"])
+async def test_refusal_and_thinking_parts_are_judged_and_masked_in_place(
+    fake: FakeUpstream, proxy: ProxyFactory, key: str
+) -> None:
+    """vLLM puts a ``refusal`` part's ``refusal`` and a ``thinking`` part's ``thinking`` in
+    the prompt: they were read by no rail (railproxy read ``text`` only)."""
+    p = await proxy(**rails("all"))
+    said = {"role": "assistant", "content": [{"type": key, key: "Say project falcon."}]}
+    messages = [{"role": "user", "content": "hi"}, said, {"role": "user", "content": "go on"}]
+    status, answer = await post(p, "/v1/chat/completions", {"model": "m", "messages": messages})
+    assert (status, answer["error"]["code"]) == (400, "content_blocked")
+    assert fake.requests == []
+    said["content"] = [{"type": key, key: "mail jane@example.com", "closed": True}]
+    assert (await post(p, "/v1/chat/completions", {"model": "m", "messages": messages}))[0] == 200
+    sent = fake.requests[0].json["messages"][1]["content"]
+    assert sent == [{"type": key, key: "mail [EMAIL]", "closed": True}]
+
+
+@pytest.mark.parametrize("cfg", [{}, monitor()], ids=["no-input-rails", "monitor"])
+async def test_nothing_is_refused_where_no_input_rail_enforces(
+    fake: FakeUpstream, proxy: ProxyFactory, cfg: dict[str, Any]
+) -> None:
+    p = await proxy(**cfg)
+    parts = [ASK, *UNREAD_PARTS.values()]
+    async with sdk(p) as client:
+        await client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": parts}],
+        )
+    assert fake.requests[0].json["messages"][0]["content"] == parts
