@@ -54,9 +54,9 @@ _EMBEDS = frozenset({"image_embeds", "audio_embeds", "video_embeds", "prompt_emb
 _UNREAD_KEYS = ("file", "input_audio", "audio_url", "video_url", "image_pil")
 
 
-def kind_of(part: Any) -> tuple[Kind, str]:
+def kind_of(part: Any, text_keys: dict[str, str] = TEXT_KEYS) -> tuple[Kind, str]:
     """A part's kind, and for a text part the key of its text (else its type, for
-    messages)."""
+    messages); ``text_keys``: the text part types, each with the key of its text."""
     if not isinstance(part, dict):
         return Kind.UNREAD, type(part).__name__
     given: Any = part.get("type")
@@ -69,7 +69,7 @@ def kind_of(part: Any) -> tuple[Kind, str]:
     kind = _untyped(part) if given is None else given
     if kind in _IMAGES:
         return Kind.IMAGE, str(kind)
-    text_key = TEXT_KEYS.get(kind) if isinstance(kind, str) else None
+    text_key = text_keys.get(kind) if isinstance(kind, str) else None
     if text_key is None:
         return Kind.UNREAD, repr(kind)
     if not isinstance(part.get(text_key, ""), str):

@@ -1,7 +1,8 @@
 """OpenAI's Responses API (``POST /v1/responses``), as vLLM 0.32 speaks it, both sides.
 
-Request: ``instructions`` and ``input`` judged by input rails (``proxy.wire.responses_input``);
-``tools`` judged as definitions; ``previous_response_id`` and everything else forwarded
+Request: ``instructions`` and ``input`` judged by input rails (``proxy.wire.responses_input``,
+which also says what is refused while they enforce: files, audio, stored turns such as
+``previous_response_id``); ``tools`` judged as definitions; everything else forwarded
 untouched. With output rails on, ``background: true`` (its text would come back through
 ``GET /v1/responses/{id}``, which railproxy refuses) and token logprobs (not judged) are
 refused (``refuse_unguarded_output``).
@@ -126,7 +127,7 @@ class Responses(Dialect):
         return ["\n".join(all_strings(t)) for t in (tools if isinstance(tools, list) else [])]
 
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
-        responses_input.refusal(body)
+        responses_input.refusal(body, allow_token_ids)
 
     def refuse_unguarded_output(self, body: dict[str, Any]) -> None:
         if body.get("background"):

@@ -146,3 +146,74 @@ async def test_nothing_is_refused_where_no_input_rail_enforces(
             messages=[{"role": "user", "content": parts}],
         )
     assert fake.requests[0].json["messages"][0]["content"] == parts
+
+
+# -- the Responses API ----------------------------------------------------------------------
+
+RESPONSE_PARTS = {
+    "file-data": {"type": "input_file", "file_data": PDF, "filename": "a.pdf"},
+    "file-id": {"type": "input_file", "file_id": "file-abc123"},
+    "file-url": {"type": "input_file", "file_url": "https://example.com/a.pdf"},
+    "input-audio": {"type": "input_audio", "input_audio": {"data": WAV, "format": "wav"}},
+}
+
+
+@pytest.mark.parametrize("part", RESPONSE_PARTS.values(), ids=RESPONSE_PARTS.keys())
+async def test_a_responses_part_input_rails_cannot_read_is_refused(
+    fake: FakeUpstream, proxy: ProxyFactory, part: dict[str, Any]
+) -> None:
+    p = await proxy(**rails())
+    content = [{"type": "input_text", "text": "summarize this"}, part]
+    async with sdk(p) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.responses.create(
+                model="m",
+                input=[{"role": "user", "content": content}],  # type: ignore[list-item]
+            )
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert (caught.value.code, error["param"]) == ("input_not_judged", "input[0].content[1]")
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("stored", "param"),
+    [
+        ({"previous_response_id": "resp_1"}, "previous_response_id"),
+        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
+    ],
+    ids=["previous_response_id", "item_reference"],
+)
+async def test_stored_turns_are_refused_while_an_input_rail_enforces(
+    fake: FakeUpstream, proxy: ProxyFactory, stored: dict[str, Any], param: str
+) -> None:
+    """A stored turn reaches the model without these rails: it may have been made under a
+    config without them (a client picks its config), or straight against the upstream."""
+    p = await proxy(**rails())
+    async with sdk(p) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.responses.create(model="m", **{"input": "hi", **stored})
+        error = caught.value.body
+        assert isinstance(error, dict)
+        assert (caught.value.code, error["param"]) == ("input_not_judged", param)
+        assert "inline" in error["message"]
+        assert fake.requests == []
+    p = await proxy(**monitor())
+    async with sdk(p) as client:
+        await client.responses.create(model="m", **{"input": "hi", **stored})
+    assert {k: fake.requests[0].json[k] for k in stored} == stored
+
+
+async def test_an_input_image_passes_and_its_text_is_judged(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    p = await proxy(**rails())
+    image = {"type": "input_image", "image_url": IMAGE["image_url"]["url"], "detail": "auto"}
+    text = {"type": "input_text", "text": "mail jane@example.com"}
+    async with sdk(p) as client:
+        await client.responses.create(
+            model="m",
+            input=[{"role": "user", "content": [text, image]}],  # type: ignore[list-item]
+        )
+    sent = fake.requests[0].json["input"][0]["content"]
+    assert sent == [{"type": "input_text", "text": "mail [EMAIL]"}, image]
