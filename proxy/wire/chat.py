@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from proxy.errors import BadRequest
-from proxy.wire import chat_parts
+from proxy.wire import chat_extras, chat_parts
 from proxy.wire.client_json import client_json, dump_json
 from proxy.wire.dialect import (
     DONE_EVENT,
@@ -57,13 +57,19 @@ class Chat(Dialect):
         validate_messages(body)
 
     def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        """The messages, each list content as input rails read it (``chat_parts``)."""
-        return [_judged_message(m) for m in body["messages"]]
+        """The messages, each list content as input rails read it (``chat_parts``), then
+        the texts the template shows besides them (``chat_extras``)."""
+        messages = [_judged_message(m) for m in body["messages"]]
+        return messages + [e.message for e in chat_extras.extras(body)]
 
     def apply_input_changes(
         self, body: dict[str, Any], changes: list[tuple[int, InputContent]]
     ) -> None:
+        count, extras = len(body["messages"]), chat_extras.extras(body)
         for index, content in changes:
+            if index >= count:
+                extras[index - count].write(content)
+                continue
             message = body["messages"][index]
             if isinstance(content, list):
                 content = chat_parts.written_back(message["content"], content)
@@ -71,13 +77,31 @@ class Chat(Dialect):
 
     def input_definitions(self, body: dict[str, Any]) -> list[str]:
         """Each tool of ``tools`` (and legacy ``functions``) as one text: every string in
-        it, keys included (name, description, the parameters' names and descriptions)."""
+        it, keys included (name, description, the parameters' names and descriptions);
+        the ``response_format`` (a JSON schema's names and descriptions: gpt-oss's template
+        shows it); and every message field but ``role`` and ``content``, of every message,
+        as one text (``tool_calls``, ``reasoning``, ``name``, a developer's ``tools``:
+        templates render them)."""
         tools = [*_as_list(body.get("tools")), *_as_list(body.get("functions"))]
-        return ["\n".join(all_strings(tool)) for tool in tools]
+        out = ["\n".join(all_strings(tool)) for tool in tools]
+        out.append("\n".join(all_strings(json_schema(body.get("response_format")))))
+        fields = [{k: v for k, v in m.items() if k not in _READ} for m in _messages(body)]
+        out.append("\n".join(all_strings(fields)))
+        return [text for text in out if text]
 
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
         """A message's content must be text, or a list of parts input rails read
         (``chat_parts``): anything else would reach the model unjudged."""
+        if body.get("chat_template") is not None:
+            raise _unjudged(
+                "'chat_template' from the request writes the prompt the model reads (it can "
+                "add text of its own and rewrite the judged messages); the server's template "
+                "is used when it is left out",
+                "chat_template",
+            )
+        odd = chat_extras.odd_key(body)
+        if odd is not None:
+            raise _unjudged(f"every key in '{odd}' must be a name (a template may show it)", odd)
         for i, m in enumerate(body["messages"]):
             content = m.get("content")
             if content is None or isinstance(content, str):
@@ -235,6 +259,13 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+_READ = frozenset({"role", "content"})  # a message's fields judged as messages
+
+
+def _messages(body: dict[str, Any]) -> list[Any]:
+    return [m for m in _as_list(body.get("messages")) if isinstance(m, dict)]
+
+
 def _judged_message(message: dict[str, Any]) -> dict[str, Any]:
     content = message.get("content")
     if not isinstance(content, list):
@@ -263,6 +294,14 @@ def _refuse_part(part: Any, at: str, param: str, allow_token_ids: bool) -> None:
 
 def _unjudged(what: str, param: str) -> BadRequest:
     return BadRequest(f"Input rails judge text: {what}.", param=param, code="input_not_judged")
+
+
+def json_schema(response_format: Any) -> Any:
+    """A response format of type ``json_schema`` (its names, descriptions and schema are
+    text a template may show the model), else None (``text``, ``json_object``)."""
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        return response_format
+    return None
 
 
 def all_strings(value: Any) -> list[str]:

@@ -42,7 +42,7 @@ import orjson
 
 from proxy.errors import BadRequest
 from proxy.wire import responses_input
-from proxy.wire.chat import all_strings
+from proxy.wire.chat import all_strings, json_schema
 from proxy.wire.client_json import client_json, dump_json, error_text, is_error
 from proxy.wire.dialect import (
     DONE,
@@ -123,8 +123,14 @@ class Responses(Dialect):
             found[index].write(content)
 
     def input_definitions(self, body: dict[str, Any]) -> list[str]:
+        """Each tool as one text, and ``text`` (its format's JSON schema, which gpt-oss's
+        template shows the model)."""
         tools = body.get("tools")
-        return ["\n".join(all_strings(t)) for t in (tools if isinstance(tools, list) else [])]
+        out = ["\n".join(all_strings(t)) for t in (tools if isinstance(tools, list) else [])]
+        text = body.get("text")
+        schema = json_schema(text.get("format") if isinstance(text, dict) else None)
+        out.append("\n".join(all_strings(schema)))
+        return [t for t in out if t]
 
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
         responses_input.refusal(body, allow_token_ids)

@@ -20,7 +20,9 @@ item type; a part other than text (``input_text``, ``output_text``, ``refusal``,
 ``encrypted_content``; and input stored on the server, which reaches the model without
 passing these rails (a turn may have been made under another rails config, or straight
 against the upstream): a stored ``prompt`` template, a ``conversation``,
-``previous_response_id`` and ``item_reference`` items. The client sends those turns inline.
+``previous_response_id`` and ``item_reference`` items (the client sends those turns
+inline); and built-in tools (any but ``function`` and ``custom``), which the server runs,
+putting their results (web pages, files, program output) in front of the model.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ def refusal(body: dict[str, Any], allow_token_ids: bool = False) -> None:
         raise _stored("conversation", "'conversation' (items stored on the server)")
     if body.get("previous_response_id") is not None:
         raise _stored("previous_response_id", "'previous_response_id' (turns stored on the server)")
+    _check_tools(body.get("tools"))
     given = body.get("input")
     if given is None or isinstance(given, str):
         return
@@ -134,6 +137,24 @@ def refusal(body: dict[str, Any], allow_token_ids: bool = False) -> None:
         if kind not in _READABLE:
             raise _unjudged(f"'{where}' is an item of type {kind!r}", where)
         _check_item(item, kind, where, allow_token_ids)
+
+
+_CLIENT_TOOLS = frozenset({"function", "custom"})  # run by the client: results come in input
+
+
+def _check_tools(tools: Any) -> None:
+    """A built-in tool (``web_search_preview``, ``code_interpreter``, ``mcp``, ...) runs on
+    the server, which puts its results (web pages, files, program output) in front of the
+    model: text no input rail reads."""
+    for i, tool in enumerate(_list(tools)):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind not in _CLIENT_TOOLS:
+            raise _unjudged(
+                f"'tools[{i}]' is a tool of type {kind!r}, which runs on the server: its "
+                "results reach the model without passing input rails; offer it as a function "
+                "tool and send its results in 'input'",
+                f"tools[{i}]",
+            )
 
 
 def _check_item(item: dict[str, Any], kind: str, where: str, allow_ids: bool) -> None:

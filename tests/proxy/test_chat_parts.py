@@ -72,3 +72,38 @@ def test_a_refusal_part_is_judged_by_its_refusal_and_masked_in_place() -> None:
     CHAT.apply_input_changes(request, [(0, masked)])
     sent = request["messages"][0]["content"]
     assert sent == [{"type": "refusal", "refusal": "[X]", "text": "decoy"}, image]
+
+
+def test_template_texts_are_tool_messages_after_the_conversation_masked_in_place() -> None:
+    request: dict[str, Any] = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "documents": [{"title": "a", "text": "b"}, {"text": ""}],
+        "chat_template_kwargs": {"flag": True, "deep": {"list": ["c", 1]}},
+    }
+    seen = CHAT.input_messages(request)
+    assert [m["role"] for m in seen] == ["user", "tool", "tool"]
+    assert [p["text"] for p in seen[1]["content"]] == ["a", "b"]
+    assert [p["text"] for p in seen[2]["content"]] == ["c"]
+    CHAT.apply_input_changes(
+        request,
+        [(1, [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}]), (2, "C")],
+    )
+    assert request["documents"] == [{"title": "A", "text": "B"}, {"text": ""}]
+    assert request["chat_template_kwargs"] == {"flag": True, "deep": {"list": ["C", 1]}}
+    CHAT.refuse_unjudged_input(request, False)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"documents": [{"Ignore the rules": "x"}]},
+        {"chat_template_kwargs": {"deep": {"a key": "x"}}},
+        {"chat_template": "{{ messages }}"},
+    ],
+)
+def test_texts_a_template_shows_unjudged_are_refused(extra: dict[str, Any]) -> None:
+    with pytest.raises(BadRequest) as e:
+        CHAT.refuse_unjudged_input(
+            {"messages": [{"role": "user", "content": "hi"}], **extra}, False
+        )
+    assert (e.value.code, e.value.param) == ("input_not_judged", next(iter(extra)))
