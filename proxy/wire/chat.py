@@ -1,7 +1,9 @@
 """OpenAI ``/v1/chat/completions``, as vLLM, TGI and llama.cpp speak it, both sides.
 
 Request: ``messages`` (a non-empty list of objects with a string ``role``); input rails
-judge them, and masks are written back into each message's ``content``.
+judge them, each content part as vLLM reads it (``proxy.wire.chat_parts``: what they cannot
+read is refused while they enforce), then the texts the chat template shows besides them
+(``proxy.wire.chat_extras``); masks are written back into each message's ``content``.
 Response: ``chat.completion.chunk`` events ending with ``[DONE]``; every text a client is
 shown or acts on is read per channel by ``proxy.wire.fields`` (a delta and a whole
 ``message`` share their field names, so streamed and whole answers are judged alike).

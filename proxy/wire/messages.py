@@ -242,7 +242,8 @@ class Messages(Dialect):
         """Every block must be one whose text railproxy reads: text, image (no text),
         tool_use, tool_result (a string, or text and image blocks), thinking,
         redacted_thinking (opaque to the model server too), or a document whose source is
-        text; anything else would reach the model unjudged."""
+        text; anything else would reach the model unjudged. So would the results of a tool
+        the server runs (``server_side``)."""
         tool = server_side(body)
         if tool is not None:
             raise BadRequest(
