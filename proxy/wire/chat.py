@@ -1,7 +1,9 @@
 """OpenAI ``/v1/chat/completions``, as vLLM, TGI and llama.cpp speak it, both sides.
 
 Request: ``messages`` (a non-empty list of objects with a string ``role``); input rails
-judge them, and masks are written back into each message's ``content``.
+judge them, each content part as vLLM reads it (``proxy.wire.chat_parts``: what they cannot
+read is refused while they enforce), then the texts the chat template shows besides them
+(``proxy.wire.chat_extras``); masks are written back into each message's ``content``.
 Response: ``chat.completion.chunk`` events ending with ``[DONE]``; every text a client is
 shown or acts on is read per channel by ``proxy.wire.fields`` (a delta and a whole
 ``message`` share their field names, so streamed and whole answers are judged alike).
@@ -15,6 +17,7 @@ from typing import Any
 import orjson
 
 from proxy.errors import BadRequest
+from proxy.wire import chat_extras, chat_parts
 from proxy.wire.client_json import client_json, dump_json
 from proxy.wire.dialect import (
     DONE_EVENT,
@@ -56,35 +59,60 @@ class Chat(Dialect):
         validate_messages(body)
 
     def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        return list(body["messages"])
+        """The messages, each list content as input rails read it (``chat_parts``), then
+        the texts the template shows besides them (``chat_extras``)."""
+        messages = [_judged_message(m) for m in body["messages"]]
+        return messages + [e.message for e in chat_extras.extras(body)]
 
     def apply_input_changes(
         self, body: dict[str, Any], changes: list[tuple[int, InputContent]]
     ) -> None:
+        count, extras = len(body["messages"]), chat_extras.extras(body)
         for index, content in changes:
-            body["messages"][index]["content"] = content
+            if index >= count:
+                extras[index - count].write(content)
+                continue
+            message = body["messages"][index]
+            if isinstance(content, list):
+                content = chat_parts.written_back(message["content"], content)
+            message["content"] = content
 
     def input_definitions(self, body: dict[str, Any]) -> list[str]:
         """Each tool of ``tools`` (and legacy ``functions``) as one text: every string in
-        it, keys included (name, description, the parameters' names and descriptions)."""
+        it, keys included (name, description, the parameters' names and descriptions);
+        the ``response_format`` (a JSON schema's names and descriptions: gpt-oss's template
+        shows it); and every message field but ``role`` and ``content``, of every message,
+        as one text (``tool_calls``, ``reasoning``, ``name``, a developer's ``tools``:
+        templates render them)."""
         tools = [*_as_list(body.get("tools")), *_as_list(body.get("functions"))]
-        return ["\n".join(all_strings(tool)) for tool in tools]
+        out = ["\n".join(all_strings(tool)) for tool in tools]
+        out.append("\n".join(all_strings(json_schema(body.get("response_format")))))
+        fields = [{k: v for k, v in m.items() if k not in _READ} for m in _messages(body)]
+        out.append("\n".join(all_strings(fields)))
+        return [text for text in out if text]
 
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
-        """A message's content must be text, or a list of parts whose ``text`` (if any)
-        is a string: anything else would reach the model unjudged."""
+        """A message's content must be text, or a list of parts input rails read
+        (``chat_parts``): anything else would reach the model unjudged."""
+        if body.get("chat_template") is not None:
+            raise _unjudged(
+                "'chat_template' from the request writes the prompt the model reads (it can "
+                "add text of its own and rewrite the judged messages); the server's template "
+                "is used when it is left out",
+                "chat_template",
+            )
+        odd = chat_extras.odd_key(body)
+        if odd is not None:
+            raise _unjudged(f"every key in '{odd}' must be a name (a template may show it)", odd)
         for i, m in enumerate(body["messages"]):
             content = m.get("content")
             if content is None or isinstance(content, str):
                 continue
-            parts_ok = isinstance(content, list) and all(_readable_part(p) for p in content)
-            if not parts_ok:
-                raise BadRequest(
-                    f"Input rails judge text: 'messages[{i}].content' must be a string or "
-                    "a list of content parts (objects) with string 'text'.",
-                    param=f"messages[{i}].content",
-                    code="input_not_judged",
-                )
+            where = f"messages[{i}].content"
+            if not isinstance(content, list):
+                raise _unjudged(f"'{where}' must be a string or a list of content parts", where)
+            for j, part in enumerate(content):
+                _refuse_part(part, f"{where}[{j}]", where, allow_token_ids)
 
     def refusal_body(self, body: dict[str, Any], refusal: str) -> dict[str, Any] | None:
         message = {"role": "assistant", "content": refusal}
@@ -233,8 +261,49 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _readable_part(part: Any) -> bool:
-    return isinstance(part, dict) and isinstance(part.get("text", ""), str)
+_READ = frozenset({"role", "content"})  # a message's fields judged as messages
+
+
+def _messages(body: dict[str, Any]) -> list[Any]:
+    return [m for m in _as_list(body.get("messages")) if isinstance(m, dict)]
+
+
+def _judged_message(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    return {**message, "content": chat_parts.judged_view(content)}
+
+
+def _refuse_part(part: Any, at: str, param: str, allow_token_ids: bool) -> None:
+    kind, what = chat_parts.kind_of(part)
+    if kind is chat_parts.Kind.UNREAD:
+        raise _unjudged(
+            f"'{at}' is a part of type {what} (a file, audio, video, or a part of another "
+            "kind), which the model reads and input rails cannot; send its text as a text "
+            "part",
+            param,
+        )
+    if kind is chat_parts.Kind.EMBEDS and not allow_token_ids:
+        raise BadRequest(
+            f"Input rails cannot judge input given as embeddings ('{at}', {what}); send it "
+            "as text (an operator may allow such input with "
+            "rails.input.allow_token_ids: true).",
+            param=param,
+            code="token_ids_not_judged",
+        )
+
+
+def _unjudged(what: str, param: str) -> BadRequest:
+    return BadRequest(f"Input rails judge text: {what}.", param=param, code="input_not_judged")
+
+
+def json_schema(response_format: Any) -> Any:
+    """A response format of type ``json_schema`` (its names, descriptions and schema are
+    text a template may show the model), else None (``text``, ``json_object``)."""
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        return response_format
+    return None
 
 
 def all_strings(value: Any) -> list[str]:

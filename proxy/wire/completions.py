@@ -40,26 +40,42 @@ class Completions(Chat):
 
     def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """Each text prompt as a user message of its own (a list of prompts is a batch:
-        each prompt is its own generation), in order; token ids are not text."""
-        return [{"role": "user", "content": p} for p in _text_prompts(body["prompt"])]
+        each prompt is its own generation), in order; token ids are not text. Then the
+        ``suffix`` (the text after the insertion point, which the model reads too)."""
+        texts = _text_prompts(body["prompt"])
+        suffix = body.get("suffix")
+        if isinstance(suffix, str) and suffix:
+            texts.append(suffix)
+        return [{"role": "user", "content": p} for p in texts]
 
     def apply_input_changes(
         self, body: dict[str, Any], changes: list[tuple[int, InputContent]]
     ) -> None:
         """Each masked prompt in its place: a list of prompts stays a list."""
         prompt = body["prompt"]
-        if isinstance(prompt, str):
-            for _, text in changes:
-                body["prompt"] = text
-            return
-        where = [i for i, p in enumerate(prompt) if isinstance(p, str)]
+        where = (
+            [i for i, p in enumerate(prompt) if isinstance(p, str)]
+            if isinstance(prompt, list)
+            else [0]
+        )
         for index, text in changes:
-            prompt[where[index]] = text
+            if index == len(where):
+                body["suffix"] = text
+            elif isinstance(prompt, str):
+                body["prompt"] = text
+            else:
+                prompt[where[index]] = text
 
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
         """Token ids (a list of ints, a list of such lists, llama.cpp's strings mixed
         with ids) and vLLM's ``prompt_embeds`` cannot be judged: refused unless the
         operator allows them; a prompt of any other shape is refused always."""
+        if body.get("suffix") is not None and not isinstance(body["suffix"], str):
+            raise BadRequest(
+                "Input rails judge text: 'suffix' must be a string.",
+                param="suffix",
+                code="input_not_judged",
+            )
         prompt = body["prompt"]
         kinds = {"text"} if isinstance(prompt, str) else {_prompt_kind(p) for p in prompt}
         if "other" in kinds:

@@ -43,7 +43,14 @@ from proxy.wire.client_json import client_json, dump_json, error_text, has_dupli
 from proxy.wire.dialect import ERROR_INDEX, Dialect, Envelope, Kind, Parsed, validate_messages
 from proxy.wire.fields import MAX_INDEX, Texts, add_rest, collect, collect_except
 from proxy.wire.json_text import unescape
-from proxy.wire.messages_request import as_list, blocks, slots, unreadable, without
+from proxy.wire.messages_request import (
+    as_list,
+    blocks,
+    server_side,
+    slots,
+    unreadable,
+    without,
+)
 from proxy.wire.sse import Event, data_only, encode
 from rails.base import Blocked, ChannelKey, TextField
 from rails.guard import InputContent
@@ -235,7 +242,17 @@ class Messages(Dialect):
         """Every block must be one whose text railproxy reads: text, image (no text),
         tool_use, tool_result (a string, or text and image blocks), thinking,
         redacted_thinking (opaque to the model server too), or a document whose source is
-        text; anything else would reach the model unjudged."""
+        text; anything else would reach the model unjudged. So would the results of a tool
+        the server runs (``server_side``)."""
+        tool = server_side(body)
+        if tool is not None:
+            raise BadRequest(
+                f"Input rails judge text: '{tool}' runs on the server, and its results reach "
+                "the model without passing input rails; offer it as a custom tool and send "
+                "its results as tool_result blocks.",
+                param=tool,
+                code="input_not_judged",
+            )
         where = unreadable(body)
         if where is not None:
             raise BadRequest(

@@ -116,6 +116,23 @@ _MESSAGE_BLOCKS = frozenset(
 _NESTED_BLOCKS = frozenset({"text", "image", "document"})
 
 
+# Tools the client runs (their results come back as tool_result blocks, judged); any other
+# type (web_search_*, web_fetch_*, code_execution_*, ...) runs on the server.
+_CLIENT_TOOLS = ("custom", "bash_", "text_editor_", "computer_", "memory_")
+
+
+def server_side(body: dict[str, Any]) -> str | None:
+    """The path of the first tool the server runs (``mcp_servers`` included): its results
+    (web pages, files, program output) reach the model without passing input rails."""
+    if body.get("mcp_servers"):
+        return "mcp_servers"
+    for i, tool in enumerate(as_list(body.get("tools"))):
+        kind = tool.get("type", "custom") if isinstance(tool, dict) else None
+        if not (isinstance(kind, str) and kind.startswith(_CLIENT_TOOLS)):
+            return f"tools[{i}]"
+    return None
+
+
 def unreadable(body: dict[str, Any]) -> str | None:
     """The path of the first part of the request whose text railproxy cannot read."""
     system = body.get("system")

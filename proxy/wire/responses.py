@@ -1,7 +1,8 @@
 """OpenAI's Responses API (``POST /v1/responses``), as vLLM 0.32 speaks it, both sides.
 
-Request: ``instructions`` and ``input`` judged by input rails (``proxy.wire.responses_input``);
-``tools`` judged as definitions; ``previous_response_id`` and everything else forwarded
+Request: ``instructions`` and ``input`` judged by input rails (``proxy.wire.responses_input``,
+which also says what is refused while they enforce: files, audio, stored turns such as
+``previous_response_id``); ``tools`` judged as definitions; everything else forwarded
 untouched. With output rails on, ``background: true`` (its text would come back through
 ``GET /v1/responses/{id}``, which railproxy refuses) and token logprobs (not judged) are
 refused (``refuse_unguarded_output``).
@@ -41,7 +42,7 @@ import orjson
 
 from proxy.errors import BadRequest
 from proxy.wire import responses_input
-from proxy.wire.chat import all_strings
+from proxy.wire.chat import all_strings, json_schema
 from proxy.wire.client_json import client_json, dump_json, error_text, is_error
 from proxy.wire.dialect import (
     DONE,
@@ -122,11 +123,17 @@ class Responses(Dialect):
             found[index].write(content)
 
     def input_definitions(self, body: dict[str, Any]) -> list[str]:
+        """Each tool as one text, and ``text`` (its format's JSON schema, which gpt-oss's
+        template shows the model)."""
         tools = body.get("tools")
-        return ["\n".join(all_strings(t)) for t in (tools if isinstance(tools, list) else [])]
+        out = ["\n".join(all_strings(t)) for t in (tools if isinstance(tools, list) else [])]
+        text = body.get("text")
+        schema = json_schema(text.get("format") if isinstance(text, dict) else None)
+        out.append("\n".join(all_strings(schema)))
+        return [t for t in out if t]
 
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
-        responses_input.refusal(body)
+        responses_input.refusal(body, allow_token_ids)
 
     def refuse_unguarded_output(self, body: dict[str, Any]) -> None:
         if body.get("background"):

@@ -11,13 +11,18 @@ message (``role``)         its role     ``content``: a string or parts with ``te
 ``function_call_output``   tool         ``output``: a string or parts with ``text``
 ``function_call``          assistant    ``arguments``
 ``reasoning``              assistant    ``content`` and ``summary`` parts' ``text``
-``item_reference``         (none)       no text: a stored item the client already has
 =========================  ===========  =================================================
 
-Any other item type, a part whose ``text`` is not a string, ``encrypted_content``, a
-stored ``prompt`` template and a stored ``conversation`` are input railproxy cannot read as
-text: refused while an input rail enforces (``refusal``). ``previous_response_id`` is
-forwarded (the previous turn passed the rails when it was made).
+While an input rail enforces, ``refusal`` refuses what input rails cannot read: any other
+item type; a part other than text (``input_text``, ``output_text``, ``refusal``, ...) and
+``input_image`` (images pass, as on chat: ``proxy.wire.chat_parts``), so ``input_file``
+(``file_data``, ``file_id``, ``file_url``) and ``input_audio``; embeddings (as token ids);
+``encrypted_content``; and input stored on the server, which reaches the model without
+passing these rails (a turn may have been made under another rails config, or straight
+against the upstream): a stored ``prompt`` template, a ``conversation``,
+``previous_response_id`` and ``item_reference`` items (the client sends those turns
+inline); and built-in tools (any but ``function`` and ``custom``), which the server runs,
+putting their results (web pages, files, program output) in front of the model.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.errors import BadRequest
+from proxy.wire import chat_parts
 
 Setter = Callable[[Any], None]
 
@@ -99,16 +105,27 @@ def _list(value: Any) -> list[Any]:
 
 
 _READABLE = frozenset({"message", "function_call_output", "function_call", "reasoning"})
+# Part types whose text input rails read, each with the key of its text (``input_image``
+# passes, as images do on chat; ``input_file``, ``input_audio`` and the rest are refused).
+_TEXT_PARTS = {
+    "input_text": "text",
+    "output_text": "text",
+    "text": "text",
+    "refusal": "refusal",
+    "summary_text": "text",
+    "reasoning_text": "text",
+}
 
 
-def refusal(body: dict[str, Any]) -> None:
+def refusal(body: dict[str, Any], allow_token_ids: bool = False) -> None:
     """``BadRequest`` for input the rails cannot read as text."""
     if body.get("prompt") is not None:
-        raise _unjudged("'prompt' (a stored prompt template) cannot be judged", "prompt")
+        raise _stored("prompt", "'prompt' (a prompt template stored on the server)")
     if body.get("conversation") is not None:
-        raise _unjudged(
-            "'conversation' (items stored on the server) cannot be judged", "conversation"
-        )
+        raise _stored("conversation", "'conversation' (items stored on the server)")
+    if body.get("previous_response_id") is not None:
+        raise _stored("previous_response_id", "'previous_response_id' (turns stored on the server)")
+    _check_tools(body.get("tools"))
     given = body.get("input")
     if given is None or isinstance(given, str):
         return
@@ -116,13 +133,31 @@ def refusal(body: dict[str, Any]) -> None:
         where = f"input[{i}]"
         kind = item_type(item)
         if kind == "item_reference":
-            continue
+            raise _stored(where, f"'{where}' (an item_reference: an item stored on the server)")
         if kind not in _READABLE:
             raise _unjudged(f"'{where}' is an item of type {kind!r}", where)
-        _check_item(item, kind, where)
+        _check_item(item, kind, where, allow_token_ids)
 
 
-def _check_item(item: dict[str, Any], kind: str, where: str) -> None:
+_CLIENT_TOOLS = frozenset({"function", "custom"})  # run by the client: results come in input
+
+
+def _check_tools(tools: Any) -> None:
+    """A built-in tool (``web_search_preview``, ``code_interpreter``, ``mcp``, ...) runs on
+    the server, which puts its results (web pages, files, program output) in front of the
+    model: text no input rail reads."""
+    for i, tool in enumerate(_list(tools)):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind not in _CLIENT_TOOLS:
+            raise _unjudged(
+                f"'tools[{i}]' is a tool of type {kind!r}, which runs on the server: its "
+                "results reach the model without passing input rails; offer it as a function "
+                "tool and send its results in 'input'",
+                f"tools[{i}]",
+            )
+
+
+def _check_item(item: dict[str, Any], kind: str, where: str, allow_ids: bool) -> None:
     if kind == "function_call":
         if not isinstance(item.get("arguments"), str):
             raise _unjudged(f"'{where}.arguments' must be a string", f"{where}.arguments")
@@ -131,26 +166,49 @@ def _check_item(item: dict[str, Any], kind: str, where: str) -> None:
         if item.get("encrypted_content"):
             raise _unjudged(f"'{where}.encrypted_content' cannot be read", where)
         for name in ("content", "summary"):
-            _check_content(item.get(name), f"{where}.{name}", text_only=True)
+            _check_content(item.get(name), f"{where}.{name}", allow_ids, text_only=True)
         return
     name = "content" if kind == "message" else "output"
-    _check_content(item.get(name), f"{where}.{name}")
+    _check_content(item.get(name), f"{where}.{name}", allow_ids)
 
 
-def _check_content(content: Any, where: str, text_only: bool = False) -> None:
+def _check_content(content: Any, where: str, allow_ids: bool, text_only: bool = False) -> None:
     if content is None or (isinstance(content, str) and not text_only):
         return
-    if not isinstance(content, list) or not all(_readable_part(p) for p in content):
+    if not isinstance(content, list):
+        raise _unjudged(f"'{where}' must be a string or a list of content parts", where)
+    for j, part in enumerate(content):
+        _check_part(part, f"{where}[{j}]", allow_ids)
+
+
+def _check_part(part: Any, where: str, allow_ids: bool) -> None:
+    kind, what = chat_parts.kind_of(part, _TEXT_PARTS)
+    if kind is chat_parts.Kind.EMBEDS and not allow_ids:
+        raise BadRequest(
+            f"Input rails cannot judge input given as embeddings ('{where}', {what}); send "
+            "it as text (an operator may allow such input with "
+            "rails.input.allow_token_ids: true).",
+            param=where,
+            code="token_ids_not_judged",
+        )
+    if isinstance(part, dict) and not isinstance(part.get("refusal", ""), str):
+        kind, what = chat_parts.Kind.UNREAD, "whose 'refusal' is not a string"
+    if kind is chat_parts.Kind.UNREAD:
         raise _unjudged(
-            f"'{where}' must be a string or a list of content parts (objects) with string 'text'",
+            f"'{where}' is a part of type {what} (a file, audio, or a part of another kind), "
+            "which the model reads and input rails cannot; send its text as an input_text "
+            "part",
             where,
         )
 
 
-def _readable_part(part: Any) -> bool:
-    if not isinstance(part, dict):
-        return False
-    return isinstance(part.get("text", ""), str) and isinstance(part.get("refusal", ""), str)
+def _stored(param: str, what: str) -> BadRequest:
+    return _unjudged(
+        f"{what} would reach the model without passing input rails (it may have been made "
+        "under another rails config, or straight against the upstream); send its text "
+        "inline, in 'instructions' and 'input', instead",
+        param,
+    )
 
 
 def _unjudged(what: str, param: str) -> BadRequest:

@@ -136,7 +136,7 @@ def test_input_items_as_messages_and_masks_in_place() -> None:
     assert body["instructions"] == "S"
     assert body["input"][0]["content"][0] == {"type": "input_text", "text": "U"}
     assert body["input"][2]["output"] == "OUT"
-    RESPONSES.refuse_unjudged_input(body, False)  # all readable
+    RESPONSES.refuse_unjudged_input({**body, "input": body["input"][:3]}, False)  # readable
 
 
 @pytest.mark.parametrize(
@@ -153,12 +153,59 @@ def test_unreadable_input_is_refused(item: dict[str, Any]) -> None:
     assert e.value.code == "input_not_judged"
 
 
-@pytest.mark.parametrize("stored", [{"prompt": {"id": "p"}}, {"conversation": "conv_1"}])
-def test_stored_input_is_refused(stored: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("stored", "param"),
+    [
+        ({"prompt": {"id": "p"}}, "prompt"),
+        ({"conversation": "conv_1"}, "conversation"),
+        ({"previous_response_id": "resp_1"}, "previous_response_id"),
+        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
+    ],
+)
+def test_stored_input_is_refused(stored: dict[str, Any], param: str) -> None:
+    """Stored turns reach the model without these input rails: the client sends them
+    inline instead."""
     with pytest.raises(BadRequest) as e:
         RESPONSES.refuse_unjudged_input({"input": "hi", **stored}, False)
-    assert e.value.param == next(iter(stored))
-    RESPONSES.refuse_unjudged_input({"input": "hi", "previous_response_id": "r"}, False)
+    assert (e.value.code, e.value.param) == ("input_not_judged", param)
+    assert "inline" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("part", "code"),
+    [
+        ({"type": "input_file", "file_data": "data:application/pdf;base64,JVBE"}, "input"),
+        ({"type": "input_file", "file_id": "file-1"}, "input"),
+        ({"type": "input_file", "file_url": "https://example.com/a.pdf"}, "input"),
+        ({"type": "input_audio", "input_audio": {"data": "UklG", "format": "wav"}}, "input"),
+        ({"type": "input_text", "text": "a", "uuid": "u", "audio_url": "x"}, "input"),
+        ({"type": "input_text", "text": "a", "refusal": 5}, "input"),
+        ({"type": "image_embeds", "image_embeds": "AAAA"}, "token_ids"),
+    ],
+)
+def test_a_part_input_rails_cannot_read_is_refused(part: dict[str, Any], code: str) -> None:
+    for item in (
+        {"role": "user", "content": [{"type": "input_text", "text": "see"}, part]},
+        {"type": "function_call_output", "call_id": "c", "output": [part]},
+    ):
+        with pytest.raises(BadRequest) as e:
+            RESPONSES.refuse_unjudged_input({"input": [item]}, False)
+        assert e.value.code == f"{code}_not_judged"
+        assert str(e.value.param).startswith("input[0].")
+
+
+def test_text_image_and_reasoning_parts_are_read() -> None:
+    image = {"type": "input_image", "image_url": "data:image/png;base64,iVBO", "detail": "auto"}
+    items = [
+        {"role": "user", "content": [{"type": "input_text", "text": "a"}, image]},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "b", "annotations": []}]},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]},
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "s"}]},
+        {"type": "reasoning", "summary": [], "content": [{"type": "reasoning_text", "text": "r"}]},
+    ]
+    RESPONSES.refuse_unjudged_input({"input": items}, False)
+    embeds = {"type": "image_embeds", "image_embeds": "AAAA"}
+    RESPONSES.refuse_unjudged_input({"input": [{"role": "user", "content": [embeds]}]}, True)
 
 
 def test_the_block_is_an_error_event_after_the_last_sequence_number() -> None:
