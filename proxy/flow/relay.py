@@ -8,8 +8,9 @@ Two paths, one contract (what the client receives):
 
 * pass-through (no output rails for this request): complete events are written as the
   bytes they arrived as, batched per read; only the end is inspected.
-* guarded: a reader task decodes upstream events, tells the ``GuardedStream`` which text
-  each carries, and the handler's task writes whatever the guard releases, in order.
+* guarded: the upstream events are decoded and told to the ``GuardedStream`` with the text
+  each carries (the first read in the handler's task, every later one in a reader task),
+  and the handler's task writes whatever the guard releases, in order.
 
 Either way the stream always ends well-framed: ``[DONE]`` from upstream, or our own error
 event (then ``[DONE]``) when the upstream ended early, timed out or sent an event over the
@@ -128,13 +129,19 @@ class Relay:
     # -- guarded ----------------------------------------------------------------------
 
     async def _guarded(self, guard: GuardedStream[Event]) -> None:
-        # Ask for reports before the reader task can push anything.
+        # Ask for reports before anything is pushed.
         releases: AsyncGenerator[Release[Event] | Report, None] = (
             guard.releases(reports=True) if self._spec.debug is not None else guard.releases()
         )
-        reader = asyncio.create_task(self._read_into(guard))
+        reader: asyncio.Task[None] | None = None
         self._writer.send_keep_alives(self._spec.keepalive_s, lambda: guard.held > 0)
         try:
+            # The first read in this task: a stream that came whole in it (a short answer)
+            # needs no reader task; any other goes on reading in one.
+            if await self._read_step(guard):
+                reader = asyncio.create_task(self._read_into(guard))
+            else:
+                self._input_ended(guard)
             async with contextlib.aclosing(releases):
                 async for released in releases:
                     if isinstance(released, list):
@@ -147,10 +154,11 @@ class Relay:
                         await self._writer.send(report_event(released))
         finally:
             await self._writer.stop_keep_alives()
-            reader.cancel()
-            await asyncio.wait([reader])  # (a cancel aimed at us still propagates)
-            if not reader.cancelled() and reader.exception() is not None:
-                log.error("stream reader failed", exc_info=reader.exception())
+            if reader is not None:
+                reader.cancel()
+                await asyncio.wait([reader])  # (a cancel aimed at us still propagates)
+                if not reader.cancelled() and reader.exception() is not None:
+                    log.error("stream reader failed", exc_info=reader.exception())
             self._record.windows = guard.windows_checked
             self._record.tokens = guard.tokens_seen
             await guard.aclose()
@@ -167,22 +175,37 @@ class Relay:
                     held_for(now - ev.arrived)
 
     async def _read_into(self, guard: GuardedStream[Event]) -> None:
-        core = self._core
+        """The reader task: the reads after the first, each after the held events are
+        within bounds (``room``)."""
         try:
-            while (events := await self._events()) is not None:
-                if not core.judge(guard, events):
-                    break
-                if guard.blocked is not None:
-                    return
+            while True:
                 await guard.room()
-            closing = core.closing_bytes()
-            if closing:
-                guard.push(Event(closing), end=True)
+                if not await self._read_step(guard):
+                    break
+            self._input_ended(guard)
         finally:
             guard.finish()
 
-    async def _block(self, blocked: Blocked, reader: asyncio.Task[None]) -> None:
-        reader.cancel()
+    async def _read_step(self, guard: GuardedStream[Event]) -> bool:
+        """One read's events before the rails; False once nothing more is to be read (the
+        body ended, the stream ended or failed, or a rail blocked)."""
+        events = await self._events()
+        if events is None:
+            return False
+        return self._core.judge(guard, events) and guard.blocked is None
+
+    def _input_ended(self, guard: GuardedStream[Event]) -> None:
+        """Nothing more comes from upstream: our closing bytes, if the stream needs them
+        (none after a block), then the end of the input."""
+        if guard.blocked is None:
+            closing = self._core.closing_bytes()
+            if closing:
+                guard.push(Event(closing), end=True)
+        guard.finish()
+
+    async def _block(self, blocked: Blocked, reader: asyncio.Task[None] | None) -> None:
+        if reader is not None:
+            reader.cancel()
         self._up.close()  # stop the upstream generating for nobody, before we write
         self.blocked = blocked
         s = self._spec.abort
