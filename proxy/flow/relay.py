@@ -119,11 +119,14 @@ class Relay:
 
     async def _passthrough(self) -> None:
         core = self._core
-        while (events := await self._events()) is not None:
-            data, texts = core.passthrough(events)
-            await self._write(data, texts, last=core.ending.done)
-            if core.ending.done:
+        while not core.stopped:
+            chunk = await self._read()
+            if chunk is None:  # the end of the body (or a failure: nothing to flush)
+                data, texts = core.passthrough(core.flush())
+                await self._write(data, texts, last=True)
                 break
+            data, texts = core.relay_read(chunk)
+            await self._write(data, texts, last=core.ending.done)
         await self._write(core.closing_bytes(), 0)
 
     # -- guarded ----------------------------------------------------------------------
@@ -219,19 +222,25 @@ class Relay:
 
     async def _events(self) -> list[Event] | None:
         """The complete upstream events of the next network read (or reads), or None
-        once there are no more; read failures become the core's failure instead of
-        exceptions. (No async generator: one that is left early is finalized by the
-        loop in a task of its own.)"""
+        once there are no more. (No async generator: one that is left early is
+        finalized by the loop in a task of its own.)"""
+        core = self._core
+        while not core.stopped and not self._flushed:
+            chunk = await self._read()
+            if chunk is None:  # the end of the body (or a failure: nothing to flush)
+                self._flushed = True
+                return core.flush() or None
+            events = core.feed(chunk)
+            if events:
+                return events
+        return None
+
+    async def _read(self) -> bytes | None:
+        """The next piece of the upstream body; None at its end, or when reading failed
+        (the failure is then the core's, not an exception)."""
         core = self._core
         try:
-            while not core.stopped and not self._flushed:
-                chunk = await self._body.chunk()
-                if not chunk:  # the end of the body
-                    self._flushed = True
-                    return core.flush() or None
-                events = core.feed(chunk)
-                if events:
-                    return events
+            return await self._body.chunk() or None
         except Unreadable as e:
             core.fail(e.message, "upstream_unreadable")
         except TimeoutError:

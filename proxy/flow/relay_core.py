@@ -17,12 +17,13 @@ It decides everything about the upstream's side of a stream:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import Protocol
 
 from proxy.observe.record import RequestRecord
-from proxy.wire.dialect import Dialect, Envelope, Kind, Parsed
+from proxy.wire.dialect import TEXT_MARK, Dialect, Envelope, Kind, Parsed
 from proxy.wire.reader import EventReader
 from proxy.wire.sse import Decoder, Event, SSEError
 from rails.base import ChannelKey
@@ -171,6 +172,27 @@ class RelayCore:
             self._record.upstream_content()
         return b"".join(out), texts
 
+    def relay_read(self, chunk: bytes) -> tuple[bytes, int]:
+        """``passthrough`` of the events one read completes, for a protocol of plain
+        ``data:`` events taken as bytes, unsplit, when nothing in them needs an event's
+        attention (no ``[DONE]``, error, usage or other field): the same bytes and count,
+        a few scans per read instead of a few per event."""
+        if not self.dialect.plain_events or self.ending.failure is not None:
+            return self.passthrough(self.feed(chunk))
+        try:
+            whole = self._decoder.take_plain(chunk)
+        except SSEError as e:
+            self.ending.fail(str(e), "event_too_large")
+            return b"", 0
+        if whole is None:
+            return self.passthrough(self.feed(chunk))
+        if _notable(whole):
+            return self.passthrough(Decoder.events_of(whole))
+        texts = _text_events(whole)
+        if texts:
+            self._record.upstream_content()
+        return whole, texts
+
     # -- guarded: every event read as the client reads it, before the rails -------------
 
     def judge(self, sink: Sink, events: list[Event]) -> bool:
@@ -228,6 +250,28 @@ class RelayCore:
     @property
     def outcome(self) -> str:
         return self.ending.outcome
+
+
+def _notable(whole: bytes) -> bool:
+    """Whether a plain read holds what ``passthrough`` acts on: the end, an in-band error,
+    a usage report (a false alarm only costs the split). Substring tests, then a regex
+    only where one hit: an alternation regex scans 6x slower."""
+    if b"[DONE]" in whole or b'"error"' in whole:
+        return True
+    return b'"usage"' in whole and _USAGE.search(whole) is not None
+
+
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+
+
+def _text_events(whole: bytes) -> int:
+    """How many of the plain events in ``whole`` carry text (``Dialect.carries_text``)."""
+    count, last = 0, -1
+    for m in TEXT_MARK.finditer(whole):
+        end = whole.find(b"\n\n", m.end())
+        if end != last:
+            count, last = count + 1, end
+    return count
 
 
 def _refusal(p: Parsed) -> tuple[str, str] | None:

@@ -77,16 +77,20 @@ class SSEWriter(web.StreamResponse):
             idle = loop.time() - self.last_write
             if idle >= interval:
                 if holding() and self._pending is None:
-                    self._pending = loop.create_task(self._send_keep_alive())
+                    task = self._send_keep_alive(holding, self.last_write)
+                    self._pending = loop.create_task(task)
                 idle = 0.0
             self._timer = loop.call_later(interval - idle, tick)
 
         self._timer = loop.call_later(interval, tick)
 
-    async def _send_keep_alive(self) -> None:
+    async def _send_keep_alive(self, holding: Callable[[], bool], idle_since: float) -> None:
         try:
-            with contextlib.suppress(ConnectionResetError, RuntimeError):  # ended meanwhile
-                await self.send(KEEP_ALIVE)
+            # The task runs a loop turn after the tick: if the held events went out in
+            # between, no comment (nothing written after them may be ours).
+            if holding() and self.last_write == idle_since:
+                with contextlib.suppress(ConnectionResetError, RuntimeError):  # ended meanwhile
+                    await self.send(KEEP_ALIVE)
         finally:
             self._pending = None
 

@@ -51,6 +51,7 @@ from rails.stream import CannotRewrite
 class Chat(Dialect):
     name = "chat"
     object_name = "chat.completion.chunk"
+    plain_events = True
 
     # -- request side -------------------------------------------------------------------
 

@@ -81,6 +81,26 @@ class Decoder:
             events[0].raw, self._bom = self._bom + events[0].raw, b""
         return events
 
+    def take_plain(self, chunk: bytes) -> bytes | None:
+        """The fast lane of a pass-through read: the bytes of the events ``chunk``
+        completes, when every one of them is a single ``data:`` line ended by ``\n\n``
+        (an OpenAI-style stream's events); None, with nothing consumed, for anything else
+        (``feed`` then splits the read into events)."""
+        if not self._started or self._cr_seen or self._bom or b"\r" in chunk:
+            return None
+        buf = self._buf + chunk if self._buf else chunk
+        end = buf.rfind(b"\n\n") + 2
+        whole, rest = buf[:end], buf[end:]
+        if whole:
+            n = whole.count(b"\n\n")
+            plain = whole.count(b"\n") == 2 * n and whole.count(b"\n\ndata:") == n - 1
+            if not (plain and whole.startswith(b"data:")):
+                return None
+        if len(rest) > self._max:
+            raise EventTooLarge(f"an upstream event exceeded {self._max} bytes")
+        self._buf = rest
+        return whole
+
     def flush(self) -> list[Event]:
         """End of stream: return a last event that lacked its blank line, if it has a field.
 
@@ -109,6 +129,11 @@ class Decoder:
             self._bom = _BOM
             return chunk[3:]
         return chunk
+
+    @staticmethod
+    def events_of(whole: bytes) -> list[Event]:
+        """The events of bytes ``take_plain`` returned."""
+        return Decoder._split_lf(whole, final=False)[0]
 
     @staticmethod
     def _split_lf(buf: bytes, final: bool) -> tuple[list[Event], bytes]:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.flow.relay_core import RelayCore
 from proxy.observe.metrics import Metrics
@@ -196,3 +198,78 @@ def test_guarded_keeps_the_usage_chunk_from_the_client_when_asked() -> None:
     sink = guarded(c, [chunk("a") + chunk(None, "stop") + usage_chunk() + DONE])
     assert all(b'"usage"' not in ev.raw for ev, _, _, _ in sink.pushed)
     assert c._record.completion_tokens == 2
+
+
+# -- the pass-through fast lane: plain reads as bytes ------------------------------------
+
+_PIECES = [
+    chunk("Hel"),
+    chunk("lo"),
+    chunk(""),
+    chunk(None, "stop"),
+    chunk("two", index=1),
+    b'data: {"choices":[{"index":0,"delta":{"reasoning_content":"hm"}}]}\n\n',
+    b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"{}"}}]}}]}\n\n',
+    b'data: {"choices":[{"index":0,"delta":{"content": "spaced", "reasoning": "both"}}]}\n\n',
+    b'data:{"choices":[{"index":0,"delta":{"content":"no space"}}]}\n\n',
+    b'data: {"choices":[],"usage":null}\n\n',
+    usage_chunk(),
+    b'data: {"error":{"message":"boom","code":500}}\n\n',
+    b'data: {"object":"error","message":"bad"}\n\n',
+    b": ping - 2026-12-04 05:00:00\n\n",
+    b"event: x\ndata: y\n\n",
+    b'data: {"choices":[{"index":0,"delta":{"content":"crlf"}}]}\r\n\r\n',
+    b"\n\n",
+    b"data: [DONE]\n\n",
+]
+
+
+def _per_event(c: RelayCore, reads: list[bytes]) -> tuple[bytes, int]:
+    return passthrough(c, reads)
+
+
+def _fast_lane(c: RelayCore, reads: list[bytes]) -> tuple[bytes, int]:
+    out, texts = b"", 0
+    for read in reads:
+        data, n = c.relay_read(read)
+        out, texts = out + data, texts + n
+        if c.stopped:
+            break
+    else:
+        data, n = c.passthrough(c.flush())
+        out, texts = out + data, texts + n
+    return out + c.closing_bytes(), texts
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PIECES), max_size=12),
+    st.lists(st.integers(min_value=1, max_value=4000), max_size=6),
+    st.booleans(),
+)
+def test_the_fast_lane_writes_and_counts_what_the_per_event_path_does(
+    pieces: list[bytes], cuts: list[int], strip: bool
+) -> None:
+    """Whatever the events and however the reads split them, ``relay_read`` gives the
+    bytes, text count, usage, outcome and closing bytes of ``passthrough(feed())``."""
+    stream = b"data: " + b'{"choices":[{"index":0,"delta":{"role":"assistant"}}]}\n\n'
+    stream += b"".join(pieces)
+    points = sorted({min(c, len(stream)) for c in cuts})
+    spans = zip([0, *points], [*points, len(stream)], strict=True)
+    reads = [stream[a:b] for a, b in spans if b > a]
+    slow, fast = core(strip_usage=strip), core(strip_usage=strip)
+    assert _fast_lane(fast, reads) == _per_event(slow, reads)
+    assert fast.outcome == slow.outcome
+    assert (fast._record.prompt_tokens, fast._record.completion_tokens) == (
+        slow._record.prompt_tokens,
+        slow._record.completion_tokens,
+    )
+
+
+def test_the_fast_lane_keeps_the_event_size_cap() -> None:
+    c = core(max_event_bytes=64)
+    data, _ = c.relay_read(chunk("fine"))
+    assert data == chunk("fine")
+    assert c.relay_read(b"data: " + b"x" * 100) == (b"", 0)
+    assert c.outcome == "too_large"
+    assert c.relay_read(chunk("after")) == (b"", 0)

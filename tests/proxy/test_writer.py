@@ -5,6 +5,7 @@ Served by a real aiohttp server on 127.0.0.1 and read by a real client."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -81,6 +82,24 @@ async def test_keep_alives_stop_with_the_holding(aiohttp_client: ClientFactory) 
     before, after = body.split(b"data: released\n\n")
     assert before.count(KEEP_ALIVE) >= 1
     assert after == b""
+
+
+async def test_no_keep_alive_after_the_held_events_went_out(
+    aiohttp_client: ClientFactory,
+) -> None:
+    """A keep-alive due while events were held, whose write would run only after they
+    went out, is not written: the last bytes are the stream's own."""
+
+    async def race(writer: SSEWriter, state: list[bool]) -> None:
+        time.sleep(INTERVAL * 1.5)  # noqa: ASYNC251 (a busy loop: the keep-alive tick is overdue)
+        await asyncio.sleep(0)  # the tick runs after this step: its write is queued
+        await asyncio.sleep(0)
+        state[0] = False
+        await writer.send(b"data: released\n\n")
+        await asyncio.sleep(INTERVAL / 5)
+
+    body = await served(aiohttp_client, race, holding=True)
+    assert body == b"data: released\n\n"
 
 
 class _Counting:
