@@ -55,8 +55,21 @@ class Target:
         return self.path + (f"?{self.query}" if self.query else "")
 
 
+_PASSED: dict[str, Target] = {}  # raw targets that passed (a pure check: same answer)
+_PASSED_MAX = 1024  # past this many distinct targets, each is checked every time
+
+
 def parse(raw: str) -> Target:
     """Split and check a raw request target; BadRequest(invalid_path) when it is unsafe."""
+    found = _PASSED.get(raw)
+    if found is None:
+        found = _parse(raw)
+        if len(_PASSED) < _PASSED_MAX:
+            _PASSED[raw] = found
+    return found
+
+
+def _parse(raw: str) -> Target:
     absolute = _ABSOLUTE.match(raw)
     if absolute is not None:
         raw = raw[absolute.end() :]

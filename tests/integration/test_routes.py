@@ -18,6 +18,8 @@ import pytest
 
 from fakes.everywhere import WORD, Everywhere
 from integration.conftest import Proxy, ProxyFactory, chat_body
+from proxy.errors import BadRequest
+from proxy.flow.paths import parse
 from proxy.settings import Settings, SettingsError, load
 
 RAILS = {
@@ -380,3 +382,13 @@ async def test_a_request_naming_a_railed_config_is_refused_on_unlisted_paths(
     async with p.session.post(p.url("/v1/audio/speech"), json={"input": "hi"}) as r:
         assert r.status == 200  # the default config has no rails: relayed
     assert hostile.seen == [("POST", "/v1/audio/speech")]
+
+
+def test_a_refused_target_is_refused_every_time_and_a_passed_one_is_kept_exact() -> None:
+    """The check remembers targets that passed (it is pure), never ones it refused."""
+    for _ in range(3):
+        with pytest.raises(BadRequest):
+            parse("/v1/chat%2Fcompletions")
+    first = parse("/v1/chat/completions?a=1")
+    assert parse("/v1/chat/completions?a=1") is first
+    assert (first.path, first.query) == ("/v1/chat/completions", "a=1")
