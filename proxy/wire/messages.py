@@ -229,13 +229,17 @@ class Messages(Dialect):
                 write(text)
 
     def input_definitions(self, body: dict[str, Any]) -> list[str]:
-        """Each tool definition, and each ``tool_use`` and ``thinking`` block of the
-        conversation, as one text (every string in it, keys included)."""
+        """Each tool definition, each ``tool_use`` and ``thinking`` block of the
+        conversation, and each ``tool_result`` block but its content (judged as a tool
+        message): its ``tool_use_id``, which vLLM hands the template as the tool message's
+        ``tool_call_id``; each as one text (every string in it, keys included)."""
         out = ["\n".join(all_strings(t)) for t in as_list(body.get("tools"))]
         for m in as_list(body.get("messages")):
             for block in blocks(m):
                 if block.get("type") in ("tool_use", "thinking"):
                     out.append("\n".join(all_strings(without(block, "signature"))))
+                elif block.get("type") == "tool_result":
+                    out.append("\n".join(all_strings(without(block, "content"))))
         return [t for t in out if t]
 
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:

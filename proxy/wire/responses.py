@@ -123,13 +123,17 @@ class Responses(Dialect):
             found[index].write(content)
 
     def input_definitions(self, body: dict[str, Any]) -> list[str]:
-        """Each tool as one text, and ``text`` (its format's JSON schema, which gpt-oss's
-        template shows the model)."""
+        """Each tool as one text; ``text`` (its format's JSON schema, which gpt-oss's
+        template shows the model); and every input item's fields besides the text judged
+        as its message (``responses_input.unjudged_fields``: a function call's ``name`` and
+        ``call_id``, which vLLM hands the template as a tool call's), as one text, as chat
+        judges every field of its messages."""
         tools = body.get("tools")
         out = ["\n".join(all_strings(t)) for t in (tools if isinstance(tools, list) else [])]
         text = body.get("text")
         schema = json_schema(text.get("format") if isinstance(text, dict) else None)
         out.append("\n".join(all_strings(schema)))
+        out.append("\n".join(all_strings(responses_input.unjudged_fields(body))))
         return [t for t in out if t]
 
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:

@@ -83,6 +83,28 @@ def _item_slots(item: dict[str, Any], out: list[Slot]) -> None:
                 out.append(Slot(_msg("assistant", item[name]), _setter(item, name)))
 
 
+# The fields of each item whose text ``slots`` judges as a message.
+_AS_MESSAGE = {
+    "message": ("type", "role", "content"),
+    "function_call_output": ("type", "output"),
+    "function_call": ("type", "arguments"),
+    "reasoning": ("type", "content", "summary"),
+}
+
+
+def unjudged_fields(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each input item's other fields (a function call's ``name`` and ``call_id``, an
+    output's ``call_id``...): the template shows them too, so with ``messages: all`` input
+    rails judge them as definitions (a mask there cannot be written back: a block)."""
+    given = body.get("input")
+    out: list[dict[str, Any]] = []
+    for item in given if isinstance(given, list) else []:
+        if isinstance(item, dict):
+            judged = _AS_MESSAGE.get(item_type(item), ("type",))
+            out.append({k: v for k, v in item.items() if k not in judged})
+    return out
+
+
 def item_type(item: dict[str, Any]) -> Any:
     """An input item's type; an item with a ``role`` and no ``type`` is a message."""
     kind = item.get("type")
