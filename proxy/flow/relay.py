@@ -268,7 +268,9 @@ class Relay:
     async def finish(self) -> None:
         """End the client's body, with the last bytes ``run`` kept for it. The record
         hears of them, and of the stream's end, before they go (a client that reads the
-        metrics once its stream ended sees them)."""
+        metrics once its stream ended sees them); a client that goes away while they are
+        written did not get its end: it left (``ConnectionResetError`` or the
+        cancellation propagates), as during any other write."""
         data, texts = b"".join(self._tail), self._tail_texts
         self._tail.clear()
         record = self._record
@@ -277,4 +279,8 @@ class Relay:
         if self.blocked is not None:
             record.block(self.blocked)
         record.stream_ended(self.outcome, self._core.holds)
-        await self._writer.end(data)
+        try:
+            await self._writer.end(data)
+        except (ConnectionResetError, asyncio.CancelledError):
+            record.client_left()
+            raise

@@ -29,6 +29,7 @@ from proxy.wire.client_json import (
 from proxy.wire.dialect import Dialect
 from proxy.wire.json_text import unescape
 from proxy.wire.sse import Event
+from rails import offload
 from rails.base import Action, Blocked
 from rails.offload import count_tokens
 from rails.stream import CannotRewrite
@@ -86,9 +87,35 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
     finally:
         streams.discard(relay.shut_down)
         record.stream_closed()
-    await relay.finish()
-    await count_prompt(call)  # after the client has its last byte
+    try:
+        await relay.finish()
+    except ConnectionResetError:  # the client went away before its end (finish recorded it)
+        return writer
+    await _count_after_end(call)
     return writer
+
+
+async def _count_after_end(call: Call) -> None:
+    """The prompt counted as ``count_prompt`` does, after the client has its last byte. The
+    client may close its connection meanwhile, which cancels this handler: its answer was
+    complete all the same, so a count in the worker goes on to its end (bounded by that
+    count) and the request is logged as answered, with its prompt tokens; a second cancel
+    is not held back."""
+    if call.record.prompt_tokens is not None:  # the upstream reported usage
+        return
+    text = call.prompt_text()
+    if offload.inline(text):  # counted here and now: nothing to cancel, no task
+        call.record.prompt_tokens = await count_tokens(text)
+        return
+    counting = asyncio.ensure_future(count_tokens(text))
+    try:
+        await asyncio.shield(counting)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if counting.cancelled() or task is None or task.uncancel():
+            raise
+        await counting
+    call.record.prompt_tokens = counting.result()
 
 
 async def _end_after_fault(dialect: Dialect, writer: SSEWriter) -> None:
