@@ -36,8 +36,10 @@ pytestmark = [
 ]
 __all__ = ["_resource_tracker"]  # (its module-scoped fixture, used here too)
 
-WORDS = ("lorem ipsum dolor sit amet " * 1300)[: 32 * 1024]
-EVENTS = 48  # 1.5 MiB of text: far more than the socket buffers between proxy and client
+# One event of text, so that no event is complete before the last decoded piece of the
+# body, which also holds the finish and [DONE] (960,345 bytes: the last 64 KiB piece is
+# 42,841 of them): the whole stream is one read, released in one last batch.
+TEXT = ("lorem ipsum dolor sit amet " * 40_000)[:960_000]
 
 
 def guarded(stream_first: bool) -> dict[str, Any]:
@@ -68,11 +70,11 @@ async def test_a_client_that_leaves_during_the_last_write_is_counted_as_gone(
     caplog: pytest.LogCaptureFixture,
     stream_first: bool,
 ) -> None:
-    """gzip makes the whole body one read: every event, [DONE] included, is released in
-    the stream's last batch, which waits for ``finish`` and goes out with the end of the
-    body, one 1.5 MiB write that a client reading nothing cannot take."""
-    body = [chunk(WORDS) for _ in range(EVENTS)] + [chunk(None, 0, "stop")]
-    hostile.reply = gzipped(Reply(sse(*body)))
+    """gzip (2.6 KB for the whole body) makes the stream one read: its one text event,
+    the finish and [DONE] are released in the stream's last batch, which waits for
+    ``finish`` and goes out with the end of the body, one 960 KB write that a client
+    reading nothing cannot take."""
+    hostile.reply = gzipped(Reply(sse(chunk(TEXT), chunk(None, 0, "stop"))))
     p = await proxy(target=hostile.base_url, **guarded(stream_first))
     client = SlowClient()
     caplog.set_level(logging.INFO, logger="railproxy.access")
