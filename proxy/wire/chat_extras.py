@@ -37,9 +37,11 @@ class Extra:
             write(text)
 
 
-def extras(body: dict[str, Any]) -> list[Extra]:
+def extras(body: dict[str, Any], fields: tuple[str, ...] = FIELDS) -> list[Extra]:
+    """``fields``: the ones the API's request hands the template (vLLM's Messages request
+    has ``chat_template_kwargs`` only)."""
     out: list[Extra] = []
-    for name in FIELDS:
+    for name in fields:
         writers: list[Callable[[str], None]] = []
         texts: list[str] = []
         for holder, key in _string_spots(body, name):
@@ -51,9 +53,9 @@ def extras(body: dict[str, Any]) -> list[Extra]:
     return out
 
 
-def odd_key(body: dict[str, Any]) -> str | None:
+def odd_key(body: dict[str, Any], fields: tuple[str, ...] = FIELDS) -> str | None:
     """The field holding the first key that does not read as a name, if any."""
-    for name in FIELDS:
+    for name in fields:
         stack: list[Any] = [body.get(name)]
         while stack:
             item = stack.pop()

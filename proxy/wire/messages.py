@@ -38,7 +38,8 @@ from typing import Any
 import orjson
 
 from proxy.errors import BadRequest, anthropic_body
-from proxy.wire.chat import all_strings
+from proxy.wire import chat_extras
+from proxy.wire.chat import all_strings, json_schema
 from proxy.wire.client_json import client_json, dump_json, error_text, has_duplicate_keys
 from proxy.wire.dialect import ERROR_INDEX, Dialect, Envelope, Kind, Parsed, validate_messages
 from proxy.wire.fields import MAX_INDEX, Texts, add_rest, collect, collect_except
@@ -200,6 +201,18 @@ class MessageOrder:
 # -- the protocol -------------------------------------------------------------------------
 
 
+_TEMPLATE_FIELDS = ("chat_template_kwargs",)  # what vLLM's Messages request hands the template
+
+
+def _output_schema(body: dict[str, Any]) -> Any:
+    """``output_config.format`` when it is a JSON schema (vLLM's ``response_format``)."""
+    config = body.get("output_config")
+    given = config.get("format") if isinstance(config, dict) else None
+    if isinstance(given, dict) and given.get("type", "json_schema") == "json_schema":
+        return json_schema({**given, "type": "json_schema"})
+    return None
+
+
 class Messages(Dialect):
     name = "messages"
     asks_usage = False  # no stream_options here: vLLM reports usage in message_delta
@@ -215,14 +228,21 @@ class Messages(Dialect):
             raise BadRequest("'system' must be a string or a list of blocks.", param="system")
 
     def input_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        return [slot.message for slot in slots(body)]
+        """The slots' messages, then ``chat_template_kwargs`` (vLLM hands them to the chat
+        template, as on chat: ``proxy.wire.chat_extras``) as a tool result."""
+        messages = [slot.message for slot in slots(body)]
+        return messages + [e.message for e in chat_extras.extras(body, _TEMPLATE_FIELDS)]
 
     def apply_input_changes(
         self, body: dict[str, Any], changes: list[tuple[int, InputContent]]
     ) -> None:
         """Each masked part back into the string it was read from."""
         found = slots(body)
+        extras = chat_extras.extras(body, _TEMPLATE_FIELDS)
         for index, content in changes:
+            if index >= len(found):
+                extras[index - len(found)].write(content)
+                continue
             slot = found[index]
             texts = [content] if isinstance(content, str) else [p["text"] for p in content]
             for write, text in zip(slot.writers, texts, strict=True):
@@ -232,7 +252,9 @@ class Messages(Dialect):
         """Each tool definition, each ``tool_use`` and ``thinking`` block of the
         conversation, and each ``tool_result`` block but its content (judged as a tool
         message): its ``tool_use_id``, which vLLM hands the template as the tool message's
-        ``tool_call_id``; each as one text (every string in it, keys included)."""
+        ``tool_call_id``; and ``output_config.format`` (vLLM makes it a ``json_schema``
+        response format, which gpt-oss's template shows); each as one text (every string in
+        it, keys included)."""
         out = ["\n".join(all_strings(t)) for t in as_list(body.get("tools"))]
         for m in as_list(body.get("messages")):
             for block in blocks(m):
@@ -240,6 +262,7 @@ class Messages(Dialect):
                     out.append("\n".join(all_strings(without(block, "signature"))))
                 elif block.get("type") == "tool_result":
                     out.append("\n".join(all_strings(without(block, "content"))))
+        out.append("\n".join(all_strings(_output_schema(body))))
         return [t for t in out if t]
 
     def refuse_unjudged_input(self, body: dict[str, Any], allow_token_ids: bool) -> None:
@@ -248,6 +271,14 @@ class Messages(Dialect):
         redacted_thinking (opaque to the model server too), or a document whose source is
         text; anything else would reach the model unjudged. So would the results of a tool
         the server runs (``server_side``)."""
+        odd = chat_extras.odd_key(body, _TEMPLATE_FIELDS)
+        if odd is not None:
+            raise BadRequest(
+                f"Input rails judge text: every key in '{odd}' must be a name (a template "
+                "may show it).",
+                param=odd,
+                code="input_not_judged",
+            )
         tool = server_side(body)
         if tool is not None:
             raise BadRequest(

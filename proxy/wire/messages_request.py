@@ -64,7 +64,7 @@ def slots(body: dict[str, Any]) -> list[Slot]:
     for m in as_list(body.get("messages")):
         if not isinstance(m, dict):
             continue
-        role = m.get("role") if isinstance(m.get("role"), str) else ""
+        role = role_of(m)
         parts = _Parts()
         if isinstance(m.get("content"), str):
             parts.add(m, "content")
@@ -75,6 +75,16 @@ def slots(body: dict[str, Any]) -> list[Slot]:
                 _block_parts(block, parts)
         _append(out, parts.slot(str(role)))
     return out
+
+
+# Roles vLLM's Messages request reads as another (Claude Code's ``ctx`` and ``msg``: user).
+_VLLM_ROLES = {"ctx": "user", "msg": "user"}
+
+
+def role_of(message: dict[str, Any]) -> str:
+    """A message's role as vLLM reads it."""
+    role = message.get("role")
+    return _VLLM_ROLES.get(role, role) if isinstance(role, str) else ""
 
 
 def _append(out: list[Slot], slot: Slot | None) -> None:
@@ -149,9 +159,22 @@ def unreadable(body: dict[str, Any]) -> str | None:
             return where
         for j, block in enumerate(content):
             found = _unreadable_block(block, _MESSAGE_BLOCKS, f"{where}[{j}]")
+            if found is None and _shown_whole(block, m):
+                found = f"{where}[{j}]"
             if found is not None:
                 return found
     return None
+
+
+def _shown_whole(block: Any, message: dict[str, Any]) -> bool:
+    """A tool_result outside a user message: vLLM shows ``str(content)``, so a list of
+    blocks reaches the model as Python prints it, every key and value (not only the text
+    input rails judge). A string there is the string."""
+    return (
+        _is_type(block, "tool_result")
+        and isinstance(block.get("content"), list)
+        and role_of(message) != "user"
+    )
 
 
 def _unreadable_block(block: Any, allowed: frozenset[str], where: str) -> str | None:

@@ -21,8 +21,10 @@ item type; a part other than text (``input_text``, ``output_text``, ``refusal``,
 passing these rails (a turn may have been made under another rails config, or straight
 against the upstream): a stored ``prompt`` template, a ``conversation``,
 ``previous_response_id`` and ``item_reference`` items (the client sends those turns
-inline); and built-in tools (any but ``function`` and ``custom``), which the server runs,
-putting their results (web pages, files, program output) in front of the model.
+inline); vLLM's ``previous_input_messages`` and ``previous_response`` (earlier turns in a
+field input rails do not read: the client sends them as ``input`` items); and built-in
+tools (any but ``function`` and ``custom``), which the server runs, putting their results
+(web pages, files, program output) in front of the model.
 """
 
 from __future__ import annotations
@@ -147,6 +149,13 @@ def refusal(body: dict[str, Any], allow_token_ids: bool = False) -> None:
         raise _stored("conversation", "'conversation' (items stored on the server)")
     if body.get("previous_response_id") is not None:
         raise _stored("previous_response_id", "'previous_response_id' (turns stored on the server)")
+    for name in _EARLIER_TURNS:
+        if body.get(name) is not None:
+            raise _unjudged(
+                f"'{name}' (vLLM's earlier turns, which it puts in the prompt) is not read "
+                "by input rails; send those turns as items of 'input'",
+                name,
+            )
     _check_tools(body.get("tools"))
     given = body.get("input")
     if given is None or isinstance(given, str):
@@ -160,6 +169,10 @@ def refusal(body: dict[str, Any], allow_token_ids: bool = False) -> None:
             raise _unjudged(f"'{where}' is an item of type {kind!r}", where)
         _check_item(item, kind, where, allow_token_ids)
 
+
+# vLLM's own fields for stateless multi-turn: earlier turns (chat or harmony messages), or
+# a whole previous response whose output becomes the history; gpt-oss reads both.
+_EARLIER_TURNS = ("previous_input_messages", "previous_response")
 
 _CLIENT_TOOLS = frozenset({"function", "custom"})  # run by the client: results come in input
 
