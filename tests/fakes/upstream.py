@@ -831,7 +831,9 @@ def _response_id(dialect: Dialect, endpoint: Endpoint, request_id: str | None) -
 
 def _prompt_tokens(body: Json) -> int:
     """Whitespace-separated words of the prompt, messages or inputs (at least 1)."""
-    parts = [m.get("content") for m in body.get("messages", []) if isinstance(m, dict)]
+    messages = body.get("messages")
+    given = messages if isinstance(messages, list) else []  # (a completion may carry null)
+    parts = [m.get("content") for m in given if isinstance(m, dict)]
     parts += [body.get("prompt"), body.get("inputs")]
     return max(1, sum(len(p.split()) for p in parts if isinstance(p, str)))
 
