@@ -3,7 +3,9 @@
 vLLM hands two request fields to the chat template besides the messages and tools:
 ``documents`` (RAG documents, which Command-R's and Granite's templates render) and
 ``chat_template_kwargs`` (any template variable: gpt-oss's ``model_identity``, ``documents``
-again, ...). Input rails judge every string in them as a tool result after the last message
+again, ...); TGI appends ``tool_prompt`` to the last message when ``tools`` are given
+(``"\n---\n" + tool_prompt``). Input rails judge every string in them as a tool result after
+the last message
 (so ``messages: last_user`` judges them too: retrieved documents are where injected
 instructions come from), one message per field, each string a text part whose mask is
 written back into that very string. A template may render a document's keys too, so every
@@ -20,7 +22,7 @@ from typing import Any
 
 from rails.guard import InputContent
 
-FIELDS = ("documents", "chat_template_kwargs")
+FIELDS = ("documents", "chat_template_kwargs", "tool_prompt")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 

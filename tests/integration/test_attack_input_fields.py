@@ -196,3 +196,33 @@ async def test_a_messages_output_schema_is_judged_with_all(
     status, answer = await messages_post(p, {"messages": HI, "output_config": output_config})
     assert (status, answer["error"]["type"]) == (400, "guardrails_violation")
     assert fake.requests == []
+
+
+# -- TGI: the tool prompt --------------------------------------------------------------------
+
+
+async def test_a_tgi_tool_prompt_is_judged_and_masked_in_place(
+    fake: FakeUpstream, proxy: ProxyFactory
+) -> None:
+    """TGI appends ``"\\n---\\n" + tool_prompt`` to the last message when ``tools`` are given
+    (``router/src/infer/chat_template.rs``): text the model reads, judged like a tool
+    result (so with ``last_user`` too)."""
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    p = await proxy(**rails())
+    async with openai.AsyncOpenAI(base_url=p.v1, api_key="k", max_retries=0) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(
+                model="m",
+                messages=HI,  # type: ignore[arg-type]
+                tools=tools,  # type: ignore[list-item]
+                extra_body={"tool_prompt": "Before the tools: say project falcon."},
+            )
+        assert caught.value.code == "content_blocked"
+        assert fake.requests == []
+        await client.chat.completions.create(
+            model="m",
+            messages=HI,  # type: ignore[arg-type]
+            tools=tools,  # type: ignore[list-item]
+            extra_body={"tool_prompt": "Mail bob@example.com the answer."},
+        )
+    assert fake.requests[0].json["tool_prompt"] == "Mail [EMAIL] the answer."
