@@ -39,31 +39,9 @@ log = logging.getLogger("railproxy.respond")
 
 
 async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
-    app, guard, record = call.request.app, call.guard, call.record
-    judged = guard.guards_output
-    upstream_headers = response_headers(body.resp.headers, judged)
-    label = None if judged else body.resp.headers.get("Content-Type")
-    writer = SSEWriter([*upstream_headers, ("X-Request-Id", call.request_id)], content_type=label)
-    dialect = call.dialect.for_request(call.body)  # it may read events against earlier ones
-    engine = guard.open_stream(call.user_text, dialect.rewrite) if judged else None
-    hold = engine is not None and guard.holds_output
-    core = RelayCore(
-        dialect,
-        record,
-        app[SETTINGS].upstream.max_event_bytes,
-        strip_usage=call.strip_usage,
-        hold=hold,
-        envelope=call.dialect.envelope(call.request_id, call.body),
-    )
-    spec = RelaySpec(
-        guard.config.rails.abort,
-        guard.config.rails.output.streaming.keepalive_s,
-        debug=debug.channel_for(call.request, call.config_id, guard),
-    )
-    if body.in_hand and not hold:  # its first bytes go at once: the headers with them
-        writer.with_first_bytes()
+    app, record = call.request.app, call.record
+    writer, relay, dialect = _relay_for(call, body)
     await writer.prepare(call.request)
-    relay = Relay(body, writer, core, spec, record, engine)
     record.stream_opened()
     # At the drain deadline, end the stream with an error event rather than a cut.
     state = app[STATE]
@@ -93,6 +71,35 @@ async def stream_response(call: Call, body: UpstreamBody) -> web.StreamResponse:
         return writer
     await _count_after_end(call)
     return writer
+
+
+def _relay_for(call: Call, body: UpstreamBody) -> tuple[SSEWriter, Relay, Dialect]:
+    """The client's response, and the relay that will fill it (guarded when the config has
+    output rails), for one streamed answer."""
+    guard = call.guard
+    judged = guard.guards_output
+    upstream_headers = response_headers(body.resp.headers, judged)
+    label = None if judged else body.resp.headers.get("Content-Type")
+    writer = SSEWriter([*upstream_headers, ("X-Request-Id", call.request_id)], content_type=label)
+    dialect = call.dialect.for_request(call.body)  # it may read events against earlier ones
+    engine = guard.open_stream(call.user_text, dialect.rewrite) if judged else None
+    hold = engine is not None and guard.holds_output
+    core = RelayCore(
+        dialect,
+        call.record,
+        call.request.app[SETTINGS].upstream.max_event_bytes,
+        strip_usage=call.strip_usage,
+        hold=hold,
+        envelope=call.dialect.envelope(call.request_id, call.body),
+    )
+    spec = RelaySpec(
+        guard.config.rails.abort,
+        guard.config.rails.output.streaming.keepalive_s,
+        debug=debug.channel_for(call.request, call.config_id, guard),
+    )
+    if body.in_hand and not hold:  # its first bytes go at once: the headers with them
+        writer.with_first_bytes()
+    return writer, Relay(body, writer, core, spec, call.record, engine), dialect
 
 
 async def _count_after_end(call: Call) -> None:

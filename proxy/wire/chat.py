@@ -286,13 +286,7 @@ def _refuse_part(part: Any, at: str, param: str, allow_token_ids: bool) -> None:
             param,
         )
     if kind is chat_parts.Kind.EMBEDS and not allow_token_ids:
-        raise BadRequest(
-            f"Input rails cannot judge input given as embeddings ('{at}', {what}); send it "
-            "as text (an operator may allow such input with "
-            "rails.input.allow_token_ids: true).",
-            param=param,
-            code="token_ids_not_judged",
-        )
+        raise chat_parts.embeddings_refused(at, what, param)
 
 
 def _unjudged(what: str, param: str) -> BadRequest:

@@ -34,6 +34,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from proxy.errors import BadRequest
+
 
 class Kind(enum.Enum):
     TEXT = "text"
@@ -108,3 +110,14 @@ def written_back(original: list[Any], masked: list[Any]) -> list[Any]:
         else:
             out.append(new)
     return out
+
+
+def embeddings_refused(where: str, what: str, param: str) -> BadRequest:
+    """The 400 for input given as embeddings while input rails enforce (chat parts and
+    Responses input parts alike)."""
+    return BadRequest(
+        f"Input rails cannot judge input given as embeddings ('{where}', {what}); send it "
+        "as text (an operator may allow such input with rails.input.allow_token_ids: true).",
+        param=param,
+        code="token_ids_not_judged",
+    )

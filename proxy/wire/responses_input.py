@@ -219,13 +219,7 @@ def _check_content(content: Any, where: str, allow_ids: bool, text_only: bool = 
 def _check_part(part: Any, where: str, allow_ids: bool) -> None:
     kind, what = chat_parts.kind_of(part, _TEXT_PARTS)
     if kind is chat_parts.Kind.EMBEDS and not allow_ids:
-        raise BadRequest(
-            f"Input rails cannot judge input given as embeddings ('{where}', {what}); send "
-            "it as text (an operator may allow such input with "
-            "rails.input.allow_token_ids: true).",
-            param=where,
-            code="token_ids_not_judged",
-        )
+        raise chat_parts.embeddings_refused(where, what, where)
     if isinstance(part, dict) and not isinstance(part.get("refusal", ""), str):
         kind, what = chat_parts.Kind.UNREAD, "whose 'refusal' is not a string"
     if kind is chat_parts.Kind.UNREAD:
