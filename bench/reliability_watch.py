@@ -16,6 +16,7 @@ from bench.proc import HTTP, Sampler
 
 # What an open file descriptor of the proxy is.
 FD_KINDS = ("upstream", "client", "listen", "socket", "pipe", "file", "other")
+PROBE = "probe"  # a connection to the task-count probe: not counted
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ProcessView:
         self.pid = pid
         self.port = port
         self.upstream_port = upstream_port
+        self.probe_port = probe_port
         self.probe_url = f"http://127.0.0.1:{probe_port}/tasks"
         self._cpu = Sampler(pid)
         self._t0 = time.monotonic()
@@ -83,7 +85,9 @@ class ProcessView:
         kinds: Counter[str] = Counter({k: 0 for k in FD_KINDS})
         for target in targets:
             if target.startswith("socket:["):
-                kinds[tcp.get(target[8:-1], "socket")] += 1
+                kind = tcp.get(target[8:-1], "socket")
+                if kind != PROBE:  # the measurement's own (a last probe may linger)
+                    kinds[kind] += 1
             elif target.startswith("pipe:["):
                 kinds["pipe"] += 1
             elif target.startswith("/"):
@@ -93,7 +97,8 @@ class ProcessView:
         return dict(kinds)
 
     def _tcp_sockets(self) -> dict[str, str]:
-        """Socket inode -> upstream | client | listen, from the process's TCP tables."""
+        """Socket inode -> upstream | client | listen | probe, from the process's TCP
+        tables."""
         out: dict[str, str] = {}
         for table in ("tcp", "tcp6"):
             try:
@@ -109,6 +114,8 @@ class ProcessView:
                     out[inode] = "upstream"
                 elif int(local.rsplit(":", 1)[1], 16) == self.port:
                     out[inode] = "client"
+                elif int(local.rsplit(":", 1)[1], 16) == self.probe_port:
+                    out[inode] = PROBE
         return out
 
 
