@@ -37,7 +37,7 @@ from rails.base import Blocked, ChannelKey
 from rails.guard import InputContent, message_role, message_text
 from rails.stream import CannotRewrite
 
-# (The lookahead lets the scan skip most quotes: 25% less time per event.)
+# (The lookahead drops a quote at once unless the next character can start one of the keys.)
 TEXT_MARK = re.compile(
     rb'"(?=[acrt])(?:content|reasoning|reasoning_content|arguments|text)"\s*:\s*"[^"]'
 )

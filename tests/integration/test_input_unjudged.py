@@ -12,6 +12,7 @@ import pytest
 
 from fakes.upstream import FakeUpstream
 from integration.conftest import Proxy, ProxyFactory
+from integration.test_input_rails import rails
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -19,15 +20,6 @@ PDF = "data:application/pdf;base64,JVBERi0xLjQKJcfs"
 WAV = "UklGRiQAAABXQVZFZm10IBAAAAABAAEA"
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
 ASK = {"type": "text", "text": "summarize this"}
-
-
-def rails(messages: str = "last_user", **input_extra: Any) -> dict[str, Any]:
-    config = {
-        "banned": {"type": "blocklist", "words": ["project falcon"]},
-        "pii": {"type": "pii", "entities": ["email"], "action": "mask"},
-    }
-    inp = {"flows": ["banned", "pii"], "messages": messages, **input_extra}
-    return {"rails": {"config": config, "input": inp}}
 
 
 def monitor() -> dict[str, Any]:
