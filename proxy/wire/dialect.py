@@ -37,10 +37,7 @@ from rails.base import Blocked, ChannelKey
 from rails.guard import InputContent, message_role, message_text
 from rails.stream import CannotRewrite
 
-# (The lookahead drops a quote at once unless the next character can start one of the keys.)
-TEXT_MARK = re.compile(
-    rb'"(?=[acrt])(?:content|reasoning|reasoning_content|arguments|text)"\s*:\s*"[^"]'
-)
+TEXT_MARK = re.compile(rb'"(?:content|reasoning|reasoning_content|arguments|text)"\s*:\s*"[^"]')
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
 DONE = b"[DONE]"
 DONE_EVENT = b"data: [DONE]\n\n"
